@@ -1,0 +1,1 @@
+"""Separation baselines: BPG/HEVC + LDPC, and the BPG + capacity bound."""

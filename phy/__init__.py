@@ -1,0 +1,21 @@
+"""Physical layer on Sionna (TensorFlow line): power normalisation, channels, digital chain,
+capacity, Monte Carlo error rates, and the TF <-> torch DLPack bridge.
+
+phy/ knows nothing of images or models (DESIGN.md).
+"""
+from .tfconfig import set_seed  # first: configures TensorFlow before anything else touches it
+from .bridge import BridgeError, TFModule, tf_to_torch, torch_to_tf
+from .capacity import awgn_capacity, rayleigh_outage_probability
+from .channel import (AWGNChannel, CHANNELS, RayleighBlockFadingChannel, RayleighFastFadingChannel,
+                      equalize, make_channel, snr_db_to_noise_var)
+from .digital import MODULATIONS, DigitalLink, DigitalLinkConfig, bits_per_symbol, ebno_db_to_snr_db
+from .montecarlo import ErrorRateEstimate, MonteCarloRunner, clopper_pearson
+from .power import normalize_power, num_channel_symbols
+
+__all__ = [
+    "set_seed", "BridgeError", "TFModule", "tf_to_torch", "torch_to_tf", "awgn_capacity",
+    "rayleigh_outage_probability", "AWGNChannel", "CHANNELS", "RayleighBlockFadingChannel",
+    "RayleighFastFadingChannel", "equalize", "make_channel", "snr_db_to_noise_var", "MODULATIONS",
+    "DigitalLink", "DigitalLinkConfig", "bits_per_symbol", "ebno_db_to_snr_db", "ErrorRateEstimate",
+    "MonteCarloRunner", "clopper_pearson", "normalize_power", "num_channel_symbols",
+]

@@ -1,0 +1,1 @@
+"""PyTorch receiver plugin: DeepJSCC decoding and SING restoration."""

@@ -1,0 +1,1 @@
+"""singlink: link-level simulation of semantic image communication."""

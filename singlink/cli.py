@@ -1,0 +1,43 @@
+"""The ``singlink`` command line. Each subcommand lives in its own module and registers its
+arguments here; heavy imports (TensorFlow, torch) happen only when a subcommand runs."""
+import argparse
+import sys
+
+from .errors import UsageError
+
+# name -> (module, one-line help). Modules expose add_arguments(parser) and run(args) -> int.
+COMMANDS = {
+    "link": ("singlink.linkdemo", "link-level BER/BLER demo: uncoded and LDPC-coded QPSK over AWGN and Rayleigh block fading"),
+    "info": ("singlink.info", "versions of singlink, Sionna, TensorFlow, torch, GNU Radio, and the devices they see"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from importlib import import_module
+
+    parser = argparse.ArgumentParser(prog="singlink", description="Link-level simulation of semantic image "
+                                     "communication: DeepJSCC, SING restoration and separation baselines.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (module, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(_module=module)
+        import_module(module).add_arguments(p)
+    return parser
+
+
+def main(argv=None) -> int:
+    from importlib import import_module
+
+    args = build_parser().parse_args(argv)
+    try:
+        return int(import_module(args._module).run(args) or 0)
+    except UsageError as e:
+        print(f"singlink {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"singlink {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
