@@ -8,6 +8,7 @@ from .errors import UsageError
 # name -> (module, one-line help). Modules expose add_arguments(parser) and run(args) -> int.
 COMMANDS = {
     "link": ("singlink.linkdemo", "link-level BER/BLER demo: uncoded and LDPC-coded QPSK over AWGN and Rayleigh block fading"),
+    "train-jscc": ("singlink.jscc.train", "train a DeepJSCC codec end to end through the Sionna AWGN channel (resumable)"),
     "info": ("singlink.info", "versions of singlink, Sionna, TensorFlow, torch, GNU Radio, and the devices they see"),
 }
 

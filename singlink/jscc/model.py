@@ -1,0 +1,192 @@
+"""DeepJSCC: images to exactly k complex channel symbols and back, SNR-adaptive.
+
+Encoder (per stage: strided 5x5 conv, GDN, PReLU; then residual, attention and AF modules):
+
+    x (N,3,H,W) -> /2 -> /2 -> /2 -> conv to c = 2k / (H/8 * W/8) channels -> flatten ->
+    k complex symbols -> per-image power normalisation (SING paper, Eq. 6, phy.normalize_power)
+
+The decoder mirrors it with IGDN and sub-pixel (PixelShuffle) upsampling and ends in a sigmoid,
+so images stay in [0, 1]; its last upsampling is sub-pixel straight to the colour channels. Every AF module sees the SNR in dB (one value per image), so a single
+model serves the SNR range it was trained on (DeepWiVe / InverseJSCC key-frame codec).
+
+Weights are stored as ``model.safetensors`` + ``config.json`` (:meth:`DeepJSCC.save_pretrained`,
+:meth:`DeepJSCC.from_pretrained`, which also takes the name of a shipped checkpoint).
+"""
+import json
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..errors import UsageError
+from .layers import GDN, AFModule, AttentionBlock, ResidualBlock
+
+CHECKPOINTS = Path(__file__).resolve().parent.parent / "checkpoints"
+
+
+@dataclass(frozen=True)
+class DeepJSCCConfig:
+    """Architecture of one DeepJSCC model. ``k`` complex symbols per image of ``image_size``."""
+
+    k: int = 16
+    image_size: tuple = (3, 32, 32)
+    channels: int = 48
+    power: float = 1.0
+
+    def __post_init__(self):
+        c, h, w = self.image_size
+        if h % 8 or w % 8:
+            raise UsageError(f"DeepJSCC downsamples by 8: image height and width must be multiples of 8, got {h}x{w}")
+        positions = (h // 8) * (w // 8)
+        if self.k < 1 or (2 * self.k) % positions:
+            raise UsageError(f"k={self.k} complex symbols are 2k={2 * self.k} real values, which must fill the "
+                             f"{h // 8}x{w // 8} latent grid evenly (a multiple of {positions})")
+
+    @property
+    def latent_channels(self) -> int:
+        c, h, w = self.image_size
+        return 2 * self.k // ((h // 8) * (w // 8))
+
+    @property
+    def rho(self) -> float:
+        return self.k / math.prod(self.image_size)
+
+
+class Encoder(nn.Module):
+    def __init__(self, cfg: DeepJSCCConfig):
+        super().__init__()
+        c = cfg.channels
+        self.down = nn.ModuleList([
+            nn.Sequential(nn.Conv2d(cin, c, 5, stride=2, padding=2), GDN(c), nn.PReLU(c))
+            for cin in (cfg.image_size[0], c, c)])
+        self.res = nn.ModuleList([ResidualBlock(c) for _ in range(2)])
+        self.att = AttentionBlock(c)
+        self.af = nn.ModuleList([AFModule(c) for _ in range(3)])
+        self.out = nn.Conv2d(c, cfg.latent_channels, 3, padding=1)
+
+    def forward(self, x, snr_db):
+        x = self.af[0](self.down[0](x), snr_db)
+        x = self.af[1](self.res[0](self.down[1](x)), snr_db)
+        x = self.att(self.res[1](self.down[2](x)))
+        return self.out(self.af[2](x, snr_db))
+
+
+class Decoder(nn.Module):
+    def __init__(self, cfg: DeepJSCCConfig):
+        super().__init__()
+        c = cfg.channels
+        self.inp = nn.Conv2d(cfg.latent_channels, c, 3, padding=1)
+        self.att = AttentionBlock(c)
+        self.res = nn.ModuleList([ResidualBlock(c, inverse=True) for _ in range(2)])
+        self.af = nn.ModuleList([AFModule(c) for _ in range(3)])
+        self.up = nn.ModuleList([
+            nn.Sequential(nn.Conv2d(c, c * 4, 3, padding=1), nn.PixelShuffle(2), GDN(c, inverse=True), nn.PReLU(c))
+            for _ in range(2)])
+        # the last stage is sub-pixel straight to RGB: no full-resolution feature maps, which
+        # would dominate the cost of a 32x32 decoder
+        self.out = nn.Sequential(nn.Conv2d(c, cfg.image_size[0] * 4, 3, padding=1), nn.PixelShuffle(2))
+
+    def forward(self, y, snr_db):
+        x = self.af[0](self.att(self.inp(y)), snr_db)
+        x = self.af[1](self.up[0](self.res[0](x)), snr_db)
+        x = self.af[2](self.up[1](self.res[1](x)), snr_db)
+        return torch.sigmoid(self.out(x))
+
+
+def _snr_column(snr_db, n, device):
+    if snr_db is None:
+        raise UsageError("DeepJSCC needs the channel SNR in dB (a scalar or one value per image)")
+    snr = torch.as_tensor(snr_db, dtype=torch.float32, device=device)
+    if snr.ndim == 0:
+        snr = snr.expand(n)
+    if snr.shape != (n,):
+        raise UsageError(f"snr_db must be a scalar or shape ({n},), got shape {tuple(snr.shape)}")
+    return snr
+
+
+class DeepJSCC(nn.Module):
+    r"""SNR-adaptive DeepJSCC codec.
+
+    ``encode(x, snr_db)``: x (N, C, H, W) float in [0, 1] -> z (N, k) complex64 with
+    :math:`\frac1k\|z\|^2 = P` per image. ``decode(z_hat, snr_db)``: (N, k) complex -> (N, C, H, W)
+    in [0, 1]. ``snr_db`` is a scalar or (N,).
+    """
+
+    def __init__(self, config: DeepJSCCConfig = DeepJSCCConfig()):
+        super().__init__()
+        self.config = config
+        self.encoder, self.decoder = Encoder(config), Decoder(config)
+
+    def _check_images(self, x):
+        if not isinstance(x, torch.Tensor) or x.ndim != 4:
+            raise UsageError(f"images must be a (N, C, H, W) tensor, got {getattr(x, 'shape', type(x).__name__)}")
+        if tuple(x.shape[1:]) != tuple(self.config.image_size):
+            raise UsageError(f"this DeepJSCC model was built for images of {tuple(self.config.image_size)}, "
+                             f"got {tuple(x.shape[1:])}; resize the images or load a matching checkpoint")
+        if not torch.isfinite(x).all():
+            bad = (~torch.isfinite(x)).sum().item()
+            raise UsageError(f"images contain {bad} NaN or Inf values; clean the input")
+
+    def encode(self, x, snr_db):
+        from ..phy.power import normalize_power
+
+        self._check_images(x)
+        snr = _snr_column(snr_db, x.shape[0], x.device)
+        latent = self.encoder(x, snr).flatten(1)
+        z = torch.view_as_complex(latent.reshape(x.shape[0], self.config.k, 2).float().contiguous())
+        return normalize_power(z, self.config.power)
+
+    def decode(self, z_hat, snr_db):
+        if not torch.is_complex(z_hat) or z_hat.ndim != 2 or z_hat.shape[1] != self.config.k:
+            raise UsageError(f"decode takes (N, {self.config.k}) complex symbols, got "
+                             f"{tuple(z_hat.shape)} {z_hat.dtype}")
+        snr = _snr_column(snr_db, z_hat.shape[0], z_hat.device)
+        _, h, w = self.config.image_size
+        y = torch.view_as_real(z_hat.to(torch.complex64)).reshape(z_hat.shape[0], self.config.latent_channels, h // 8, w // 8)
+        return self.decoder(y, snr)
+
+    # --- storage -------------------------------------------------------------------------
+    def save_pretrained(self, folder, extra: dict | None = None):
+        """Write ``config.json`` (architecture + ``extra`` provenance) and ``model.safetensors``."""
+        from safetensors.torch import save_file
+
+        from ..provenance import write_atomic
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        cfg = asdict(self.config) | {"model": "DeepJSCC"} | ({"provenance": extra} if extra else {})
+        state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
+        save_file(state, str(folder / "model.safetensors.tmp"))
+        (folder / "model.safetensors.tmp").replace(folder / "model.safetensors")
+        write_atomic(folder / "config.json", json.dumps(cfg, indent=1))
+
+    @classmethod
+    def from_pretrained(cls, name_or_path, device="cpu") -> "DeepJSCC":
+        """Load from a folder, or by the name of a shipped checkpoint (see :func:`available`)."""
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        folder = Path(name_or_path)
+        if not folder.is_dir():
+            folder = CHECKPOINTS / str(name_or_path)
+        if not (folder / "config.json").is_file() or not (folder / "model.safetensors").is_file():
+            raise UsageError(f"no DeepJSCC checkpoint at {name_or_path!r} (need config.json and model.safetensors); "
+                             f"shipped: {', '.join(available()) or 'none'}")
+        try:
+            raw = json.loads((folder / "config.json").read_text())
+            cfg = DeepJSCCConfig(k=raw["k"], image_size=tuple(raw["image_size"]), channels=raw["channels"],
+                                 power=raw.get("power", 1.0))
+            model = cls(cfg)
+            model.load_state_dict(load_file(str(folder / "model.safetensors"), device=str(device)))
+        except (json.JSONDecodeError, KeyError, TypeError, RuntimeError, SafetensorError, OSError) as e:
+            raise UsageError(f"corrupt DeepJSCC checkpoint in {folder}: {str(e).splitlines()[0][:200]}") from None
+        return model.to(device).eval()
+
+
+def available() -> list[str]:
+    """Names of the DeepJSCC checkpoints shipped in the package."""
+    if not CHECKPOINTS.is_dir():
+        return []
+    return sorted(p.name for p in CHECKPOINTS.iterdir() if (p / "config.json").is_file() and p.name.startswith("deepjscc"))
