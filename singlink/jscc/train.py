@@ -26,6 +26,7 @@ def add_arguments(p):
     p.add_argument("--snr-range", default="-5,5", help="training SNR range in dB, MIN,MAX (default %(default)s)")
     p.add_argument("--channels", type=int, default=48, help="feature channels of the codec (default %(default)s)")
     p.add_argument("--val-every", type=int, default=500, help="validate and checkpoint every N steps (default %(default)s)")
+    p.add_argument("--train-images", type=int, default=None, help="use only the first N training images (default all 45,000)")
     p.add_argument("--val-images", type=int, default=256, help="validation images (default %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="run seed (default %(default)s)")
     p.add_argument("--data-root", default=None, help="folder holding cifar10/ (default: see singlink.data)")
@@ -97,16 +98,19 @@ def run(args):
     try:
         splits = cifar10_splits(args.data_root)
         t0 = time.perf_counter()
-        x_train = (load_batch(splits["train"])[0] * 255).round().to(torch.uint8)
+        train_idx = range(min(args.train_images, len(splits["train"]))) if args.train_images else None
+        x_train = (load_batch(splits["train"], train_idx)[0] * 255).round().to(torch.uint8)
         x_val = load_batch(splits["val"], range(args.val_images))[0]
     except DatasetNotFoundError as e:
         raise UsageError(str(e)) from None
     print(f"loaded {len(x_train)} training and {len(x_val)} validation images in {time.perf_counter() - t0:.0f} s")
 
     config = DeepJSCCConfig(k=k, channels=args.channels)
+    torch.manual_seed(derive_seed(args.seed, "init"))
     model = DeepJSCC(config)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
-    hparams = {key: getattr(args, key) for key in ("rho", "batch", "lr", "lpips_weight", "snr_range", "channels", "seed")}
+    hparams = {key: getattr(args, key) for key in ("rho", "batch", "lr", "lpips_weight", "snr_range", "channels", "seed",
+                                              "train_images")}
     step, seconds, history = 0, 0.0, []
     if state_path.exists():
         state = torch.load(state_path, weights_only=False)

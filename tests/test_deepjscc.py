@@ -1,0 +1,133 @@
+"""DeepJSCC: the symbol contract, SNR adaptation, training, storage and bad input."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from singlink import phy
+from singlink.errors import UsageError
+from singlink.jscc.model import DeepJSCC, DeepJSCCConfig, available
+
+from conftest import SHARED_DATA
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    torch.manual_seed(0)
+    return DeepJSCC(DeepJSCCConfig(k=64, channels=16)).eval()
+
+
+@pytest.mark.parametrize("rho,k", [("1/192", 16), ("1/48", 64), ("1/6", 512)])
+def test_emits_exactly_k_symbols_with_power_p(rho, k):
+    k_rho = phy.num_channel_symbols(rho, (3, 32, 32))
+    assert k_rho == k
+    torch.manual_seed(1)
+    model = DeepJSCC(DeepJSCCConfig(k=k, channels=16, power=2.0))
+    z = model.encode(torch.rand(5, 3, 32, 32), 0.0)
+    assert z.shape == (5, k) and z.dtype == torch.complex64
+    torch.testing.assert_close((z.abs() ** 2).mean(1), torch.full((5,), 2.0), rtol=1e-5, atol=0)
+    assert model.decode(z, 0.0).shape == (5, 3, 32, 32)
+
+
+def test_af_modules_condition_on_snr(tiny):
+    x = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        z_lo, z_hi = tiny.encode(x, -5.0), tiny.encode(x, 5.0)
+        assert not torch.allclose(z_lo, z_hi)
+        assert not torch.allclose(tiny.decode(z_lo, -5.0), tiny.decode(z_lo, 5.0))
+        # per-image SNR: the rows are those of the scalar calls
+        both = tiny.encode(x, torch.tensor([-5.0, 5.0]))
+        torch.testing.assert_close(both[0], z_lo[0])
+        torch.testing.assert_close(both[1], z_hi[1])
+
+
+def test_short_training_through_sionna_lowers_the_loss():
+    torch.manual_seed(0)
+    model = DeepJSCC(DeepJSCCConfig(k=64, channels=16))
+    channel = phy.TFModule(phy.AWGNChannel())
+    opt = torch.optim.Adam(model.parameters(), 3e-3)
+    # learnable content: a colour per image plus a horizontal ramp (random pixels would be
+    # incompressible at k = 64 and hide any learning)
+    g = torch.Generator().manual_seed(0)
+    x = 0.6 * torch.rand(8, 3, 1, 1, generator=g) + 0.4 * torch.linspace(0, 1, 32)[None, None, None, :]
+    x = x.expand(8, 3, 32, 32).contiguous()
+    losses = []
+    for step in range(40):
+        phy.set_seed(step)
+        y, _ = channel(model.encode(x, 10.0), 10.0)
+        loss = torch.mean((model.decode(y, 10.0) - x) ** 2)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert np.mean(losses[-5:]) < 0.5 * np.mean(losses[:5])
+
+
+def test_save_load_roundtrip_gives_identical_outputs(tiny, tmp_path):
+    tiny.save_pretrained(tmp_path / "m")
+    loaded = DeepJSCC.from_pretrained(tmp_path / "m")
+    x = torch.rand(3, 3, 32, 32)
+    with torch.no_grad():
+        z = tiny.encode(x, 1.0)
+        assert torch.equal(z, loaded.encode(x, 1.0))
+        assert torch.equal(tiny.decode(z, 1.0), loaded.decode(z, 1.0))
+    assert json.loads((tmp_path / "m" / "config.json").read_text())["k"] == 64
+
+
+def test_bad_inputs(tiny, tmp_path):
+    with pytest.raises(UsageError, match="built for images of \\(3, 32, 32\\)"):
+        tiny.encode(torch.rand(1, 3, 64, 64), 0.0)
+    bad = torch.rand(2, 3, 32, 32)
+    bad[0, 0, 0, 0] = float("nan")
+    bad[1, 0, 0, 0] = float("inf")
+    with pytest.raises(UsageError, match="2 NaN or Inf"):
+        tiny.encode(bad, 0.0)
+    with pytest.raises(UsageError, match="SNR"):
+        tiny.encode(torch.rand(1, 3, 32, 32), None)
+    with pytest.raises(UsageError, match="must fill"):
+        DeepJSCCConfig(k=13)
+    with pytest.raises(UsageError, match="multiples of 8"):
+        DeepJSCCConfig(image_size=(3, 30, 30))
+    with pytest.raises(UsageError, match="no DeepJSCC checkpoint"):
+        DeepJSCC.from_pretrained(tmp_path / "missing")
+    tiny.save_pretrained(tmp_path / "c")
+    (tmp_path / "c" / "model.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(UsageError, match="corrupt DeepJSCC checkpoint"):
+        DeepJSCC.from_pretrained(tmp_path / "c")
+
+
+needs_cifar = pytest.mark.skipif(not (SHARED_DATA / "cifar10").is_dir(), reason="../shared/data/cifar10 not present")
+
+
+@needs_cifar
+def test_train_jscc_resumes_exactly(tmp_path):
+    from singlink.cli import main
+
+    common = ["train-jscc", "--rho", "1/48", "--channels", "8", "--train-images", "256", "--val-images", "16",
+              "--val-every", "2", "--lr", "1e-3"]
+    assert main([*common, "--steps", "2", "--out", str(tmp_path / "a")]) == 0
+    assert main([*common, "--steps", "4", "--out", str(tmp_path / "a")]) == 0  # resumes at step 2
+    assert main([*common, "--steps", "4", "--out", str(tmp_path / "b")]) == 0  # straight through
+    a = DeepJSCC.from_pretrained(tmp_path / "a" / "model")
+    b = DeepJSCC.from_pretrained(tmp_path / "b" / "model")
+    for (name, pa), pb in zip(a.state_dict().items(), b.state_dict().values()):
+        assert torch.equal(pa, pb), name
+    log = [json.loads(l) for l in (tmp_path / "a" / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log if "loss" in r] == [1, 2, 3, 4]
+
+
+@needs_cifar
+@pytest.mark.skipif(len(available()) < 3, reason="shipped DeepJSCC checkpoints not present")
+def test_shipped_checkpoints_improve_with_snr_and_rho():
+    from singlink.data import dataset_by_name, load_batch
+    from singlink.jscc.train import evaluate
+
+    x, _ = load_batch(dataset_by_name("cifar10", "test"), range(64))
+    psnr = {}
+    for name in ("deepjscc-cifar10-rho1_192", "deepjscc-cifar10-rho1_48", "deepjscc-cifar10-rho1_6"):
+        rows = evaluate(DeepJSCC.from_pretrained(name), x, snrs=(-5, 1, 5))
+        psnr[name] = [r["psnr"] for r in rows]
+        assert psnr[name][0] < psnr[name][1] < psnr[name][2], (name, psnr[name])
+    for snr_i in range(3):
+        assert psnr["deepjscc-cifar10-rho1_192"][snr_i] < psnr["deepjscc-cifar10-rho1_48"][snr_i] < psnr["deepjscc-cifar10-rho1_6"][snr_i]
