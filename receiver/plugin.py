@@ -1,0 +1,134 @@
+"""The receiver plugin: received symbols + channel state -> restored images.
+
+    rx = Receiver("deepjscc-cifar10-rho1_192", method="sing-zero", prior="ddpm-cifar10-32-singlink")
+    x_hat = rx(y, snr_db, h=h)          # y: (N, k) complex torch, any device; h under fading
+    x_hat = rx.restore(x_jscc, snr_db)  # application layer only: any JSCC decoder's output
+
+Restoration methods register themselves with :func:`register_method`; a new one plugs in by
+name without touching callers (``Receiver(..., method="my-method")``).
+"""
+import math
+
+import torch
+
+from ..errors import UsageError
+
+_METHODS: dict[str, type] = {}
+DEFAULT_PRIOR = "ddpm-cifar10-32-singlink"
+
+
+def register_method(name: str):
+    """Class decorator: make a restoration method available by ``name``. The class is built as
+    ``cls(prior=..., **options)`` and called as ``method(x_jscc, snr_db, seed=...)``."""
+    def deco(cls):
+        if name in _METHODS and _METHODS[name] is not cls:
+            raise ValueError(f"restoration method {name!r} is already registered by {_METHODS[name].__name__}")
+        _METHODS[name] = cls
+        cls.method_name = name
+        return cls
+    return deco
+
+
+def available_methods() -> list[str]:
+    return sorted(_METHODS)
+
+
+def make_method(name: str, prior=None, **options):
+    try:
+        cls = _METHODS[name]
+    except KeyError:
+        raise UsageError(f"unknown restoration method {name!r}; available: {', '.join(available_methods())}") from None
+    if getattr(cls, "needs_prior", False):
+        from .prior import DiffusionPrior
+
+        prior = prior if prior is not None else DEFAULT_PRIOR
+        if not isinstance(prior, torch.nn.Module):
+            prior = DiffusionPrior.from_pretrained(prior)
+        return cls(prior=prior, **options)
+    if options:
+        raise UsageError(f"method {name!r} takes no options, got {', '.join(options)}")
+    return cls()
+
+
+@register_method("deepjscc")
+class DecoderOnly:
+    """No restoration: the DeepJSCC decoder's output as it is."""
+
+    def __call__(self, x_jscc, snr_db=None, seed=0, progress=False):
+        return x_jscc
+
+
+@register_method("sing-zero")
+class SINGZeroMethod:
+    """SING-Zero (Algorithm 1) with options ``operator`` (default pool4) and ``steps`` (default 100)."""
+
+    needs_prior = True
+
+    def __init__(self, prior, operator="pool4", steps=100):
+        from .sing_zero import SINGZero
+
+        self.sampler = SINGZero(prior, operator=operator, steps=steps)
+
+    def __call__(self, x_jscc, snr_db=None, seed=0, progress=False):
+        return self.sampler(x_jscc, snr_db, seed=seed, progress=progress)
+
+
+def _snr_tensor(snr_db, n, device):
+    if snr_db is None:
+        raise UsageError("the receiver needs the channel SNR in dB (a scalar or one value per image)")
+    snr = torch.as_tensor(snr_db, dtype=torch.float32, device=device)
+    snr = snr.expand(n) if snr.ndim == 0 else snr
+    if snr.shape != (n,):
+        raise UsageError(f"snr_db must be a scalar or shape ({n},), got {tuple(snr.shape)}")
+    return snr
+
+
+class Receiver:
+    """DeepJSCC decoding plus a named restoration method.
+
+    Parameters
+    ----------
+    jscc : DeepJSCC or the name/folder of a checkpoint
+    method : a registered method name (:func:`available_methods`)
+    prior : DiffusionPrior or its name/folder/hub id, for methods that need one
+    equalizer : ``mmse`` or ``zf``, applied (by phy, through the bridge) when ``h`` is given
+    options : passed to the method (e.g. ``operator="pool4", steps=100``)
+    """
+
+    def __init__(self, jscc, method: str = "deepjscc", prior=None, equalizer: str = "mmse", device="cpu", **options):
+        from ..jscc.model import DeepJSCC
+
+        self.jscc = jscc if isinstance(jscc, DeepJSCC) else DeepJSCC.from_pretrained(jscc, device=device)
+        self.method_name = method
+        self.method = make_method(method, prior=prior, **options)
+        if equalizer not in ("mmse", "zf"):
+            raise UsageError(f"unknown equalizer {equalizer!r}; choose mmse or zf")
+        self.equalizer = equalizer
+
+    def decode(self, y, snr_db, h=None):
+        """Received symbols (N, k) -> DeepJSCC reconstruction x_JSCC (N, C, H, W) in [0, 1].
+
+        Under fading the symbols are equalised with perfect CSI and the decoder is told the
+        per-image effective SNR, SNR + 10 log10(mean |h|^2) (exact for block fading)."""
+        if not torch.is_tensor(y) or not torch.is_complex(y) or y.ndim != 2:
+            raise UsageError(f"received symbols must be a complex (N, k) tensor, got {getattr(y, 'shape', type(y).__name__)}")
+        snr = _snr_tensor(snr_db, y.shape[0], y.device)
+        if h is not None:
+            from .. import phy
+
+            z_hat, _ = phy.equalize(phy.torch_to_tf(y), phy.torch_to_tf(h.to(y.dtype)), phy.torch_to_tf(snr),
+                                    self.equalizer, self.jscc.config.power)
+            gain = (h.abs() ** 2).mean(dim=1).clamp_min(1e-12)
+            y, snr = phy.tf_to_torch(z_hat), snr + 10 * torch.log10(gain)
+        with torch.no_grad():
+            return self.jscc.decode(y, snr)
+
+    def restore(self, x_jscc, snr_db, seed=0, progress=False):
+        """Restore already decoded images (any JSCC decoder's output)."""
+        if not torch.is_tensor(x_jscc) or x_jscc.ndim != 4:
+            raise UsageError(f"x_jscc must be an (N, C, H, W) tensor, got {getattr(x_jscc, 'shape', type(x_jscc).__name__)}")
+        snr = _snr_tensor(snr_db, x_jscc.shape[0], x_jscc.device)
+        return self.method(x_jscc, snr, seed=seed, progress=progress)
+
+    def __call__(self, y, snr_db, h=None, seed=0, progress=False):
+        return self.restore(self.decode(y, snr_db, h), snr_db, seed=seed, progress=progress)
