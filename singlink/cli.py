@@ -1,6 +1,7 @@
 """The ``singlink`` command line. Each subcommand lives in its own module and registers its
 arguments here; heavy imports (TensorFlow, torch) happen only when a subcommand runs."""
 import argparse
+import re
 import sys
 
 from .errors import UsageError
@@ -28,10 +29,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Options whose values are numbers or number lists: "--snr -5,-1,3" must not read "-5,-1,3" as an
+# option (argparse only recognises plain negative numbers like "-5").
+NUMERIC_OPTIONS = {"--snr", "--ebno", "--snr-range", "--rho"}
+
+
+def _join_negative_values(argv):
+    out = []
+    for token in argv:
+        if out and out[-1] in NUMERIC_OPTIONS and re.match(r"^-[\d.]", token):
+            out[-1] = f"{out[-1]}={token}"
+        else:
+            out.append(token)
+    return out
+
+
 def main(argv=None) -> int:
     from importlib import import_module
 
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(_join_negative_values(sys.argv[1:] if argv is None else list(argv)))
     try:
         return int(import_module(args._module).run(args) or 0)
     except UsageError as e:

@@ -55,3 +55,10 @@ def test_link_unwritable_out_leaves_existing_results(tmp_path):
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
     assert "cannot create --out" in r.stderr
     assert existing.read_text() == "{}"
+
+
+def test_negative_number_lists_are_values():
+    from singlink.cli import _join_negative_values
+
+    assert _join_negative_values(["link", "--ebno", "-2,0,2", "--seed", "1"]) == ["link", "--ebno=-2,0,2", "--seed", "1"]
+    assert _join_negative_values(["evaluate", "--snr", "-5", "--out", "x"]) == ["evaluate", "--snr=-5", "--out", "x"]
