@@ -1,0 +1,87 @@
+"""SING-Zero's cost over the bare prior: time for T sampling steps divided by the time of T
+bare UNet forwards on the same batch, measured side by side, plus restored images per second.
+
+    .venv/bin/python benchmarks/sampler.py [--steps 50] [--prior NAME|FOLDER] [--threads N]
+
+Uses the shipped prior when present (else the same 'small' architecture, untrained: the cost
+does not depend on the weights). Last line of stdout: one JSON object.
+"""
+import argparse
+import json
+import statistics
+import time
+
+import torch
+
+
+def timed(fn, reps):
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--steps", type=int, default=50, help="T, sampling steps (default %(default)s)")
+    ap.add_argument("--prior", default=None, help="prior name or folder (default: shipped prior, else untrained 'small')")
+    ap.add_argument("--operator", default="pool4")
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=None)
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    from singlink.errors import UsageError
+    from singlink.receiver import SINGZero
+    from singlink.receiver.plugin import DEFAULT_PRIOR
+    from singlink.receiver.prior import DiffusionPrior
+
+    try:
+        prior = DiffusionPrior.from_pretrained(args.prior or DEFAULT_PRIOR)
+        source = args.prior or DEFAULT_PRIOR
+    except UsageError:
+        if args.prior:
+            raise
+        torch.manual_seed(0)
+        prior, source = DiffusionPrior.from_preset("small"), "small (untrained)"
+    prior.eval()
+    sampler = SINGZero(prior, args.operator, steps=args.steps)
+    ts = [int(t) for t in sampler.schedule.t]
+    result = {"benchmark": "sampler", "prior": source, "steps": args.steps, "operator": args.operator,
+              "threads": torch.get_num_threads()}
+    print(f"SING-Zero vs bare UNet forwards, {args.steps} steps, prior {source}, median of {args.reps}")
+    for b in (1, 16):
+        x_jscc = torch.rand(b, *prior.image_size, generator=torch.Generator().manual_seed(b))
+        x_t = torch.randn(b, *prior.image_size, generator=torch.Generator().manual_seed(b))
+
+        def bare():
+            with torch.no_grad():
+                for t in ts:
+                    prior.eps(x_t, t)
+
+        def sing():
+            with torch.no_grad():
+                sampler(x_jscc, seed=0)
+
+        bare(), sing()  # warm-up
+        # alternate the two so that machine load affects both alike
+        t_bare, t_sing = [], []
+        for _ in range(args.reps):
+            t_bare.append(timed(bare, 1))
+            t_sing.append(timed(sing, 1))
+        tb, tsg = statistics.median(t_bare), statistics.median(t_sing)
+        print(f"  batch {b:2d}: bare {tb:7.3f} s  sing-zero {tsg:7.3f} s  overhead {tsg / tb:.3f}  "
+              f"{b / tsg:.2f} images/s")
+        result[f"bare_s_b{b}"], result[f"sing_zero_s_b{b}"] = tb, tsg
+        result[f"images_per_s_b{b}"] = b / tsg
+        if b == 16:
+            result["sing_zero_overhead"] = tsg / tb
+    result["sing_zero_overhead_goal"] = 1.10
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
