@@ -9,7 +9,6 @@ each operator and for their compositions (products of such operators keep the pr
 They act on (N, C, H, W) tensors and are affine-consistent: A maps constant images to constant
 images, so the [0, 1] <-> [-1, 1] conversion commutes with A.
 """
-import torch
 from torch.nn import functional as F
 
 from ..errors import UsageError

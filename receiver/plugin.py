@@ -7,7 +7,6 @@
 Restoration methods register themselves with :func:`register_method`; a new one plugs in by
 name without touching callers (``Receiver(..., method="my-method")``).
 """
-import math
 
 import torch
 

@@ -14,7 +14,6 @@ the raw and the EMA weights on fixed validation images with fixed (t, noise) dra
 for every run, so runs compare.
 """
 import json
-import math
 import time
 from pathlib import Path
 
@@ -72,14 +71,6 @@ def _update_ema(ema, model, decay):
             be.copy_(b)
 
 
-def _log_step(line):
-    """The step of a log.jsonl line; infinity for a line cut short by an interruption."""
-    try:
-        return json.loads(line)["step"]
-    except (json.JSONDecodeError, KeyError, TypeError):
-        return math.inf
-
-
 def _command(args):
     """The ``singlink train-prior`` command line that reproduces this run."""
     parts = ["singlink train-prior", f"--preset {args.preset}", f"--steps {args.steps}", f"--batch {args.batch}",
@@ -105,7 +96,7 @@ def run(args):
 
     import torch
 
-    from ..data import DatasetNotFoundError, cifar10_splits, load_batch
+    from ..training import load_cifar_tensors, load_state, save_state
     from ..provenance import code_version, derive_seed, write_atomic
     from . import prior as prior_module
     from .prior import DiffusionPrior, make_scheduler, make_unet, save_grid, unconditional_samples
@@ -128,47 +119,29 @@ def run(args):
 
     out = Path(args.out or f"runs/train-prior/{args.preset}")
     out.mkdir(parents=True, exist_ok=True)
-    state_path = out / "state.pt"
     hparams = {key: getattr(args, key) for key in ("preset", "batch", "lr", "warmup", "grad_clip", "ema_decay",
                                               "val_images", "seed", "train_images")}
     step, seconds, history = 0, 0.0, []
-    if state_path.exists():
-        state = torch.load(state_path, map_location="cpu", weights_only=False)
-        if state["hparams"] != hparams:
-            raise UsageError(f"{out} holds a run with other settings ({state['hparams']}); use another --out")
+    state = load_state(out, hparams)
+    if state is not None:
         unet.load_state_dict(state["model"])
         ema.load_state_dict(state["ema"])
         opt.load_state_dict(state["optimizer"])
         step, seconds, history = state["step"], state["seconds"], state["history"]
-        print(f"resumed {out} at step {step}")
     if step >= args.steps:
         print(f"{out} already has {step} >= {args.steps} steps")
-    # drop log lines written after the checkpoint a resumed run starts from
     log_path = out / "log.jsonl"
-    if log_path.exists():
-        kept = [line for line in log_path.read_text().splitlines() if _log_step(line) <= step]
-        write_atomic(log_path, "".join(line + "\n" for line in kept))
-
-    try:
-        splits = cifar10_splits(args.data_root)
-        t0 = time.perf_counter()
-        train_idx = range(min(args.train_images, len(splits["train"]))) if args.train_images else None
-        x_train = (load_batch(splits["train"], train_idx)[0] * 255).round().to(torch.uint8).to(device)
-        x_val = load_batch(splits["val"], range(min(args.val_images, len(splits["val"]))))[0]
-    except DatasetNotFoundError as e:
-        raise UsageError(str(e)) from None
-    print(f"loaded {len(x_train)} training and {len(x_val)} validation images in {time.perf_counter() - t0:.0f} s; "
-          f"{args.preset} UNet, {n_params / 1e6:.2f} M parameters, on {device}")
+    x_train, x_val = load_cifar_tensors(args.data_root, args.train_images, args.val_images)
+    x_train = x_train.to(device)
+    print(f"{args.preset} UNet, {n_params / 1e6:.2f} M parameters, on {device}")
     g_val = torch.Generator().manual_seed(VAL_SEED)
     val_t = torch.randint(T, (len(x_val),), generator=g_val).to(device)
     val_noise = torch.randn(x_val.shape, generator=g_val).to(device)
     x_val = DiffusionPrior.to_model_range(x_val).to(device)
 
     def checkpoint():
-        tmp = state_path.with_suffix(".tmp")
-        torch.save({"model": unet.state_dict(), "ema": ema.state_dict(), "optimizer": opt.state_dict(), "step": step,
-                    "seconds": seconds, "history": history, "hparams": hparams, "n_params": n_params}, tmp)
-        tmp.replace(state_path)
+        save_state(out, {"model": unet.state_dict(), "ema": ema.state_dict(), "optimizer": opt.state_dict(),
+                         "step": step, "seconds": seconds, "history": history, "hparams": hparams, "n_params": n_params})
 
     from tqdm import tqdm
 

@@ -54,8 +54,6 @@ def run(args):
     except OSError as e:
         raise UsageError(f"cannot create --out {out}: {e.strerror}") from None
 
-    import torch
-
     from . import phy
     from .data import DatasetNotFoundError, cifar10_splits, load_batch
     from .evaluation import run_cell, summarize

@@ -80,7 +80,6 @@ def run(args):
     import torch
 
     from .. import phy
-    from ..data import DatasetNotFoundError, cifar10_splits, load_batch
     from ..metrics import LPIPS
     from ..provenance import code_version, derive_seed, write_atomic
     from .model import CHECKPOINTS, DeepJSCC, DeepJSCCConfig
@@ -91,19 +90,11 @@ def run(args):
         k = phy.num_channel_symbols(args.rho, (3, 32, 32))
     except ValueError as e:
         raise UsageError(str(e)) from None
+    from ..training import load_cifar_tensors, load_state, save_state
+
     out = Path(args.out or f"runs/train-jscc/rho{str(args.rho).replace('/', '_')}")
     out.mkdir(parents=True, exist_ok=True)
-    state_path = out / "state.pt"
-
-    try:
-        splits = cifar10_splits(args.data_root)
-        t0 = time.perf_counter()
-        train_idx = range(min(args.train_images, len(splits["train"]))) if args.train_images else None
-        x_train = (load_batch(splits["train"], train_idx)[0] * 255).round().to(torch.uint8)
-        x_val = load_batch(splits["val"], range(args.val_images))[0]
-    except DatasetNotFoundError as e:
-        raise UsageError(str(e)) from None
-    print(f"loaded {len(x_train)} training and {len(x_val)} validation images in {time.perf_counter() - t0:.0f} s")
+    x_train, x_val = load_cifar_tensors(args.data_root, args.train_images, args.val_images)
 
     config = DeepJSCCConfig(k=k, channels=args.channels)
     torch.manual_seed(derive_seed(args.seed, "init"))
@@ -112,14 +103,11 @@ def run(args):
     hparams = {key: getattr(args, key) for key in ("rho", "batch", "lr", "lpips_weight", "snr_range", "channels", "seed",
                                               "train_images")}
     step, seconds, history = 0, 0.0, []
-    if state_path.exists():
-        state = torch.load(state_path, weights_only=False)
-        if state["hparams"] != hparams:
-            raise UsageError(f"{out} holds a run with other settings ({state['hparams']}); use another --out")
+    state = load_state(out, hparams)
+    if state is not None:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         step, seconds, history = state["step"], state["seconds"], state["history"]
-        print(f"resumed {out} at step {step}")
     if step >= args.steps:
         print(f"{out} already has {step} >= {args.steps} steps")
 
@@ -128,10 +116,8 @@ def run(args):
     log = open(out / "log.jsonl", "a")
 
     def checkpoint():
-        tmp = state_path.with_suffix(".tmp")
-        torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "step": step, "seconds": seconds,
-                    "history": history, "hparams": hparams, "config": config.__dict__}, tmp)
-        tmp.replace(state_path)
+        save_state(out, {"model": model.state_dict(), "optimizer": opt.state_dict(), "step": step, "seconds": seconds,
+                         "history": history, "hparams": hparams, "config": config.__dict__})
 
     from tqdm import tqdm
 
