@@ -6,7 +6,10 @@ receiver) can share the same GPU.
 """
 import os
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# TensorFlow's C++ start-up logging (e.g. "failed call to cuInit" on every CPU-only machine) is
+# noise for singlink's users; errors still surface as Python exceptions. Set the variable to 0
+# to see it again.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import tensorflow as tf  # noqa: E402
 
