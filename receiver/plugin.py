@@ -72,6 +72,28 @@ class SINGZeroMethod:
         return self.sampler(x_jscc, snr_db, seed=seed, progress=progress)
 
 
+@register_method("sing-inn")
+class SINGINNMethod:
+    """SING-INN (Algorithm 2) with options ``inn`` (a trained ConditionalINN, its name or folder;
+    required), ``operator`` (default pool4), ``steps`` (default 100) and ``zeta`` (default None:
+    the paper's SNR-dependent step size). The Receiver passes ``k``, the channel symbols of its
+    DeepJSCC, so an INN trained for another DeepJSCC is refused."""
+
+    needs_prior = True
+    accepts_k = True
+
+    def __init__(self, prior, inn=None, operator="pool4", steps=100, zeta=None, k=None):
+        from .sing_inn import SINGINN
+
+        if inn is None:
+            raise UsageError("sing-inn needs a trained conditional INN: pass inn=<name, folder or ConditionalINN> "
+                             "(train one for your DeepJSCC with `singlink train-inn`)")
+        self.sampler = SINGINN(prior, inn, operator=operator, steps=steps, zeta=zeta, k=k)
+
+    def __call__(self, x_jscc, snr_db=None, seed=0, progress=False):
+        return self.sampler(x_jscc, snr_db, seed=seed, progress=progress)
+
+
 def _snr_tensor(snr_db, n, device):
     if snr_db is None:
         raise UsageError("the receiver needs the channel SNR in dB (a scalar or one value per image)")
@@ -91,7 +113,8 @@ class Receiver:
     method : a registered method name (:func:`available_methods`)
     prior : DiffusionPrior or its name/folder/hub id, for methods that need one
     equalizer : ``mmse`` or ``zf``, applied (by phy, through the bridge) when ``h`` is given
-    options : passed to the method (e.g. ``operator="pool4", steps=100``)
+    options : passed to the method (e.g. ``operator="pool4", steps=100``); methods that declare
+        ``accepts_k = True`` also get ``k``, the channel symbols per image of ``jscc``
     """
 
     def __init__(self, jscc, method: str = "deepjscc", prior=None, equalizer: str = "mmse", device="cpu", **options):
@@ -99,6 +122,8 @@ class Receiver:
 
         self.jscc = jscc if isinstance(jscc, DeepJSCC) else DeepJSCC.from_pretrained(jscc, device=device)
         self.method_name = method
+        if getattr(_METHODS.get(method), "accepts_k", False):
+            options["k"] = self.jscc.config.k  # lets the method check what it was trained for
         self.method = make_method(method, prior=prior, **options)
         if equalizer not in ("mmse", "zf"):
             raise UsageError(f"unknown equalizer {equalizer!r}; choose mmse or zf")

@@ -24,6 +24,8 @@ def add_arguments(p):
     p.add_argument("--split", default="test", choices=["test", "val"], help="CIFAR-10 split (default %(default)s)")
     p.add_argument("--operators", default="pool4", help="SING-Zero operator(s) A, comma list (default %(default)s)")
     p.add_argument("--steps", default="100", help="SING-Zero step count(s), comma list (default %(default)s)")
+    p.add_argument("--inn", default=None, help="SING-INN network name or folder (default: the shipped one for --rho)")
+    p.add_argument("--zeta", type=float, default=None, help="SING-INN guidance step (default: the paper's SNR schedule)")
     p.add_argument("--prior", default=None, help="diffusion prior name, folder or hub id (default: the shipped prior)")
     p.add_argument("--batch", type=int, default=64, help="images per batch (default %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="run seed (default %(default)s)")
@@ -94,7 +96,8 @@ def run(args):
         for o in operators:
             for s in steps:
                 name = m if len(operators) == len(steps) == 1 else f"{m}({o},{s})"
-                receivers[name] = Receiver(jscc, m, prior=prior, operator=o, steps=s)
+                extra = {"inn": args.inn or f"inn-cifar10-rho1_{round(3072 / k)}", "zeta": args.zeta} if m == "sing-inn" else {}
+                receivers[name] = Receiver(jscc, m, prior=prior, operator=o, steps=s, **extra)
 
     from tqdm import tqdm
 

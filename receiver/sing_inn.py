@@ -1,0 +1,126 @@
+r"""SING-INN (SING paper, Algorithm 2): SING-Zero's DDNM step followed by INN guidance.
+
+At each visited step t, after SING-Zero's lines 3-5 (:class:`~.sing_zero.SINGZero`) have given
+:math:`\hat x_{0,t}` and :math:`\hat x_{t-1}`:
+
+6. :math:`c_t, d_t = INN(\hat x_{0,t}, \mathrm{SNR})`
+7. :math:`\tilde x_{0,t} = INN^{-1}(\mathrm{coarse}(\hat x_\mathrm{JSCC}), d_t, \mathrm{SNR})`
+8. :math:`x_{t-1} = \hat x_{t-1} - \zeta\,\nabla_{x_t} \|\tilde x_{0,t} - \hat x_{0,t}\|_2^2`
+
+The coarse part is the Haar LL band that the INN was trained to match (:mod:`.inn`, Eq. 16), computed
+once per call. The INN works on images in [0, 1] and the sampler in the prior's range [-1, 1]:
+:math:`\hat x_{0,t}` enters the INN as :math:`(\hat x_{0,t}+1)/2` (not clamped) and
+:math:`\tilde x_{0,t}` is mapped back by :math:`2x-1`, so the squared norm (a sum over pixels) is
+taken in the prior's range. The gradient flows through the prior's noise prediction and the INN.
+
+Step size :math:`\zeta`: the paper uses 0.3, 0.4, 0.5 for SNR in {-5, -3}, {-1, 1}, {3, 5} dB
+(Section V-A). :func:`paper_zeta` keeps exactly those values on [-5, -3], [-1, 1] and [3, 5] dB,
+is linear in the gaps between (so it passes through 0.3, 0.4, 0.5 at the group centres -4, 0,
+4 dB) and is constant outside [-5, 5] dB; each image gets the value of its own SNR.
+:math:`\zeta = 0` gives SING-Zero exactly (the guidance is not run at all).
+"""
+import math
+import warnings
+
+import numpy as np
+import torch
+
+from ..errors import UsageError
+from .inn import ConditionalINN
+from .sing_zero import SINGZero
+
+# (SNR dB, zeta) knots of the paper's step size: flat over each group of test SNRs, linear between
+ZETA_KNOTS = ((-3.0, 0.3), (-1.0, 0.4), (1.0, 0.4), (3.0, 0.5))
+RANGE_SLACK_DB = 2.0  # SNRs this far outside the INN's trained range draw a warning
+
+
+def paper_zeta(snr_db) -> torch.Tensor:
+    """The paper's guidance step size for each SNR in ``snr_db`` (a tensor), float64 on the CPU."""
+    snr = torch.as_tensor(snr_db, dtype=torch.float64).cpu()
+    knots, values = zip(*ZETA_KNOTS)
+    return torch.from_numpy(np.interp(snr.numpy(), knots, values))
+
+
+def _rho_text(jscc_record: dict) -> str:
+    return f" (rho {jscc_record['rho']})" if jscc_record.get("rho") else ""
+
+
+class SINGINN:
+    """SING-INN restoration (Algorithm 2).
+
+    Parameters
+    ----------
+    prior : the diffusion prior (as for :class:`~.sing_zero.SINGZero`)
+    inn : :class:`~.inn.ConditionalINN`, or the name/folder of a trained one
+    operator, steps : SING-Zero's linear operator A and number of visited timesteps
+    zeta : guidance step size; None for :func:`paper_zeta` of each image's SNR
+    k : channel symbols per image of the receiver's DeepJSCC; refused (UsageError) when the INN
+        records that it was trained for another k
+    """
+
+    def __init__(self, prior, inn, operator="pool4", steps: int = 100, zeta: float | None = None, k: int | None = None):
+        if not isinstance(inn, ConditionalINN):
+            inn = ConditionalINN.from_pretrained(inn, device=getattr(prior, "device", "cpu"))
+        trained_k = (inn.jscc or {}).get("k")
+        if k is not None and trained_k is not None and int(trained_k) != int(k):
+            raise UsageError(f"INN trained for k={trained_k}{_rho_text(inn.jscc)} but the receiver's DeepJSCC sends "
+                             f"k={k}; load the INN for that rho")
+        if zeta is not None:
+            try:
+                value = float(zeta)
+            except (TypeError, ValueError):
+                value = math.nan
+            if not (math.isfinite(value) and value >= 0):
+                raise UsageError(f"zeta must be a finite number >= 0 (or None for the paper's schedule), got {zeta!r}")
+            zeta = value
+        self.inn = inn
+        self.zeta = zeta
+        self.sampler = SINGZero(prior, operator=operator, steps=steps)
+        self._warned = False
+
+    def _check_snr(self, snr_db, n) -> torch.Tensor:
+        """``snr_db`` as float64 (n,) on the CPU; warns (once) when it lies far outside the INN's range."""
+        if snr_db is None:
+            raise UsageError("SING-INN needs the channel SNR in dB (a scalar or one value per image)")
+        snr = torch.as_tensor(snr_db).detach().to("cpu", torch.float64)
+        snr = snr.expand(n) if snr.ndim == 0 else snr
+        if snr.shape != (n,):
+            raise UsageError(f"snr_db must be a scalar or shape ({n},), got {tuple(snr.shape)}")
+        if self.inn.snr_range and not self._warned:
+            lo, hi = self.inn.snr_range
+            outside = snr[(snr < lo - RANGE_SLACK_DB) | (snr > hi + RANGE_SLACK_DB)]
+            if len(outside):
+                warnings.warn(f"SNR {float(outside[0]):g} dB lies more than {RANGE_SLACK_DB:g} dB outside the "
+                              f"SNR range the INN was trained on ({lo:g}..{hi:g} dB); its guidance may be poor",
+                              stacklevel=3)
+                self._warned = True
+        return snr
+
+    def make_guidance(self, x_jscc: torch.Tensor, snr_db: torch.Tensor):
+        r"""The sampler's guidance hook for decoded images ``x_jscc`` (N, C, H, W) in [0, 1] at SNRs
+        ``snr_db`` (N,) float64: ``guidance(x_t, x0_hat, t, snr) = zeta * grad_{x_t} ||x~_{0,t} - x^_{0,t}||^2``
+        (lines 6-8), or None when zeta is 0 for every image. The norm is summed over the batch: as the
+        prior and the INN act on each image alone, image i's gradient is that of its own term, which
+        is then scaled by its own zeta."""
+        zeta = paper_zeta(snr_db) if self.zeta is None else torch.full(snr_db.shape, self.zeta, dtype=torch.float64)
+        if not bool((zeta > 0).any()):
+            return None
+        p = next(self.inn.parameters())
+        snr = snr_db.to(device=p.device, dtype=p.dtype)
+        with torch.no_grad():
+            c_jscc = self.inn.coarse(x_jscc.to(device=p.device, dtype=p.dtype))
+
+        def guidance(x_t, x0_hat, t, _snr):
+            _, d = self.inn((x0_hat.to(device=p.device, dtype=p.dtype) + 1) / 2, snr)
+            x_tilde = (2 * self.inn.inverse(c_jscc, d, snr) - 1).to(device=x0_hat.device, dtype=x0_hat.dtype)
+            (grad,) = torch.autograd.grad(((x_tilde - x0_hat) ** 2).sum(), x_t)
+            return zeta.to(device=grad.device, dtype=grad.dtype).view(-1, 1, 1, 1) * grad
+
+        return guidance
+
+    def __call__(self, x_jscc, snr_db=None, seed: int | list = 0, progress: bool = False):
+        """Restore decoded images ``x_jscc`` (N, C, H, W) in [0, 1]; returns (N, C, H, W) in [0, 1]."""
+        self.sampler.prior.check_images(x_jscc)
+        snr = self._check_snr(snr_db, x_jscc.shape[0])
+        guidance = self.make_guidance(x_jscc, snr)
+        return self.sampler(x_jscc, snr, seed=seed, guidance=guidance, progress=progress)

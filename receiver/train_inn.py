@@ -1,0 +1,282 @@
+r"""``singlink train-inn``: SING-INN's conditional INN (:mod:`.inn`) trained on (x, x_JSCC) pairs.
+
+x_JSCC is made on the fly by a frozen DeepJSCC (a shipped one for ``--rho``, or ``--jscc``)
+through Sionna's AWGN channel: x_JSCC = decode(channel(encode(x, SNR)), SNR), with the SNR uniform
+in ``--snr-range`` per image (or ``--fixed-snr``: CommIN's one INN per SNR). Loss (SING paper,
+Eq. 16, as a mean over elements): :math:`\|c - \mathrm{coarse}(\hat x_\mathrm{JSCC})\|^2` where
+:math:`(c, d) = INN(x, \mathrm{SNR})` and coarse is the Haar LL band; Adam.
+
+Validation is the same loss on fixed pairs: the first ``--val-images`` validation images, each
+sent at every one of six SNRs evenly spread over the training range (-5, -3, ..., 5 dB for the
+default range) through a seeded channel. The untrained INN (the plain Haar split, since its lifting
+outputs start at zero) is the reference: its loss, :math:`\|\mathrm{LL}(x) - \mathrm{LL}(\hat x_\mathrm{JSCC})\|^2`,
+is logged once.
+
+Every random draw of step s (batch indices, SNRs, channel noise) is derived from (seed, s), so a
+run resumed from its ``state.pt`` continues exactly as if it had not stopped.
+"""
+import json
+import math
+import time
+from pathlib import Path
+
+from ..errors import UsageError
+
+SIZE_LIMIT = 10_000_000  # bytes: the most an exported (shipped) INN may take
+VAL_POINTS = 6  # validation SNRs spread over the training range
+
+
+def add_arguments(p):
+    p.add_argument("--rho", default=None, help="bandwidth ratio of the shipped DeepJSCC to train for, 1/192, 1/48 or "
+                   "1/6 (default 1/192, or that of --jscc)")
+    p.add_argument("--jscc", default=None, help="DeepJSCC checkpoint name or folder (default: the shipped one for --rho)")
+    p.add_argument("--steps", type=int, default=3000, help="total optimiser steps (default %(default)s)")
+    p.add_argument("--batch", type=int, default=32, help="batch size (default %(default)s)")
+    p.add_argument("--lr", type=float, default=5e-5, help="Adam learning rate (default %(default)s)")
+    p.add_argument("--snr-range", default="-5,5", help="training SNR range in dB, MIN,MAX (default %(default)s)")
+    p.add_argument("--fixed-snr", type=float, default=None, metavar="DB",
+                   help="CommIN variant: train one INN for this SNR only (replaces --snr-range)")
+    p.add_argument("--hidden", type=int, default=32, help="feature channels of each PNet/UNet (default %(default)s)")
+    p.add_argument("--val-every", type=int, default=500, help="validate and checkpoint every N steps (default %(default)s)")
+    p.add_argument("--val-images", type=int, default=256, help="validation images, each at 6 SNRs (default %(default)s)")
+    p.add_argument("--train-images", type=int, default=None, help="use only the first N training images (default all 45,000)")
+    p.add_argument("--seed", type=int, default=0, help="run seed (default %(default)s)")
+    p.add_argument("--data-root", default=None, help="folder holding cifar10/ (default: see singlink.data)")
+    p.add_argument("--out", default=None, help="run folder (default runs/train-inn/rho<rho>)")
+    p.add_argument("--export", default=None, metavar="NAME",
+                   help="when done, write the INN with a model card into singlink/checkpoints/NAME "
+                        "(e.g. inn-cifar10-rho1_192)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+
+
+def _parse_range(text):
+    try:
+        lo, hi = (float(v) for v in text.split(","))
+    except ValueError:
+        raise UsageError(f"--snr-range takes MIN,MAX in dB, got {text!r}") from None
+    if not lo <= hi:
+        raise UsageError(f"--snr-range needs MIN <= MAX, got {text!r}")
+    return lo, hi
+
+
+def degradation_loss(inn, x, x_jscc, snr_db):
+    """Eq. 16 as a mean over elements: how far the INN's coarse part of ``x`` is from the Haar LL
+    band of the DeepJSCC output ``x_jscc`` (both (N, C, H, W) in [0, 1]) at SNRs ``snr_db``."""
+    import torch
+
+    c, _ = inn(x, snr_db)
+    return torch.mean((c - inn.coarse(x_jscc)) ** 2)
+
+
+def validation_pairs(jscc, x, snrs, seed):
+    """(x, x_JSCC, SNR) with every image of ``x`` sent at every SNR in ``snrs`` through a seeded
+    AWGN channel; SNR-major order."""
+    import torch
+
+    from .. import phy
+    from ..provenance import derive_seed
+
+    channel = phy.TFModule(phy.AWGNChannel())
+    xs, xj, ss = [], [], []
+    with torch.no_grad():
+        for snr in snrs:
+            phy.set_seed(derive_seed(seed, "val", snr))
+            y, _ = channel(jscc.encode(x, snr), snr)
+            xs.append(x)
+            xj.append(jscc.decode(y, snr))
+            ss.append(torch.full((len(x),), float(snr)))
+    return torch.cat(xs), torch.cat(xj), torch.cat(ss)
+
+
+def validate(coarse_of, pairs, batch=256):
+    """Eq. 16 loss on ``pairs`` ((x, x_JSCC, SNR)) of the coarse part ``coarse_of(x, snr)`` (the INN's
+    c, or the plain Haar LL band for the reference): the overall mean and the mean per SNR."""
+    import torch
+
+    from .inn import ConditionalINN
+
+    x, x_jscc, snr = pairs
+    per_image = []
+    with torch.no_grad():
+        for i in range(0, len(x), batch):
+            c = coarse_of(x[i:i + batch], snr[i:i + batch])
+            per_image.append(((c - ConditionalINN.coarse(x_jscc[i:i + batch])) ** 2).flatten(1).mean(1))
+    per_image = torch.cat(per_image)
+    return {"loss": float(per_image.mean()),
+            "per_snr": {f"{float(s):g}": float(per_image[snr == s].mean()) for s in torch.unique(snr)}}
+
+
+def _command(args):
+    """The ``singlink train-inn`` command line that reproduces this run."""
+    parts = ["singlink train-inn", f"--jscc {args.jscc}" if args.jscc else f"--rho {args.rho or '1/192'}",
+             f"--steps {args.steps}", f"--batch {args.batch}", f"--lr {args.lr}",
+             f"--fixed-snr {args.fixed_snr}" if args.fixed_snr is not None else f"--snr-range {args.snr_range}",
+             f"--hidden {args.hidden}", f"--val-every {args.val_every}", f"--val-images {args.val_images}",
+             f"--seed {args.seed}"]
+    if args.train_images:
+        parts.append(f"--train-images {args.train_images}")
+    if args.export:
+        parts.append(f"--export {args.export}")
+    return " ".join(parts)
+
+
+def run(args):
+    for name in ("steps", "batch", "val_every", "val_images", "hidden"):
+        if getattr(args, name) < 1:
+            raise UsageError(f"--{name.replace('_', '-')} must be >= 1")
+    if not args.lr > 0:
+        raise UsageError(f"--lr must be > 0, got {args.lr}")
+    snr_lo, snr_hi = (args.fixed_snr,) * 2 if args.fixed_snr is not None else _parse_range(args.snr_range)
+    import numpy as np
+    import torch
+
+    from .. import phy
+    from ..jscc.model import DeepJSCC
+    from ..provenance import code_version, derive_seed, write_atomic
+    from ..training import load_cifar_tensors, load_state, save_state
+    from . import inn as inn_module
+    from .inn import ConditionalINN
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    rho = args.rho if args.rho is not None or args.jscc else "1/192"
+    k_rho = None
+    if rho is not None:
+        try:
+            k_rho = phy.num_channel_symbols(rho, (3, 32, 32))
+        except ValueError as e:
+            raise UsageError(str(e)) from None
+    jscc_name = args.jscc or f"deepjscc-cifar10-rho1_{round(3072 / k_rho)}"
+    jscc = DeepJSCC.from_pretrained(jscc_name).requires_grad_(False)
+    k = jscc.config.k
+    if k_rho is not None and k != k_rho:
+        raise UsageError(f"--jscc {args.jscc} sends k={k} symbols per image, not the k={k_rho} of --rho {args.rho}; "
+                         f"drop --rho or pick a matching checkpoint")
+    if tuple(jscc.config.image_size) != (3, 32, 32):
+        raise UsageError(f"train-inn trains on CIFAR-10 32x32; the DeepJSCC {jscc_name} codes "
+                         f"{tuple(jscc.config.image_size)} images")
+    from fractions import Fraction
+
+    record = {"name": jscc_name, "k": k, "rho": str(Fraction(k, math.prod(jscc.config.image_size)))}
+    torch.manual_seed(derive_seed(args.seed, "init"))
+    inn = ConditionalINN(hidden=args.hidden, fixed_snr=args.fixed_snr, jscc=record, snr_range=(snr_lo, snr_hi))
+    n_params = sum(p.numel() for p in inn.parameters())
+    if args.export and 4 * n_params > SIZE_LIMIT:
+        raise UsageError(f"--export: an INN with --hidden {args.hidden} takes {4 * n_params / 1e6:.1f} MB, over the "
+                         f"{SIZE_LIMIT / 1e6:.0f} MB limit of shipped INNs; lower --hidden")
+    opt = torch.optim.Adam(inn.parameters(), lr=args.lr)
+
+    rho_tag = record["rho"].replace("/", "_")
+    out = Path(args.out or f"runs/train-inn/rho{rho_tag}")
+    out.mkdir(parents=True, exist_ok=True)
+    hparams = {key: getattr(args, key) for key in ("jscc", "rho", "batch", "lr", "snr_range", "fixed_snr", "hidden",
+                                                  "val_images", "seed", "train_images")}
+    step, seconds, history = 0, 0.0, []
+    state = load_state(out, hparams)
+    if state is not None:
+        inn.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        step, seconds, history = state["step"], state["seconds"], state["history"]
+    if step >= args.steps:
+        print(f"{out} already has {step} >= {args.steps} steps")
+    x_train, x_val = load_cifar_tensors(args.data_root, args.train_images, args.val_images)
+    val_snrs = sorted({float(s) for s in np.linspace(snr_lo, snr_hi, VAL_POINTS)})
+    pairs = validation_pairs(jscc, x_val, val_snrs, args.seed)
+    reference = validate(lambda x, snr: ConditionalINN.coarse(x), pairs)  # = the untrained INN (zero lifting)
+    print(f"{n_params / 1e3:.0f} k parameters; untrained (plain Haar) validation loss {reference['loss']:.5f}")
+
+    log = open(out / "log.jsonl", "a" if state is not None else "w")
+    if state is None:
+        log.write(json.dumps({"step": 0, "val_reference": reference}) + "\n")
+
+    def checkpoint():
+        save_state(out, {"model": inn.state_dict(), "optimizer": opt.state_dict(), "step": step, "seconds": seconds,
+                         "history": history, "hparams": hparams, "n_params": n_params})
+
+    from tqdm import tqdm
+
+    channel = phy.TFModule(phy.AWGNChannel())
+    bar = tqdm(total=args.steps, initial=step, desc=f"train-inn k={k}", unit="step", dynamic_ncols=True)
+    inn.train()
+    while step < args.steps:
+        t_step = time.perf_counter()
+        g = torch.Generator().manual_seed(derive_seed(args.seed, "batch", step))
+        idx = torch.randint(len(x_train), (args.batch,), generator=g)
+        x = x_train[idx].float() / 255
+        snr = snr_lo + (snr_hi - snr_lo) * torch.rand(args.batch, generator=g)
+        phy.set_seed(derive_seed(args.seed, "channel", step))
+        with torch.no_grad():
+            y, _ = channel(jscc.encode(x, snr), snr)
+            x_jscc = jscc.decode(y, snr)
+        loss = degradation_loss(inn, x, x_jscc, snr)
+        if not torch.isfinite(loss):
+            raise RuntimeError(f"loss became {loss.item()} at step {step}; lower --lr")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        step += 1
+        seconds += time.perf_counter() - t_step
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss.item():.5f}")
+        log.write(json.dumps({"step": step, "loss": loss.item()}) + "\n")
+        if step % args.val_every == 0 or step == args.steps:
+            row = {"step": step, "seconds": seconds, "val": validate(lambda x, snr: inn(x, snr)[0], pairs)}
+            history.append(row)
+            log.write(json.dumps(row) + "\n")
+            log.flush()
+            bar.write(f"step {step}: validation loss {row['val']['loss']:.5f} (plain Haar {reference['loss']:.5f})")
+            checkpoint()
+    bar.close()
+    log.close()
+
+    final = {"config": hparams | {"steps": step, "n_params": n_params, "jscc": record, "snr_range": [snr_lo, snr_hi],
+                                  "data": "cifar10 train split (JPEG copy)", "train_images": len(x_train)},
+             "command": _command(args), "version": code_version(), "seconds": seconds,
+             "hardware": f"cpu, {torch.get_num_threads()} thread(s)",
+             "validation": history[-1]["val"] if history else {}, "validation_reference": reference,
+             "validation_snrs": val_snrs}
+    inn.eval().save_pretrained(out / "inn", extra=final)
+    write_atomic(out / "summary.json", json.dumps(final, indent=1))
+    print(f"wrote {out / 'inn'}")
+    if args.export:
+        dest = inn_module.CHECKPOINTS / args.export
+        inn.save_pretrained(dest, extra=final)
+        size = sum(f.stat().st_size for f in dest.rglob("*") if f.is_file())
+        write_atomic(dest / "MODEL_CARD.md", model_card(args.export, final, size))
+        print(f"exported {dest} ({size / 1e6:.1f} MB)")
+    return 0
+
+
+def model_card(name, final, size):
+    """The exported INN's MODEL_CARD.md."""
+    c, v, ref = final["config"], final["validation"], final["validation_reference"]
+    rows = "\n".join(f"| {s} | {v['per_snr'][s]:.5f} | {ref['per_snr'][s]:.5f} |" for s in ref["per_snr"]) if v else ""
+    overall = f"| all | {v['loss']:.5f} | {ref['loss']:.5f} |" if v else "| - | - | - |"
+    training = (f"SNR fixed at {c['fixed_snr']:g} dB (CommIN variant: the conditioning input is ignored)"
+                if c["fixed_snr"] is not None else f"SNR uniform in [{c['snr_range'][0]:g}, {c['snr_range'][1]:g}] dB per image")
+    return f"""# {name}
+
+Conditional INN of SING-INN (SING paper, Section IV-C, Fig. 5): Haar split, 4 SNR-conditioned
+PNet/UNet lifting pairs, J = 2 CondBlocks each, {c['hidden']} hidden channels ({c['n_params'] / 1e3:.0f} k parameters,
+{size / 1e6:.1f} MB). Trained for the DeepJSCC `{c['jscc']['name']}` (k = {c['jscc']['k']} symbols per image,
+rho = {c['jscc']['rho']}); SING-INN refuses it for a DeepJSCC with another k. Load with
+`singlink.receiver.inn.ConditionalINN.from_pretrained("{name}")`, or restore with
+`Receiver(jscc, "sing-inn", inn="{name}")`.
+
+- Command: `{final['command']}`
+- Data: CIFAR-10 training split as shipped in `../shared/data/cifar10` (JPEG, quality about 75: not
+  pixel-exact CIFAR), {c['train_images']:,} images; x_JSCC made on the fly by the frozen DeepJSCC through
+  Sionna's AWGN channel, {training}.
+- Loss: Eq. 16, mean squared distance between the INN's coarse part c of x and the Haar LL band of
+  x_JSCC; Adam {c['lr']}, batch {c['batch']}, {c['steps']:,} steps, seed {c['seed']}.
+- Wall time: {final['seconds'] / 60:.1f} min of training on {final['hardware']} (that of the last session, if resumed).
+- Code: {final['version'].get('git_commit', 'unknown')}{' (dirty tree)' if final['version'].get('git_dirty') else ''}
+
+Validation loss (Eq. 16, {c['val_images']} held-out validation images at each SNR, seeded channel) of the
+trained INN and of the untrained reference (the plain Haar split: LL(x) vs LL(x_JSCC)):
+
+| SNR [dB] | trained INN | plain Haar |
+| --- | --- | --- |
+{rows}
+{overall}
+"""
