@@ -2,10 +2,13 @@
 :class:`TFModule`, which runs any TensorFlow/Sionna callable as a differentiable torch module.
 
 Both directions share the buffer: no bytes are copied, a write through one framework is seen
-by the other, and the exchange costs microseconds regardless of size. Two cases copy, on
+by the other, and the exchange costs microseconds regardless of size. Three cases copy, on
 purpose and documented: a non-contiguous torch tensor is made contiguous first (DLPack export
-in TensorFlow rejects arbitrary strides), and a torch tensor with a lazy conjugate or negative
-bit is resolved (DLPack has no such flags, so exporting it raw would hand over the wrong values).
+in TensorFlow rejects arbitrary strides); a torch tensor with a lazy conjugate or negative
+bit is resolved (DLPack has no such flags, so exporting it raw would hand over the wrong
+values); and a buffer that is not 64-byte aligned (a slice at an offset, ``torch.from_numpy``
+of a NumPy array) is copied into a fresh allocation, because TensorFlow's kernels assume
+Eigen's 64-byte alignment and abort the whole process otherwise.
 
 Autograd does not cross DLPack by itself; :class:`TFModule` records the TensorFlow side on a
 ``tf.GradientTape`` and replays it in torch's backward. Complex gradients: torch hands
@@ -23,6 +26,10 @@ import tensorflow as tf
 import torch
 
 __all__ = ["tf_to_torch", "torch_to_tf", "TFModule", "BridgeError"]
+
+
+#: Byte alignment TensorFlow's CPU kernels require of every buffer (Eigen's EIGEN_MAX_ALIGN_BYTES).
+TF_ALIGNMENT = 64
 
 
 class BridgeError(TypeError):
@@ -54,8 +61,8 @@ def torch_to_tf(x: torch.Tensor) -> tf.Tensor:
     """Zero-copy view of a torch tensor as a TensorFlow tensor (same device, same dtype).
 
     The result carries no autograd history (use :class:`TFModule` for gradients). A
-    non-contiguous tensor, or one with a lazy conjugate/negative bit, is first copied into a
-    contiguous resolved tensor.
+    non-contiguous tensor, one with a lazy conjugate/negative bit, or one whose buffer is not
+    64-byte aligned is first copied into a contiguous, resolved, aligned tensor.
     """
     if not isinstance(x, torch.Tensor):
         raise BridgeError(f"torch_to_tf takes a torch.Tensor, got {type(x).__name__}")
@@ -72,7 +79,9 @@ def torch_to_tf(x: torch.Tensor) -> tf.Tensor:
     if x.is_neg():
         x = x.resolve_neg()
     if not x.is_contiguous():
-        x = x.contiguous()  # the one documented copy: DLPack export needs compact strides here
+        x = x.contiguous()  # documented copy: DLPack export needs compact strides here
+    if x.numel() and x.data_ptr() % TF_ALIGNMENT:
+        x = x.clone()  # documented copy: torch's allocator aligns to 64 bytes, TF requires it
     if x.device.type == "cuda":
         torch.cuda.current_stream(x.device).synchronize()
     return tf.experimental.dlpack.from_dlpack(torch.utils.dlpack.to_dlpack(x))

@@ -44,6 +44,18 @@ def test_non_contiguous_is_copied_and_correct():
     np.testing.assert_array_equal(t.numpy(), x.numpy())
 
 
+@pytest.mark.parametrize("make", [lambda: torch.arange(10.0)[1:],
+                                  lambda: torch.from_numpy(np.arange(1001, dtype=np.complex64)[1:])],
+                         ids=["offset-slice", "from-numpy"])
+def test_misaligned_buffers_are_copied_not_fatal(make):
+    """TensorFlow aborts the process on buffers that are not 64-byte aligned: they are copied."""
+    x = make()
+    assert x.data_ptr() % phy.bridge.TF_ALIGNMENT
+    t = phy.torch_to_tf(x)
+    assert phy.tf_to_torch(t).data_ptr() % phy.bridge.TF_ALIGNMENT == 0
+    np.testing.assert_array_equal(tf.reduce_sum(t).numpy(), x.sum().numpy())
+
+
 def test_lazy_conjugate_is_resolved():
     x = torch.tensor([1 + 2j, 3 - 1j], dtype=torch.complex64)
     np.testing.assert_array_equal(phy.torch_to_tf(x.conj()).numpy(), np.conj(x.numpy()))

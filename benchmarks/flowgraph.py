@@ -1,0 +1,157 @@
+"""Symbols per second through the GNU Radio flowgraph next to the same chain called directly.
+
+Both sides send the same ``--n`` images (the first of ``--images``) with the same objects
+(one DeepJSCC model, one channel, one receiver; method deepjscc):
+
+- ``direct``: :func:`singlink_gr.link.direct_link`: load + encode in groups of ``--batch``,
+  singlink's Sionna channel frame by frame (seeded per frame), decode in groups of ``--batch``,
+  uint8 images out; run in one worker thread (``--direct-thread worker``, the default), since
+  the flowgraph's blocks run in worker threads too. On the 2-core project machine shared with a
+  training job, torch's OpenMP-parallel ops called from the *main* thread were measured 20-50x
+  slower than the same ops in a worker thread (decoding 16 images: 650-800 ms vs 12-30 ms),
+  which would flatter the flowgraph; ``--direct-thread main`` shows that case;
+- ``flowgraph``: ``jscc_tx -> sionna_channel -> jscc_rx`` (+ message_debug storing the image
+  PDUs), timed from ``tb.start()`` to the end of ``tb.wait()``; blocks are built before the clock
+  starts, as the direct side's objects are.
+
+Channel symbols per second = n * k / seconds. The runs alternate (direct, flowgraph, direct, ...)
+``--reps`` times after one small warm-up of each; the medians are reported, with
+``flowgraph_vs_direct`` = flowgraph rate / direct rate (goal >= 0.8), ``outputs_equal`` (the
+flowgraph's images are bit-identical to the direct chain's) and ``flowgraph_vs_direct_cpu``, the
+same ratio per CPU-second of the process (all threads). The flowgraph runs its three blocks in
+three threads, so on a machine shared with other work it gets a larger share of the CPU than the
+single-threaded direct loop, and its wall-clock ratio can exceed 1 for that reason alone; the
+CPU ratio shows the framework's own cost. The table comes first; the
+last line of stdout is one JSON object.
+
+Run::
+
+    .venv/bin/python benchmarks/flowgraph.py                     # 256 CIFAR-10 images, k = 16
+    .venv/bin/python benchmarks/flowgraph.py --n 64 --reps 5 --channel rayleigh-block
+    .venv/bin/python benchmarks/flowgraph.py --checkpoint deepjscc-cifar10-rho1_6   # k = 512
+"""
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import threading
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "gnuradio" / "python"))
+
+from singlink import phy  # noqa: E402,F401  (first: configures TensorFlow)
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from gnuradio import blocks, gr  # noqa: E402
+
+import singlink_gr  # noqa: E402
+from singlink_gr.common import parse_image_message, resolve_images  # noqa: E402
+from singlink_gr.link import Channel, Decoder, Encoder, direct_link, load_jscc  # noqa: E402
+from singlink_gr.testing import run_flowgraph  # noqa: E402
+
+
+def run_direct(paths, args, jscc):
+    enc, ch, dec = Encoder(jscc), Channel(args.channel, seed=args.seed), Decoder(jscc, method="deepjscc")
+    result = {}
+
+    def body():
+        t0, c0 = time.perf_counter(), time.process_time()
+        result["out"] = direct_link(paths, args.snr, enc, ch, dec, batch_size=args.batch)
+        result["s"], result["cpu"] = time.perf_counter() - t0, time.process_time() - c0
+
+    if args.direct_thread == "main":
+        body()
+    else:  # a worker thread, as each flowgraph block runs in one
+        worker = threading.Thread(target=body)
+        worker.start()
+        worker.join()
+    return result["s"], result["cpu"], result["out"]
+
+
+def run_flowgraph_once(paths, args, jscc):
+    tx = singlink_gr.jscc_tx(checkpoint=jscc, snr_db=args.snr, images=[str(p) for p in paths], batch_size=args.batch)
+    ch = singlink_gr.sionna_channel(args.channel, seed=args.seed)
+    rx = singlink_gr.jscc_rx("deepjscc", checkpoint=jscc, batch_size=args.batch)
+    dbg = blocks.message_debug()
+    tb = gr.top_block()
+    tb.connect(tx, ch, rx)
+    tb.msg_connect(rx, "images_out", dbg, "store")
+    t0, c0 = time.perf_counter(), time.process_time()
+    run_flowgraph(tb, timeout=600)
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
+    images = [parse_image_message(dbg.get_message(i))[0] for i in range(dbg.num_messages())]
+    return seconds, cpu, np.stack(images) if images else np.zeros((0,), np.uint8)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--checkpoint", default="deepjscc-cifar10-rho1_192", help="DeepJSCC checkpoint (default %(default)s)")
+    p.add_argument("--images", default="cifar10/test", help="image folder (default %(default)s, under singlink's data roots)")
+    p.add_argument("--n", type=int, default=256, help="images per run (default %(default)s)")
+    p.add_argument("--batch", type=int, default=16, help="encoder/decoder group size (default %(default)s)")
+    p.add_argument("--snr", type=float, default=10.0, help="SNR in dB (default %(default)s)")
+    p.add_argument("--channel", default="awgn", choices=["awgn", "rayleigh-block"])
+    p.add_argument("--reps", type=int, default=3, help="timed runs of each (default %(default)s)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--direct-thread", choices=["worker", "main"], default="worker",
+                   help="thread the direct chain runs in (default %(default)s; see the module docstring)")
+    args = p.parse_args(argv)
+
+    jscc = load_jscc(args.checkpoint)
+    k = jscc.config.k
+    paths = [path for path, _ in resolve_images(args.images, args.n)]
+    if len(paths) < args.n:
+        raise SystemExit(f"only {len(paths)} images under {args.images}, asked for --n {args.n}")
+
+    warm = paths[:min(len(paths), 2 * args.batch)]  # TensorFlow/torch first-call costs, both paths
+    run_direct(warm, args, jscc)
+    run_flowgraph_once(warm, args, jscc)
+
+    direct_s, flow_s, direct_cpu, flow_cpu, equal = [], [], [], [], True
+    print(f"flowgraph vs direct: {args.n} images x k={k} symbols ({args.checkpoint}), {args.channel}, "
+          f"SNR {args.snr:g} dB, batch {args.batch}, torch threads {torch.get_num_threads()}, "
+          f"direct chain in the {args.direct_thread} thread")
+    print(f"{'rep':>3s} {'direct s':>9s} {'flowgraph s':>12s} {'direct sym/s':>13s} {'flowgraph sym/s':>16s} "
+          f"{'direct cpu s':>13s} {'flowgraph cpu s':>16s}")
+    for rep in range(args.reps):
+        sd, cd, out_d = run_direct(paths, args, jscc)
+        sf, cf, out_f = run_flowgraph_once(paths, args, jscc)
+        equal = equal and out_f.shape == out_d.shape and bool(np.array_equal(out_f, out_d))
+        direct_s.append(sd)
+        flow_s.append(sf)
+        direct_cpu.append(cd)
+        flow_cpu.append(cf)
+        print(f"{rep:3d} {sd:9.3f} {sf:12.3f} {args.n * k / sd:13.0f} {args.n * k / sf:16.0f} {cd:13.3f} {cf:16.3f}",
+              flush=True)
+
+    symbols = args.n * k
+    direct_rate = symbols / statistics.median(direct_s)
+    flow_rate = symbols / statistics.median(flow_s)
+    result = {
+        "benchmark": "flowgraph", "checkpoint": args.checkpoint, "k": k, "images": args.n, "batch": args.batch,
+        "channel": args.channel, "snr_db": args.snr, "reps": args.reps, "method": "deepjscc",
+        "direct_thread": args.direct_thread,
+        "direct_seconds": [round(s, 4) for s in direct_s], "flowgraph_seconds": [round(s, 4) for s in flow_s],
+        "direct_symbols_per_s": round(direct_rate, 1), "flowgraph_symbols_per_s": round(flow_rate, 1),
+        "flowgraph_vs_direct": round(flow_rate / direct_rate, 3), "goal": 0.8,
+        "direct_cpu_seconds": [round(s, 4) for s in direct_cpu], "flowgraph_cpu_seconds": [round(s, 4) for s in flow_cpu],
+        # symbols per CPU-second (all threads of the process), flowgraph over direct: the cost of
+        # the framework itself, independent of how much of a shared machine each side was given
+        "flowgraph_vs_direct_cpu": round(statistics.median(direct_cpu) / statistics.median(flow_cpu), 3),
+        "outputs_equal": equal, "gnuradio": gr.version(), "torch_threads": torch.get_num_threads(),
+        "cpu_count": os.cpu_count(), "load_avg_1min": round(os.getloadavg()[0], 2), "python": platform.python_version(),
+    }
+    print(f"median: direct {direct_rate:.0f} sym/s, flowgraph {flow_rate:.0f} sym/s, "
+          f"flowgraph_vs_direct {result['flowgraph_vs_direct']:.3f} (goal >= 0.8); outputs equal: {equal}")
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

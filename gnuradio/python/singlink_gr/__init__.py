@@ -1,0 +1,21 @@
+"""gr-singlink: singlink's DeepJSCC transmitter, Sionna channel and SING receiver as GNU Radio blocks.
+
+Blocks (GRC ids ``singlink_gr_jscc_tx``, ``singlink_gr_sionna_channel``, ``singlink_gr_jscc_rx``):
+
+- :class:`jscc_tx`: images (folder, files, or ``images_in`` PDUs) -> complex64 frames of k
+  symbols, tagged ``packet_len``, ``image_id``, ``snr_db``, ``frame`` (and ``eob`` on the last);
+- :class:`sionna_channel`: singlink's Sionna AWGN / Rayleigh block-fading channel per frame,
+  seeded ``derive_seed(seed, frame)``, adding an ``h`` tag under fading;
+- :class:`jscc_rx`: frames -> restored images (deepjscc, sing-zero, sing-inn) as PDUs on
+  ``images_out`` and optionally PNG files.
+
+``singlink_gr.link`` holds the computations the blocks wrap and :func:`~singlink_gr.link.direct_link`,
+the same chain without GNU Radio; ``singlink_gr.framing`` assembles frames from stream chunks.
+singlink itself (torch, TensorFlow) loads when a block is built, not on import.
+"""
+from .framing import Frame, FrameAssembler, Tag
+from .jscc_rx import jscc_rx
+from .jscc_tx import jscc_tx
+from .sionna_channel import sionna_channel
+
+__all__ = ["jscc_tx", "sionna_channel", "jscc_rx", "Frame", "FrameAssembler", "Tag"]
