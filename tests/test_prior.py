@@ -192,3 +192,16 @@ def test_train_prior_resumes_exactly_and_exports(tmp_path, monkeypatch):
         torch.testing.assert_close(p, q, rtol=1e-3, atol=1e-4, msg=name)
     for name, p in ema.unet.state_dict().items():
         assert torch.equal(p, b["ema"][name]), name
+
+
+def test_shipped_prior_loads_by_name_within_size():
+    from singlink.receiver.plugin import DEFAULT_PRIOR
+    from singlink.receiver.prior import CHECKPOINTS
+
+    folder = CHECKPOINTS / DEFAULT_PRIOR
+    if not folder.is_dir():
+        pytest.skip("no shipped prior")
+    prior = DiffusionPrior.from_pretrained(DEFAULT_PRIOR)
+    assert prior.image_size == (3, 32, 32) and prior.num_train_timesteps == 1000
+    assert sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) < 25_000_000
+    assert (folder / "MODEL_CARD.md").is_file() and (folder / "samples.png").is_file()
