@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 from ..errors import UsageError
+from ..training import parse_snr_range
 
 SIZE_LIMIT = 10_000_000  # bytes: the most an exported (shipped) INN may take
 VAL_POINTS = 6  # validation SNRs spread over the training range
@@ -47,16 +48,6 @@ def add_arguments(p):
                    help="when done, write the INN with a model card into singlink/checkpoints/NAME "
                         "(e.g. inn-cifar10-rho1_192)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-
-
-def _parse_range(text):
-    try:
-        lo, hi = (float(v) for v in text.split(","))
-    except ValueError:
-        raise UsageError(f"--snr-range takes MIN,MAX in dB, got {text!r}") from None
-    if not lo <= hi:
-        raise UsageError(f"--snr-range needs MIN <= MAX, got {text!r}")
-    return lo, hi
 
 
 def degradation_loss(inn, x, x_jscc, snr_db):
@@ -126,7 +117,7 @@ def run(args):
             raise UsageError(f"--{name.replace('_', '-')} must be >= 1")
     if not args.lr > 0:
         raise UsageError(f"--lr must be > 0, got {args.lr}")
-    snr_lo, snr_hi = (args.fixed_snr,) * 2 if args.fixed_snr is not None else _parse_range(args.snr_range)
+    snr_lo, snr_hi = (args.fixed_snr,) * 2 if args.fixed_snr is not None else parse_snr_range(args.snr_range)
     import numpy as np
     import torch
 

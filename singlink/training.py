@@ -8,6 +8,17 @@ from pathlib import Path
 from .errors import UsageError
 
 
+def parse_snr_range(text: str) -> tuple[float, float]:
+    """``--snr-range`` as 'MIN,MAX' in dB -> (min, max), with a one-line error otherwise."""
+    try:
+        lo, hi = (float(v) for v in text.split(","))
+    except ValueError:
+        raise UsageError(f"--snr-range takes MIN,MAX in dB, got {text!r}") from None
+    if not lo <= hi:
+        raise UsageError(f"--snr-range needs MIN <= MAX, got {text!r}")
+    return lo, hi
+
+
 def load_cifar_tensors(data_root, train_images=None, val_images=256):
     """The seeded CIFAR-10 split as tensors: training images uint8 (N, 3, 32, 32) (compact enough to
     keep all 45,000 in memory) and the first ``val_images`` validation images float32 in [0, 1]."""

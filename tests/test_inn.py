@@ -20,12 +20,7 @@ from singlink.receiver.train_inn import degradation_loss, validate
 from conftest import SHARED_DATA
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

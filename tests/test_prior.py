@@ -12,13 +12,7 @@ from singlink.receiver.prior import DiffusionPrior, make_unet, save_grid, uncond
 from conftest import SHARED_DATA
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One torch thread: tiny models gain nothing from two, and lose a lot on a loaded machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

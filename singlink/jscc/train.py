@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from ..errors import UsageError
+from ..training import parse_snr_range
 
 VAL_SNRS = (-5, -3, -1, 1, 3, 5)
 
@@ -34,16 +35,6 @@ def add_arguments(p):
     p.add_argument("--export", default=None, metavar="NAME",
                    help="when done, write the model as a named checkpoint with a model card into singlink/checkpoints/NAME")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-
-
-def _parse_range(text):
-    try:
-        lo, hi = (float(v) for v in text.split(","))
-    except ValueError:
-        raise UsageError(f"--snr-range takes MIN,MAX in dB, got {text!r}") from None
-    if not lo <= hi:
-        raise UsageError(f"--snr-range needs MIN <= MAX, got {text!r}")
-    return lo, hi
 
 
 def evaluate(model, x, snrs=VAL_SNRS, seed=0, batch=128):
@@ -73,7 +64,7 @@ def evaluate(model, x, snrs=VAL_SNRS, seed=0, batch=128):
 
 
 def run(args):
-    snr_lo, snr_hi = _parse_range(args.snr_range)
+    snr_lo, snr_hi = parse_snr_range(args.snr_range)
     for name in ("steps", "batch", "val_every", "val_images", "channels"):
         if getattr(args, name) < 1:
             raise UsageError(f"--{name.replace('_', '-')} must be >= 1")
