@@ -124,7 +124,7 @@ def run(args):
     from .. import phy
     from ..jscc.model import DeepJSCC
     from ..provenance import code_version, derive_seed, write_atomic
-    from ..training import load_cifar_tensors, load_state, save_state
+    from ..training import draw_step, load_cifar_tensors, load_state, save_state
     from . import inn as inn_module
     from .inn import ConditionalINN
 
@@ -191,11 +191,7 @@ def run(args):
     inn.train()
     while step < args.steps:
         t_step = time.perf_counter()
-        g = torch.Generator().manual_seed(derive_seed(args.seed, "batch", step))
-        idx = torch.randint(len(x_train), (args.batch,), generator=g)
-        x = x_train[idx].float() / 255
-        snr = snr_lo + (snr_hi - snr_lo) * torch.rand(args.batch, generator=g)
-        phy.set_seed(derive_seed(args.seed, "channel", step))
+        x, snr = draw_step(x_train, args.batch, snr_lo, snr_hi, args.seed, step)
         with torch.no_grad():
             y, _ = channel(jscc.encode(x, snr), snr)
             x_jscc = jscc.decode(y, snr)

@@ -19,6 +19,22 @@ def parse_snr_range(text: str) -> tuple[float, float]:
     return lo, hi
 
 
+def draw_step(x_train, batch: int, snr_lo: float, snr_hi: float, seed: int, step: int):
+    """Step ``step``'s training batch (float images in [0, 1]) and per-image SNRs (uniform in
+    [snr_lo, snr_hi] dB), drawn from (seed, step) alone; also seeds the step's channel noise.
+    This is what makes a resumed run identical to an uninterrupted one."""
+    import torch
+
+    from . import phy
+    from .provenance import derive_seed
+
+    g = torch.Generator().manual_seed(derive_seed(seed, "batch", step))
+    idx = torch.randint(len(x_train), (batch,), generator=g)
+    snr = snr_lo + (snr_hi - snr_lo) * torch.rand(batch, generator=g)
+    phy.set_seed(derive_seed(seed, "channel", step))
+    return x_train[idx].float() / 255, snr
+
+
 def load_cifar_tensors(data_root, train_images=None, val_images=256):
     """The seeded CIFAR-10 split as tensors: training images uint8 (N, 3, 32, 32) (compact enough to
     keep all 45,000 in memory) and the first ``val_images`` validation images float32 in [0, 1]."""

@@ -81,7 +81,7 @@ def run(args):
         k = phy.num_channel_symbols(args.rho, (3, 32, 32))
     except ValueError as e:
         raise UsageError(str(e)) from None
-    from ..training import load_cifar_tensors, load_state, save_state
+    from ..training import draw_step, load_cifar_tensors, load_state, save_state
 
     out = Path(args.out or f"runs/train-jscc/rho{str(args.rho).replace('/', '_')}")
     out.mkdir(parents=True, exist_ok=True)
@@ -116,11 +116,7 @@ def run(args):
     model.train()
     while step < args.steps:
         t_step = time.perf_counter()
-        g = torch.Generator().manual_seed(derive_seed(args.seed, "batch", step))
-        idx = torch.randint(len(x_train), (args.batch,), generator=g)
-        x = x_train[idx].float() / 255
-        snr = snr_lo + (snr_hi - snr_lo) * torch.rand(args.batch, generator=g)
-        phy.set_seed(derive_seed(args.seed, "channel", step))
+        x, snr = draw_step(x_train, args.batch, snr_lo, snr_hi, args.seed, step)
         y, _ = channel(model.encode(x, snr), snr)
         x_hat = model.decode(y, snr)
         mse = torch.mean((x_hat - x) ** 2)
