@@ -51,6 +51,7 @@ the MCS estimates with their own derived seeds, so results do not depend on the 
 """
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 from fractions import Fraction
@@ -67,6 +68,18 @@ from .codec import ImageCodec, make_codec
 VARIANTS = ("bpg-ldpc", "bpg-ldpc-best", "bpg-capacity")
 MCS_TABLE = tuple((m, r) for m in ("bpsk", "qpsk", "16qam")
                   for r in (Fraction(1, 3), Fraction(1, 2), Fraction(2, 3), Fraction(3, 4)))
+
+
+class _NoRetracingWarning(logging.Filter):
+    """bpg-ldpc-best builds one MonteCarloRunner (one tf.function) per MCS on purpose; TF's
+    "triggered tf.function retracing" advice about that is noise for the user."""
+
+    def filter(self, record):
+        return "triggered tf.function retracing" not in record.getMessage()
+
+
+tf.get_logger().addFilter(_NoRetracingWarning())
+
 MAX_INFO_BITS = 3824  # per codeword (module docstring)
 MIN_INFO_BITS = 12    # Sionna's LDPC5GEncoder minimum
 _MC_CODED_BITS = 1 << 21  # coded bits per Monte Carlo batch (bounds memory for large k)
@@ -233,8 +246,13 @@ class SeparationBaseline:
 
     # --- transmission ------------------------------------------------------------------------
 
-    def transmit(self, images: torch.Tensor, snr_db: float, channel: str = "awgn", seed: int = 0):
+    def transmit(self, images: torch.Tensor, snr_db: float, channel: str = "awgn", seed: int = 0,
+                 mcs_seed: int | None = None):
         """Send ``images`` (N, 3, H, W) in [0, 1] at ``snr_db`` (one scalar) over ``channel``.
+
+        ``seed`` seeds the transmission; ``mcs_seed`` (default ``seed``) the ``bpg-ldpc-best`` MCS
+        estimates, so that callers sending many batches (one seed per batch and channel
+        realisation) choose one MCS per SNR and simulate it once (the estimates are cached per seed).
 
         Returns ``(images_hat, info)``: ``images_hat`` (N, 3, H, W) float32, and ``info`` one dict
         per image with ``qp`` (None when nothing was sent), ``payload_bits``, ``bits_sent``
@@ -258,7 +276,7 @@ class SeparationBaseline:
         n_img, shape = images.shape[0], tuple(images.shape[2:])
         split, error_rate = self.split, None
         if self.variant == "bpg-ldpc-best":
-            split, rates = self.select_mcs(snr_db, channel, seed)
+            split, rates = self.select_mcs(snr_db, channel, seed if mcs_seed is None else mcs_seed)
             error_rate = rates.get(split)
         phy.set_seed(derive_seed(seed, "separation", self.variant, self.k, snr_db, channel))
         images_hat = mean.unsqueeze(0).repeat(n_img, 1, 1, 1).contiguous()

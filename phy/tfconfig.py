@@ -4,14 +4,7 @@ Imported first by :mod:`singlink.phy`. It turns on GPU memory growth before Tens
 initialises its devices, so TensorFlow does not reserve all GPU memory and PyTorch (models,
 receiver) can share the same GPU.
 """
-import os
-
-# TensorFlow's C++ start-up logging (e.g. "failed call to cuInit" on every CPU-only machine) is
-# noise for singlink's users; errors still surface as Python exceptions. Set the variable to 0
-# to see it again.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-
-import tensorflow as tf  # noqa: E402
+import tensorflow as tf  # TF_CPP_MIN_LOG_LEVEL is set by singlink/__init__.py, before any import
 
 
 def _enable_memory_growth():

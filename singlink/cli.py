@@ -8,6 +8,7 @@ from .errors import UsageError
 
 # name -> (module, one-line help). Modules expose add_arguments(parser) and run(args) -> int.
 COMMANDS = {
+    "sweep": ("singlink.sweep.command", "Monte Carlo sweep of DeepJSCC, SING and separation baselines over rho x SNR x channel, in-process or on Ray"),
     "link": ("singlink.linkdemo", "link-level BER/BLER demo: uncoded and LDPC-coded QPSK over AWGN and Rayleigh block fading"),
     "train-jscc": ("singlink.jscc.train", "train a DeepJSCC codec end to end through the Sionna AWGN channel (resumable)"),
     "evaluate": ("singlink.evaluate", "DeepJSCC and SING restorations of CIFAR-10 images through the channel: PSNR, MS-SSIM, LPIPS with 95%% CIs"),

@@ -1,0 +1,225 @@
+"""``singlink sweep``: Monte Carlo sweeps of DeepJSCC and SING against separation baselines,
+methods x rho x SNR x channel over N images x R channel realisations, in-process or on Ray.
+
+Every finished task's rows go to the store (``--out``/results.sqlite) as the task completes;
+rerunning the same command resumes, skipping the stored rows. At the end ``--out`` holds
+``summary.csv``, ``psnr_vs_snr.png``, ``lpips_vs_snr.png``, ``examples_<rho>_<channel>.png``
+and ``sweep.json`` (config, seed, code version, runs of the store).
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from ..errors import UsageError
+from .config import BASELINE_METHODS, SweepConfig, build_config, preset_names
+
+
+def add_arguments(p):
+    p.add_argument("--preset", default=None, help=f"a built-in grid: {', '.join(preset_names())} "
+                   "(default: 'default' unless --config is given)")
+    p.add_argument("--config", default=None, help="YAML or TOML file of sweep keys (see singlink.sweep.config)")
+    p.add_argument("--methods", help="comma list: deepjscc, sing-zero, sing-inn, bpg-ldpc, bpg-ldpc-best, bpg-capacity")
+    p.add_argument("--rho", help="comma list of bandwidth ratios, e.g. 1/192,1/48")
+    p.add_argument("--snr", help="comma list of SNRs in dB, or START:STOP:STEP (both ends included)")
+    p.add_argument("--channel", help="comma list: awgn, rayleigh-block, rayleigh-fast")
+    p.add_argument("--images", help="number of CIFAR-10 images (the first N of --split)")
+    p.add_argument("--realizations", help="channel realisations per image")
+    p.add_argument("--seed", help="run seed")
+    p.add_argument("--out", help="output folder: results store, summary.csv, plots")
+    p.add_argument("--steps", help="SING: prior timesteps visited")
+    p.add_argument("--operator", help="SING: the linear operator A (e.g. pool2)")
+    p.add_argument("--zeta", help="SING-INN guidance step ('paper' for the paper's SNR schedule)")
+    p.add_argument("--batch", help="images per task")
+    p.add_argument("--threads", help="torch threads per task (rows are bit-identical for a given value)")
+    p.add_argument("--split", help="CIFAR-10 split: test or val")
+    p.add_argument("--data-root", help="folder holding cifar10/ (default: see singlink.data)")
+    p.add_argument("--ray", default=None, metavar="ADDRESS",
+                   help="run the tasks on the Ray cluster at ADDRESS (host:port), or 'local' to start one here")
+    p.add_argument("--workers", default=None, help="with --ray local: worker processes (default: CPU cores)")
+
+
+OVERRIDES = ("methods", "rho", "snr", "channel", "images", "realizations", "seed", "out", "steps", "operator", "zeta",
+             "batch", "threads", "split", "data_root")
+
+
+def _check_out(out: Path) -> None:
+    """--out must be a folder we can create and write (checked before anything is written)."""
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} exists and is not a folder; give a folder path")
+    probe = out
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
+        raise UsageError(f"--out {out} is not writable ({probe} is {'not a folder' if not probe.is_dir() else 'read-only'})")
+
+
+def _check_data(cfg: SweepConfig) -> int:
+    from ..data import DatasetNotFoundError, cifar10_splits
+
+    try:
+        n = len(cifar10_splits(cfg.data_root)[cfg.split])
+    except DatasetNotFoundError as e:
+        raise UsageError(str(e)) from None
+    if cfg.images > n:
+        raise UsageError(f"images = {cfg.images} but the CIFAR-10 {cfg.split} split has {n}; lower --images")
+    return n
+
+
+def _mean_image(store, cfg: SweepConfig):
+    """The baselines' failure image: the mean of the first ``mean_images`` training images,
+    computed once per store and kept in it (so resumed and Ray runs use the very same array)."""
+    import numpy as np
+
+    blob = store.get_blob("mean_image")
+    if blob is None:
+        from ..baselines import training_mean_image
+
+        print(f"computing the mean of {cfg.mean_images} CIFAR-10 training images (once per store)", flush=True)
+        mean = training_mean_image(cfg.data_root, cfg.mean_images).numpy().astype(np.float32)
+        store.put_blob("mean_image", mean.tobytes())
+        return mean
+    return np.frombuffer(blob, np.float32).reshape(3, 32, 32).copy()
+
+
+def _progress(tasks, cfg):
+    from tqdm import tqdm
+
+    bar = tqdm(total=sum(t.cost(cfg) for t in tasks), desc="sweep", dynamic_ncols=True,
+               bar_format="{desc}: {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}{postfix}]")
+    bar.set_postfix_str(f"0/{sum(len(t.image_ids) for t in tasks)} rows")
+    return bar
+
+
+def _run_local(tasks, cfg, mean, store, bar):
+    from .tasks import execute
+
+    done_rows = 0
+    for t in tasks:
+        rows, examples = execute(t, cfg, mean)
+        store.add(rows, examples)
+        done_rows += len(rows)
+        bar.set_postfix_str(f"{done_rows}/{sum(len(x.image_ids) for x in tasks)} rows", refresh=False)
+        bar.update(t.cost(cfg))
+
+
+def connect_ray(address: str, workers: int | None):
+    """``ray.init`` for ``--ray``: 'local' starts a cluster of ``workers`` CPUs in this process,
+    anything else connects to a running cluster (``ray start --head``)."""
+    try:
+        import ray
+    except ImportError:
+        raise UsageError("--ray needs the ray package: pip install 'ray>=2.40'") from None
+    kwargs = {"include_dashboard": False, "log_to_driver": False, "logging_level": "ERROR"}
+    try:
+        if address == "local":
+            ray.init(num_cpus=workers or os.cpu_count(), **kwargs)
+        else:
+            ray.init(address=address, **kwargs)
+    except (ConnectionError, RuntimeError, ValueError) as e:
+        raise UsageError(f"cannot reach the Ray cluster at {address}: {str(e).splitlines()[0][:200]}") from None
+    return ray
+
+
+def _run_ray(ray, tasks, cfg, mean, store, bar):
+    from .tasks import execute
+
+    remote = ray.remote(num_cpus=1, max_retries=2)(execute)
+    mean_ref = ray.put(mean)
+    pending = {remote.remote(t, cfg, mean_ref): t for t in tasks}
+    total, done_rows = sum(len(t.image_ids) for t in tasks), 0
+    while pending:
+        ready, _ = ray.wait(list(pending), num_returns=1)
+        for ref in ready:
+            t = pending.pop(ref)
+            rows, examples = ray.get(ref)
+            store.add(rows, examples)
+            done_rows += len(rows)
+            bar.set_postfix_str(f"{done_rows}/{total} rows", refresh=False)
+            bar.update(t.cost(cfg))
+
+
+def write_report(store, cfg: SweepConfig, out: Path) -> tuple[list[dict], list[Path]]:
+    """summary.csv, the plots and example grids from the store's rows of ``cfg``'s grid;
+    returns the summary and the paths written."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from ..data import cifar10_splits, load_batch
+    from ..provenance import code_version, write_atomic
+    from .report import example_grid, in_grid, metric_plot, summarize, summary_csv
+    from .tasks import _png
+
+    rows = in_grid(store.rows(), cfg)
+    summary = summarize(rows, cfg)
+    written = {"summary.csv": summary_csv(summary), "psnr_vs_snr.png": metric_plot(summary, cfg, "psnr"),
+               "lpips_vs_snr.png": metric_plot(summary, cfg, "lpips")}
+    if cfg.examples:
+        ids = list(range(min(cfg.examples, cfg.images)))
+        x, _ = load_batch(cifar10_splits(cfg.data_root)[cfg.split], ids)
+        originals = {i: np.asarray(Image.open(io.BytesIO(_png(x[j])))) for j, i in enumerate(ids)}
+        examples = store.examples()
+        for rho in cfg.rho:
+            for ch in cfg.channel:
+                grid = example_grid(examples, originals, cfg, rho, ch)
+                if grid is not None:
+                    written[f"examples_rho{rho.replace('/', '_')}_{ch}.png"] = grid
+    written["sweep.json"] = json.dumps({"config": cfg.to_dict(), "seed": cfg.seed, "version": code_version(),
+                                        "store": str(store.path.name), "rows": len(rows),
+                                        "runs": [{k: r[k] for k in ("run_id", "started", "executor")} for r in store.runs()]},
+                                       indent=1)
+    for name, data in written.items():
+        write_atomic(out / name, data)
+    return summary, [out / name for name in written]
+
+
+def run(args):
+    from ..provenance import code_version
+    from .report import summary_table
+    from .store import ResultStore
+    from .tasks import plan
+
+    overrides = {key: getattr(args, key) for key in OVERRIDES}
+    cfg = build_config(args.preset, args.config, overrides)
+    out = Path(cfg.out)
+    _check_out(out)
+    store = ResultStore(out)
+    store.check_settings(cfg.settings)
+    _check_data(cfg)
+    workers = None
+    if args.workers is not None:
+        from .config import _int
+
+        workers = _int(args.workers, "--workers", 1)
+    ray = connect_ray(args.ray, workers) if args.ray else None
+
+    out.mkdir(parents=True, exist_ok=True)
+    executor = f"ray:{args.ray}" if ray else "local"
+    store.open_run(cfg.settings, cfg.to_dict(), code_version(), executor)
+    try:
+        mean = _mean_image(store, cfg) if any(m in BASELINE_METHODS for m in cfg.methods) else None
+        tasks = plan(cfg, store.done_keys())
+        n_rows = len(cfg.methods) * len(cfg.rho) * len(cfg.snr) * len(cfg.channel) * cfg.images * cfg.realizations
+        pending = sum(len(t.image_ids) for t in tasks)
+        print(f"sweep: {n_rows} rows in the grid, {n_rows - pending} already in {store.path}, {len(tasks)} tasks "
+              f"to run ({executor})", flush=True)
+        if tasks:
+            bar = _progress(tasks, cfg)
+            try:
+                if ray:
+                    _run_ray(ray, tasks, cfg, mean, store, bar)
+                else:
+                    _run_local(tasks, cfg, mean, store, bar)
+            finally:
+                bar.close()
+    finally:
+        store.close()
+        if ray:
+            ray.shutdown()
+    summary, paths = write_report(store, cfg, out)
+    print(summary_table(summary))
+    print("wrote " + ", ".join(str(p) for p in paths))
+    return 0

@@ -1,0 +1,315 @@
+"""What a sweep runs: :class:`SweepConfig`, read from a preset, a YAML or TOML file and
+command-line overrides (later wins), and checked in full before anything is written.
+
+Keys (types are checked; every error is one line naming the key and the fix):
+
+==================  ==========================================================================
+methods             restoration methods (``deepjscc``, ``sing-zero``, ``sing-inn``) and separation
+                    baselines (``bpg-ldpc``, ``bpg-ldpc-best``, ``bpg-capacity``)
+rho                 bandwidth ratios k / (3 H W), e.g. ``"1/192"``; DeepJSCC methods need a shipped
+                    checkpoint ``deepjscc-cifar10-rho1_<n>`` (and ``inn-cifar10-rho1_<n>`` for sing-inn)
+snr                 SNRs in dB (Es/N0 per channel use); on the command line also ``START:STOP:STEP``
+channel             ``awgn``, ``rayleigh-block`` (or ``rayleigh-fast``)
+images              the first N images of the CIFAR-10 ``split``
+realizations        channel realisations per image
+seed                the run seed; every row's randomness is derived from it and the row's keys
+split               ``test`` or ``val``
+operator, steps     SING's linear operator A and number of visited prior timesteps
+zeta                SING-INN guidance step (None: the paper's SNR schedule)
+batch               images per task (the unit of work, of resume and of a Ray task)
+threads             torch threads per task; results are bit-identical for a given value
+examples            images per cell kept as reconstructions for the example grid
+mean_images         training images averaged into the baselines' failure image
+ldpc_modulation,    bpg-ldpc's fixed MCS (default BPSK, 2/3: the DiffJSCC paper's choice)
+ldpc_rate
+prior               diffusion prior name or folder (None: the shipped prior)
+data_root           folder holding cifar10/ (None: see :mod:`singlink.data`)
+out                 output folder: the results store, summary.csv, plots
+==================  ==========================================================================
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import tomllib
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+from ..errors import UsageError
+
+PRESETS = Path(__file__).resolve().parent / "presets"
+RECEIVER_METHODS = ("deepjscc", "sing-zero", "sing-inn")
+BASELINE_METHODS = ("bpg-ldpc", "bpg-ldpc-best", "bpg-capacity")
+CHANNELS = ("awgn", "rayleigh-block", "rayleigh-fast")
+IMAGE_SHAPE = (3, 32, 32)
+
+# Settings that change a row's numbers: a store remembers them and refuses to mix rows made
+# under other values (the grid itself, methods x rho x SNR x channel x images x realisations x
+# seed, may grow between runs of one store).
+ROW_SETTINGS = ("split", "operator", "steps", "zeta", "batch", "threads", "mean_images", "ldpc_modulation",
+                "ldpc_rate", "prior")
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    methods: tuple = ()
+    rho: tuple = ()
+    snr: tuple = ()
+    channel: tuple = ("awgn",)
+    images: int = 16
+    realizations: int = 1
+    seed: int = 0
+    split: str = "test"
+    operator: str = "pool2"
+    steps: int = 50
+    zeta: float | None = None
+    batch: int = 16
+    threads: int = 1
+    examples: int = 3
+    mean_images: int = 45000
+    ldpc_modulation: str = "bpsk"
+    ldpc_rate: str = "2/3"
+    prior: str | None = None
+    data_root: str | None = None
+    out: str = "runs/sweep"
+    preset: str | None = field(default=None, compare=False)
+
+    @property
+    def settings(self) -> dict:
+        """The row-affecting settings (:data:`ROW_SETTINGS`)."""
+        return {key: getattr(self, key) for key in ROW_SETTINGS}
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def k(self, rho: str) -> int:
+        """Channel uses per image at bandwidth ratio ``rho``."""
+        return int(Fraction(rho) * math.prod(IMAGE_SHAPE))
+
+
+KEYS = tuple(f.name for f in dataclasses.fields(SweepConfig) if f.name != "preset")
+
+
+def preset_names() -> list[str]:
+    return sorted(p.stem for p in PRESETS.glob("*.toml"))
+
+
+def _read_file(path: Path, what: str) -> dict:
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise UsageError(f"cannot read {what} {path}: {e.strerror}") from None
+    try:
+        if path.suffix == ".toml":
+            data = tomllib.loads(text)
+        elif path.suffix in (".yaml", ".yml"):
+            import yaml
+
+            data = yaml.safe_load(text) or {}
+        else:
+            raise UsageError(f"{what} {path} must end in .toml, .yaml or .yml")
+    except (tomllib.TOMLDecodeError, ValueError) as e:
+        raise UsageError(f"{what} {path} is not valid {path.suffix[1:].upper()}: {str(e).splitlines()[0]}") from None
+    except Exception as e:  # yaml.YAMLError and its subclasses
+        if type(e).__module__.startswith("yaml"):
+            raise UsageError(f"{what} {path} is not valid YAML: {' '.join(str(e).split())[:200]}") from None
+        raise
+    if not isinstance(data, dict):
+        raise UsageError(f"{what} {path} must be a table of keys (got {type(data).__name__})")
+    unknown = sorted(set(data) - set(KEYS))
+    if unknown:
+        raise UsageError(f"unknown key(s) {', '.join(unknown)} in {path}; known keys: {', '.join(KEYS)}")
+    return data
+
+
+def read_preset(name: str) -> dict:
+    path = PRESETS / f"{name}.toml"
+    if not path.is_file():
+        raise UsageError(f"unknown preset {name!r}; presets: {', '.join(preset_names())}")
+    return _read_file(path, "preset")
+
+
+def read_config_file(path) -> dict:
+    return _read_file(Path(path), "config file")
+
+
+# --- value checks: each takes the raw value (file or command line) and returns the typed one ---
+
+def _list(value, key):
+    if isinstance(value, str):
+        value = [v.strip() for v in value.split(",") if v.strip()]
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        value = [value]
+    if not isinstance(value, (list, tuple)):
+        raise UsageError(f"{key} must be a list, got {type(value).__name__} {value!r}")
+    if not value:
+        raise UsageError(f"{key} is empty: give at least one value")
+    return list(value)
+
+
+def _choices(value, key, allowed):
+    items = _list(value, key)
+    bad = [v for v in items if not isinstance(v, str) or v not in allowed]
+    if bad:
+        raise UsageError(f"unknown {key} {', '.join(map(repr, bad))}; choose from {', '.join(allowed)}")
+    return tuple(dict.fromkeys(items))
+
+
+def _snr_list(value, key="snr"):
+    out = []
+    for v in _list(value, key):
+        if isinstance(v, str) and v.count(":") == 2:  # START:STOP:STEP, both ends included
+            try:
+                start, stop, step = (float(p) for p in v.split(":"))
+            except ValueError:
+                raise UsageError(f"{key} range must be START:STOP:STEP in dB, got {v!r}") from None
+            if step <= 0 or stop < start:
+                raise UsageError(f"{key} range {v!r} needs STEP > 0 and STOP >= START")
+            out += [start + i * step for i in range(int(math.floor((stop - start) / step + 1e-9)) + 1)]
+            continue
+        try:
+            if isinstance(v, bool):
+                raise ValueError
+            x = float(v)
+        except (TypeError, ValueError):
+            raise UsageError(f"{key} values must be numbers in dB, got {v!r}") from None
+        if not math.isfinite(x):
+            raise UsageError(f"{key} values must be finite, got {v!r}")
+        out.append(x)
+    return tuple(dict.fromkeys(round(x, 6) for x in out))
+
+
+def _rho_list(value, key="rho"):
+    out = []
+    for v in _list(value, key):
+        try:
+            if isinstance(v, bool):
+                raise ValueError
+            r = Fraction(v) if isinstance(v, (str, int)) else Fraction(v).limit_denominator(10000)
+        except (TypeError, ValueError, ZeroDivisionError):
+            raise UsageError(f"{key} values must be ratios such as '1/192', got {v!r}") from None
+        k = r * math.prod(IMAGE_SHAPE)
+        if not 0 < r <= 1 or k.denominator != 1:
+            raise UsageError(f"{key} {v!r} gives k = {float(k):g} channel uses per 3x32x32 image; "
+                             f"need a ratio in (0, 1] with integer k, e.g. 1/192 (k = 16)")
+        out.append(str(r))
+    return tuple(dict.fromkeys(out))
+
+
+def _int(value, key, lo):
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise UsageError(f"{key} must be an integer, got {type(value).__name__} {value!r}")
+    try:
+        x = int(value)
+    except ValueError:
+        raise UsageError(f"{key} must be an integer, got {value!r}") from None
+    if x < lo:
+        raise UsageError(f"{key} must be >= {lo}, got {x}")
+    return x
+
+
+def _str(value, key, allowed=None, optional=False):
+    if value is None and optional:
+        return None
+    if not isinstance(value, str) or not value:
+        raise UsageError(f"{key} must be a non-empty string, got {value!r}")
+    if allowed and value not in allowed:
+        raise UsageError(f"unknown {key} {value!r}; choose from {', '.join(allowed)}")
+    return value
+
+
+def _zeta(value, key="zeta"):
+    if value is None or (isinstance(value, str) and value.lower() in ("none", "paper")):
+        return None
+    try:
+        if isinstance(value, bool):
+            raise ValueError
+        x = float(value)
+    except (TypeError, ValueError):
+        raise UsageError(f"{key} must be a number >= 0 or 'paper' for the paper's schedule, got {value!r}") from None
+    if not (math.isfinite(x) and x >= 0):
+        raise UsageError(f"{key} must be a finite number >= 0, got {value!r}")
+    return x
+
+
+def _checked(raw: dict) -> SweepConfig:
+    from ..receiver.operators import make_operator
+    from ..phy import MODULATIONS
+
+    c = {
+        "methods": _choices(raw["methods"], "methods", RECEIVER_METHODS + BASELINE_METHODS),
+        "rho": _rho_list(raw["rho"]),
+        "snr": _snr_list(raw["snr"]),
+        "channel": _choices(raw["channel"], "channel", CHANNELS),
+        "images": _int(raw["images"], "images", 1),
+        "realizations": _int(raw["realizations"], "realizations", 1),
+        "seed": _int(raw["seed"], "seed", 0),
+        "split": _str(raw["split"], "split", ("test", "val")),
+        "operator": _str(raw["operator"], "operator"),
+        "steps": _int(raw["steps"], "steps", 1),
+        "zeta": _zeta(raw["zeta"]),
+        "batch": _int(raw["batch"], "batch", 1),
+        "threads": _int(raw["threads"], "threads", 1),
+        "examples": _int(raw["examples"], "examples", 0),
+        "mean_images": _int(raw["mean_images"], "mean_images", 1),
+        "ldpc_modulation": _str(raw["ldpc_modulation"], "ldpc_modulation", tuple(MODULATIONS)),
+        "ldpc_rate": _rate(raw["ldpc_rate"]),
+        "prior": _str(raw["prior"], "prior", optional=True),
+        "data_root": _str(raw["data_root"], "data_root", optional=True),
+        "out": _str(raw["out"], "out"),
+        "preset": raw.get("preset"),
+    }
+    make_operator(c["operator"])  # raises UsageError naming the known operators
+    return SweepConfig(**c)
+
+
+def _rate(value, key="ldpc_rate") -> str:
+    try:
+        if isinstance(value, bool):
+            raise ValueError
+        r = Fraction(str(value)).limit_denominator(64)
+    except (ValueError, ZeroDivisionError):
+        raise UsageError(f"{key} must be a code rate such as '2/3', got {value!r}") from None
+    if not Fraction(1, 5) < r <= Fraction(9, 10):
+        raise UsageError(f"{key} must lie in (1/5, 9/10], got {value!r}")
+    return str(r)
+
+
+def build_config(preset: str | None = None, config_file=None, overrides: dict | None = None) -> SweepConfig:
+    """The sweep's config: :class:`SweepConfig`'s defaults, then the preset (``default`` unless a
+    config file is given without one), then the file, then the non-None ``overrides``."""
+    raw = {f.name: f.default for f in dataclasses.fields(SweepConfig)}
+    name = preset or (None if config_file else "default")
+    if name:
+        raw |= read_preset(name) | {"preset": name}
+    if config_file:
+        raw |= read_config_file(config_file)
+    raw |= {k: v for k, v in (overrides or {}).items() if v is not None}
+    cfg = _checked(raw)
+    check_checkpoints(cfg)
+    return cfg
+
+
+def checkpoint_names(cfg: SweepConfig, rho: str) -> dict:
+    """{kind: shipped checkpoint name} that ``cfg``'s methods need at ``rho``."""
+    n = round(1 / Fraction(rho))
+    names = {}
+    if any(m in RECEIVER_METHODS for m in cfg.methods):
+        names["jscc"] = f"deepjscc-cifar10-rho1_{n}"
+    if "sing-inn" in cfg.methods:
+        names["inn"] = f"inn-cifar10-rho1_{n}"
+    return names
+
+
+def check_checkpoints(cfg: SweepConfig) -> None:
+    """Every checkpoint the grid needs is shipped (one line naming the missing ones otherwise)."""
+    from ..jscc.model import CHECKPOINTS
+
+    for rho in cfg.rho:
+        for kind, name in checkpoint_names(cfg, rho).items():
+            if not (CHECKPOINTS / name / "config.json").is_file():
+                shipped = sorted(p.name for p in CHECKPOINTS.glob("deepjscc-*"))
+                raise UsageError(f"no shipped {kind} checkpoint {name} for rho {rho}; DeepJSCC is shipped for "
+                                 f"{', '.join(s.split('-rho')[1].replace('_', '/') for s in shipped)}; "
+                                 f"drop rho {rho} or train one (singlink train-jscc / train-inn --export {name})")

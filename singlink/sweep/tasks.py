@@ -1,0 +1,196 @@
+"""The sweep's unit of work: one :class:`Task` is one method on one batch of images at one
+(rho, SNR, channel, realisation). :func:`plan` lists the tasks a store still lacks;
+:func:`execute` computes a task's rows, the same in-process or in a Ray worker.
+
+Randomness, all derived from the run seed with :func:`singlink.provenance.derive_seed`, so that a
+task computes the same rows whatever ran before it, in whichever process:
+
+- the channel draw of a batch: ``(seed, "sweep-channel", rho, snr, channel, realisation, batch)``,
+  shared by deepjscc, sing-zero and sing-inn, which therefore restore the same received symbols
+  (paired comparison);
+- SING's sampling noise per image: ``(seed, method, rho, snr, channel, realisation, image)``;
+- the separation baselines' digital channel: ``(seed, "sweep-digital", rho, snr, channel,
+  realisation, batch)``; their MCS choice (bpg-ldpc-best) uses the run seed alone, so it is one
+  choice per SNR and channel.
+
+Rows are bit-identical on CPU for a given ``threads`` setting (oneDNN's convolutions sum in an
+order that depends on the thread count); wall_s is the only field that varies.
+"""
+from __future__ import annotations
+
+import io
+import json
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..provenance import derive_seed
+from .config import BASELINE_METHODS, IMAGE_SHAPE, SweepConfig, checkpoint_names
+
+# Rough cost per image relative to a DeepJSCC decode, for a progress bar whose ETA holds while
+# cheap and expensive tasks interleave (SING-INN differentiates through the prior: ~3.3x SING-Zero).
+_COST = {"deepjscc": 1.0, "sing-zero": 1.0, "sing-inn": 3.5, "bpg-ldpc": 8.0, "bpg-ldpc-best": 8.0, "bpg-capacity": 8.0}
+
+
+@dataclass(frozen=True)
+class Task:
+    method: str
+    rho: str
+    snr_db: float
+    channel: str
+    realization: int
+    batch_index: int
+    image_ids: tuple
+
+    def keys(self, seed: int) -> list[tuple]:
+        return [(self.method, self.rho, self.snr_db, self.channel, i, self.realization, seed) for i in self.image_ids]
+
+    def cost(self, cfg: SweepConfig) -> float:
+        per_image = _COST[self.method] * (cfg.steps if self.method.startswith("sing") else 1)
+        return per_image * len(self.image_ids)
+
+
+def plan(cfg: SweepConfig, done: set) -> list[Task]:
+    """The tasks with at least one row not in ``done``, ordered so that every cell gets its first
+    batch before any cell its second (partial results cover the whole grid; the ETA is steady)."""
+    ids = list(range(cfg.images))
+    batches = [tuple(ids[i:i + cfg.batch]) for i in range(0, len(ids), cfg.batch)]
+    tasks = []
+    for realization in range(cfg.realizations):
+        for b, image_ids in enumerate(batches):
+            for rho in cfg.rho:
+                for channel in cfg.channel:
+                    for snr in cfg.snr:
+                        for method in cfg.methods:
+                            t = Task(method, rho, float(snr), channel, realization, b, image_ids)
+                            if any(key not in done for key in t.keys(cfg.seed)):
+                                tasks.append(t)
+    return tasks
+
+
+# --- execution (in the driver or a Ray worker) ------------------------------------------------------
+
+class _Context:
+    """What tasks of one sweep share within a process: the data split, models, receivers,
+    baselines (with one codec, so HEVC payload sizes are computed once per image)."""
+
+    def __init__(self, cfg: SweepConfig, mean_image: np.ndarray | None):
+        from ..data import DatasetNotFoundError, cifar10_splits
+        from ..errors import UsageError
+
+        try:
+            self.data = cifar10_splits(cfg.data_root)[cfg.split]
+        except DatasetNotFoundError as e:
+            raise UsageError(str(e)) from None
+        self.cfg, self.mean_image = cfg, mean_image
+        self._objects = {}
+
+    def _get(self, key, make):
+        if key not in self._objects:
+            self._objects[key] = make()
+        return self._objects[key]
+
+    def jscc(self, rho):
+        from ..jscc.model import DeepJSCC
+
+        return self._get(("jscc", rho), lambda: DeepJSCC.from_pretrained(checkpoint_names(self.cfg, rho)["jscc"]))
+
+    def prior(self):
+        from ..receiver.plugin import DEFAULT_PRIOR
+        from ..receiver.prior import DiffusionPrior
+
+        return self._get("prior", lambda: DiffusionPrior.from_pretrained(self.cfg.prior or DEFAULT_PRIOR))
+
+    def receiver(self, method, rho):
+        from ..receiver import Receiver
+
+        def make():
+            if method == "deepjscc":
+                return Receiver(self.jscc(rho), method)
+            extra = {"inn": checkpoint_names(self.cfg, rho)["inn"], "zeta": self.cfg.zeta} if method == "sing-inn" else {}
+            return Receiver(self.jscc(rho), method, prior=self.prior(), operator=self.cfg.operator,
+                            steps=self.cfg.steps, **extra)
+
+        return self._get(("rx", method, rho), make)
+
+    def baseline(self, method, rho):
+        import torch
+
+        from ..baselines import SeparationBaseline, make_codec
+
+        codec = self._get("codec", make_codec)
+        mcs = {"modulation": self.cfg.ldpc_modulation, "coderate": self.cfg.ldpc_rate} if method == "bpg-ldpc" else {}
+        return self._get(("baseline", method, rho), lambda: SeparationBaseline(
+            method, torch.from_numpy(self.mean_image), self.cfg.k(rho), codec=codec, **mcs))
+
+
+_CONTEXTS: dict = {}
+
+
+def _context(cfg: SweepConfig, mean_image) -> _Context:
+    key = json.dumps([cfg.settings, cfg.data_root], sort_keys=True)
+    if key not in _CONTEXTS:
+        _CONTEXTS.clear()  # one sweep per process at a time: drop another sweep's models
+        _CONTEXTS[key] = _Context(cfg, mean_image)
+    ctx = _CONTEXTS[key]
+    if ctx.mean_image is None and mean_image is not None:
+        ctx.mean_image = mean_image
+    return ctx
+
+
+def _png(image) -> bytes:
+    from PIL import Image
+
+    array = (image.permute(1, 2, 0).clamp(0, 1).numpy() * 255).round().astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def execute(task: Task, cfg: SweepConfig, mean_image: np.ndarray | None = None) -> tuple[list[dict], list[dict]]:
+    """Compute ``task``: ``(rows, examples)``, one row per image (:data:`.store.KEY` and
+    :data:`.store.VALUES`) and the PNG reconstructions of images below ``cfg.examples`` (first
+    realisation only). ``mean_image`` (3, H, W) float32 is needed by the separation baselines."""
+    import torch
+
+    from .. import phy
+    from ..data import load_batch
+    from ..metrics import lpips, ms_ssim, psnr
+
+    torch.set_num_threads(cfg.threads)
+    ctx = _context(cfg, mean_image)
+    t0 = time.perf_counter()
+    x, _ = load_batch(ctx.data, list(task.image_ids))
+    cell = (task.rho, task.snr_db, task.channel, task.realization, task.batch_index)
+    if task.method in BASELINE_METHODS:
+        base = ctx.baseline(task.method, task.rho)
+        x_hat, info = base.transmit(x, task.snr_db, task.channel, seed=derive_seed(cfg.seed, "sweep-digital", *cell),
+                                    mcs_seed=cfg.seed)
+        bits = [r["bits_sent"] for r in info]
+        status = [r["status"] for r in info]
+    else:
+        rx = ctx.receiver(task.method, task.rho)
+        jscc = rx.jscc
+        phy.set_seed(derive_seed(cfg.seed, "sweep-channel", *cell))
+        with torch.no_grad():
+            y, h = phy.TFModule(phy.make_channel(task.channel, power=jscc.config.power))(jscc.encode(x, task.snr_db),
+                                                                                        task.snr_db)
+        x_jscc = rx.decode(y, task.snr_db, h=None if task.channel == "awgn" else h)
+        seeds = [derive_seed(cfg.seed, task.method, task.rho, task.snr_db, task.channel, task.realization, i)
+                 for i in task.image_ids]
+        x_hat = rx.restore(x_jscc, task.snr_db, seed=seeds).detach()
+        bits, status = [None] * len(task.image_ids), ["ok"] * len(task.image_ids)
+    with torch.no_grad():
+        scores = {"psnr": psnr(x_hat, x), "ms_ssim": ms_ssim(x_hat, x), "lpips": lpips(x_hat, x)}
+    wall = (time.perf_counter() - t0) / len(task.image_ids)
+    k = cfg.k(task.rho)
+    rows = [{"method": task.method, "rho": task.rho, "snr_db": task.snr_db, "channel": task.channel, "image_id": i,
+             "realization": task.realization, "seed": cfg.seed, **{m: float(v[j]) for m, v in scores.items()},
+             "channel_uses": k, "bits_sent": None if bits[j] is None else int(bits[j]), "status": status[j],
+             "wall_s": wall} for j, i in enumerate(task.image_ids)]
+    examples = [{"method": task.method, "rho": task.rho, "snr_db": task.snr_db, "channel": task.channel,
+                 "image_id": i, "seed": cfg.seed, "png": _png(x_hat[j])}
+                for j, i in enumerate(task.image_ids) if i < cfg.examples and task.realization == 0]
+    assert x_hat.shape[1:] == IMAGE_SHAPE
+    return rows, examples
