@@ -17,9 +17,9 @@ from .config import BASELINE_METHODS, SweepConfig, build_config, preset_names
 
 
 def add_arguments(p):
-    p.add_argument("--preset", default=None, help=f"a built-in grid: {', '.join(preset_names())} "
-                   "(default: 'default' unless --config is given)")
-    p.add_argument("--config", default=None, help="YAML or TOML file of sweep keys (see singlink.sweep.config)")
+    p.add_argument("--preset", default=None, help=f"the built-in grid to start from: {', '.join(preset_names())} "
+                   "(default: default)")
+    p.add_argument("--config", default=None, help="YAML or TOML file of sweep keys overriding the preset's (see singlink.sweep.config)")
     p.add_argument("--methods", help="comma list: deepjscc, sing-zero, sing-inn, bpg-ldpc, bpg-ldpc-best, bpg-capacity")
     p.add_argument("--rho", help="comma list of bandwidth ratios, e.g. 1/192,1/48")
     p.add_argument("--snr", help="comma list of SNRs in dB, or START:STOP:STEP (both ends included)")

@@ -277,12 +277,12 @@ def _rate(value, key="ldpc_rate") -> str:
 
 
 def build_config(preset: str | None = None, config_file=None, overrides: dict | None = None) -> SweepConfig:
-    """The sweep's config: :class:`SweepConfig`'s defaults, then the preset (``default`` unless a
-    config file is given without one), then the file, then the non-None ``overrides``."""
+    """The sweep's config: :class:`SweepConfig`'s defaults, then the preset (``default`` when none
+    is named), then the config file, then the non-None ``overrides``: a file or the command line
+    only needs the keys it changes."""
     raw = {f.name: f.default for f in dataclasses.fields(SweepConfig)}
-    name = preset or (None if config_file else "default")
-    if name:
-        raw |= read_preset(name) | {"preset": name}
+    name = preset or "default"
+    raw |= read_preset(name) | {"preset": name}
     if config_file:
         raw |= read_config_file(config_file)
     raw |= {k: v for k, v in (overrides or {}).items() if v is not None}

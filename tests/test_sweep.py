@@ -1,0 +1,207 @@
+"""singlink sweep: resume after a real SIGKILL, bit-identical reruns, Ray on a loopback cluster,
+the baselines' bit budget and cliff through the sweep, and one-line config errors that leave a
+store untouched."""
+import hashlib
+import math
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from singlink.cli import main
+
+SINGLINK = [sys.executable, "-m", "singlink"]
+TINY = """
+methods = ["deepjscc", "sing-zero", "bpg-capacity"]
+rho = ["1/192"]
+snr = [-5, 5]
+images = 6
+batch = 2
+steps = 3
+mean_images = 200
+examples = 2
+"""
+GRID_ROWS = 3 * 2 * 6
+
+
+def _sweep(config, out, *extra, check=True):
+    return subprocess.run([*SINGLINK, "sweep", "--config", str(config), "--out", str(out), *extra],
+                          capture_output=True, text=True, check=check, timeout=900)
+
+
+def _rows(out, drop=("wall_s", "run_id")):
+    """The stored rows without the fields that may differ between runs."""
+    from singlink.sweep import ResultStore
+
+    return [{k: v for k, v in r.items() if k not in drop} for r in ResultStore(out).rows()]
+
+
+def _count(store):
+    try:
+        with sqlite3.connect(f"file:{store}?mode=ro", uri=True, timeout=0.1) as db:
+            return db.execute("SELECT COUNT(*) FROM rows").fetchone()[0]
+    except sqlite3.OperationalError:  # not created yet, or being written
+        return 0
+
+
+def _digest(path):
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """The tiny config and an uninterrupted in-process run of it."""
+    folder = tmp_path_factory.mktemp("sweep")
+    config = folder / "tiny.toml"
+    config.write_text(TINY)
+    done = _sweep(config, folder / "reference")
+    return config, folder / "reference", done.stdout
+
+
+def test_uninterrupted_run_writes_every_output(tiny):
+    config, ref, stdout = tiny
+    for name in ("summary.csv", "psnr_vs_snr.png", "lpips_vs_snr.png", "examples_rho1_192_awgn.png", "sweep.json"):
+        assert (ref / name).stat().st_size > 0, name
+    header, *lines = (ref / "summary.csv").read_text().splitlines()
+    assert header == ("method,rho,snr_db,channel,n,psnr_mean,psnr_ci95,ms_ssim_mean,ms_ssim_ci95,lpips_mean,"
+                      "lpips_ci95")
+    assert len(lines) == 3 * 2 and all(",6," in line for line in lines)
+    assert "deepjscc" in stdout and "summary.csv" in stdout
+    assert len(_rows(ref)) == GRID_ROWS
+
+
+def test_rerun_is_a_no_op_and_recomputation_is_bit_identical(tiny, tmp_path):
+    config, ref, _ = tiny
+    before = _rows(ref)
+    again = _sweep(config, ref)
+    assert "0 tasks to run" in again.stdout
+    assert _rows(ref) == before  # no duplicates, nothing rewritten
+    _sweep(config, tmp_path / "fresh")
+    assert _rows(tmp_path / "fresh") == before  # same seed, fresh store: the same bits
+
+
+def test_sigkill_mid_run_then_rerun_gives_the_same_summary(tiny, tmp_path):
+    config, ref, _ = tiny
+    out = tmp_path / "killed"
+    proc = subprocess.Popen([*SINGLINK, "sweep", "--config", str(config), "--out", str(out)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 600
+    while _count(out / "results.sqlite") == 0 and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    stored = _count(out / "results.sqlite")
+    assert 0 < stored < GRID_ROWS, f"kill landed outside the run ({stored} of {GRID_ROWS} rows stored)"
+    assert not (out / "summary.csv").exists()
+    rerun = _sweep(config, out)
+    assert f"{stored} already in" in rerun.stdout
+    assert (out / "summary.csv").read_text() == (ref / "summary.csv").read_text()
+    assert _rows(out) == _rows(ref)
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_ray_cluster_on_loopback_gives_the_same_summary(tiny, tmp_path):
+    config, ref, _ = tiny
+    ray = str(Path(sys.executable).parent / "ray")
+    port = _free_port()
+    subprocess.run([ray, "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}", "--num-cpus=2",
+                    "--include-dashboard=false", "--disable-usage-stats"], check=True, capture_output=True, timeout=300)
+    try:
+        done = _sweep(config, tmp_path / "ray", "--ray", f"127.0.0.1:{port}")
+    finally:
+        subprocess.run([ray, "stop", "--force"], capture_output=True, timeout=300)
+    assert "ray:127.0.0.1" in done.stdout
+    assert (tmp_path / "ray" / "summary.csv").read_text() == (ref / "summary.csv").read_text()
+    assert _rows(tmp_path / "ray") == _rows(ref)
+
+
+def test_baselines_through_the_sweep_respect_the_budget_and_fall_off_the_cliff(tmp_path, capsys):
+    """rho 1/6 (k = 512): 16-QAM 2/3 delivers both images at 15 dB and loses them at -5 dB (mean
+    image); no row sends more than k * bits/symbol * rate (LDPC) or k log2(1 + SNR) (capacity)."""
+    import torch
+
+    from singlink.data import cifar10_splits, load_batch
+    from singlink.metrics import psnr
+    from singlink.sweep import ResultStore
+
+    config = tmp_path / "cliff.yaml"
+    config.write_text("methods: [bpg-ldpc, bpg-capacity]\nrho: ['1/6']\nsnr: [-5, 15]\nimages: 2\nbatch: 2\n"
+                      "mean_images: 200\nldpc_modulation: 16qam\nldpc_rate: '2/3'\nexamples: 0\n")
+    assert main(["sweep", "--config", str(config), "--out", str(tmp_path / "cliff")]) == 0
+    capsys.readouterr()
+    store = ResultStore(tmp_path / "cliff")
+    rows = {(r["method"], r["snr_db"], r["image_id"]): r for r in store.rows()}
+    assert len(rows) == 2 * 2 * 2
+    mean = torch.from_numpy(np.frombuffer(store.get_blob("mean_image"), np.float32).reshape(3, 32, 32).copy())
+    x, _ = load_batch(cifar10_splits()["test"], [0, 1])
+    mean_psnr = psnr(mean.expand_as(x), x)
+    for (method, snr, i), r in rows.items():
+        assert r["channel_uses"] == 512
+        limit = 512 * 4 * 2 / 3 if method == "bpg-ldpc" else math.floor(512 * math.log2(1 + 10 ** (snr / 10)))
+        assert r["bits_sent"] <= limit
+        if snr == 15:
+            assert r["status"] == "ok" and r["psnr"] > 20 and r["bits_sent"] > 0
+        else:  # the cliff: the mean image, exactly
+            assert r["status"] in ("block-error", "no-fit")
+            assert r["psnr"] == pytest.approx(float(mean_psnr[i]), abs=1e-4)
+    assert rows[("bpg-ldpc", 15.0, 0)]["bits_sent"] == 1365  # 2 codewords x 682 (module docstring)
+
+
+BAD = [
+    (["--methods", "deepjscc,teleport"], "unknown methods 'teleport'"),
+    (["--rho", "1/96"], "no shipped jscc checkpoint deepjscc-cifar10-rho1_96"),
+    (["--rho", "1/100"], "need a ratio in (0, 1] with integer k"),
+    (["--snr", ""], "snr is empty"),
+    (["--snr", "-5,loud"], "snr values must be numbers"),
+    (["--images", "many"], "images must be an integer"),
+    (["--channel", "pigeon"], "unknown channel 'pigeon'"),
+    (["--preset", "nonesuch"], "unknown preset 'nonesuch'"),
+    (["--steps", "4"], "was made with steps=3 (now 4)"),
+]
+
+
+@pytest.mark.parametrize("args,message", BAD, ids=[b[1].split()[0] + "-" + b[0][0] for b in BAD])
+def test_config_errors_are_one_line_and_leave_the_store_untouched(tiny, args, message, capsys):
+    config, ref, _ = tiny
+    before = {p.name: _digest(p) for p in ref.iterdir()}
+    assert main(["sweep", "--config", str(config), "--out", str(ref), *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "\n" not in err, err
+    assert {p.name: _digest(p) for p in ref.iterdir()} == before
+
+
+@pytest.mark.parametrize("text,message", [("images = 2.5\n", "images must be an integer"),
+                                          ("snr = \"3 dB\"\n", "snr values must be numbers"),
+                                          ("methods = []\n", "methods is empty"),
+                                          ("speed = 3\n", "unknown key(s) speed"),
+                                          ("images = [\n", "is not valid TOML")])
+def test_bad_config_files_are_one_line(tmp_path, text, message, capsys):
+    bad = tmp_path / "bad.toml"
+    bad.write_text(text)
+    assert main(["sweep", "--config", str(bad), "--out", str(tmp_path / "never")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "\n" not in err, err
+    assert not (tmp_path / "never").exists()
+
+
+def test_unwritable_out_is_one_line(tiny, tmp_path, capsys):
+    config, _, _ = tiny
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    for out in (blocker, blocker / "sub"):
+        assert main(["sweep", "--config", str(config), "--out", str(out)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert "--out" in err and "\n" not in err, err
+    assert blocker.read_text() == "not a folder"
