@@ -5,7 +5,7 @@ VENV := .venv
 .PHONY: run test
 run:
 	@tools/bootstrap >/dev/null
-	$(VENV)/bin/singlink link
+	$(VENV)/bin/singlink sweep
 
 test:
 	@tools/bootstrap >/dev/null

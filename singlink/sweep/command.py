@@ -83,7 +83,7 @@ def _mean_image(store, cfg: SweepConfig):
     return np.frombuffer(blob, np.float32).reshape(3, 32, 32).copy()
 
 
-def _progress(tasks, cfg):
+def progress_bar(tasks, cfg):
     from tqdm import tqdm
 
     bar = tqdm(total=sum(t.cost(cfg) for t in tasks), desc="sweep", dynamic_ncols=True,
@@ -92,7 +92,7 @@ def _progress(tasks, cfg):
     return bar
 
 
-def _run_local(tasks, cfg, mean, store, bar):
+def run_local(tasks, cfg, mean, store, bar):
     from .tasks import execute
 
     done_rows = 0
@@ -122,7 +122,7 @@ def connect_ray(address: str, workers: int | None):
     return ray
 
 
-def _run_ray(ray, tasks, cfg, mean, store, bar):
+def run_on_ray(ray, tasks, cfg, mean, store, bar):
     from .tasks import execute
 
     remote = ray.remote(num_cpus=1, max_retries=2)(execute)
@@ -207,12 +207,12 @@ def run(args):
         print(f"sweep: {n_rows} rows in the grid, {n_rows - pending} already in {store.path}, {len(tasks)} tasks "
               f"to run ({executor})", flush=True)
         if tasks:
-            bar = _progress(tasks, cfg)
+            bar = progress_bar(tasks, cfg)
             try:
                 if ray:
-                    _run_ray(ray, tasks, cfg, mean, store, bar)
+                    run_on_ray(ray, tasks, cfg, mean, store, bar)
                 else:
-                    _run_local(tasks, cfg, mean, store, bar)
+                    run_local(tasks, cfg, mean, store, bar)
             finally:
                 bar.close()
     finally:

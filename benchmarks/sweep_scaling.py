@@ -1,0 +1,80 @@
+"""How a sweep scales on Ray: cells per second with 2 workers over 1 worker, on the same small
+sweep, measured side by side in one run (goal: speedup_2_workers >= 1.7 on 2 cores).
+
+    .venv/bin/python benchmarks/sweep_scaling.py [--images 8] [--steps 20] [--snr -5,-3,-1,1,3,5]
+
+A cell is one method at one (rho, SNR, channel, realisation) over all images (batch = images, so
+a cell is one Ray task). For each worker count a local Ray cluster is started (``ray.init`` with
+that many CPUs), its workers are warmed up (imports, data, models: a worker's one-off start-up,
+which a long sweep amortises), then every cell of the sweep runs through the same path as
+``singlink sweep --ray`` (``run_on_ray``), rows going to a fresh store. Last line: a JSON object.
+"""
+import argparse
+import json
+import tempfile
+import time
+
+from tqdm import tqdm
+
+
+def warm_up(cfg, mean, workers: int):
+    """Run one cell on each worker, concurrently (each holds its CPU until all have loaded)."""
+    import ray
+
+    from singlink.sweep.tasks import Task, execute
+
+    @ray.remote(num_cpus=1)
+    def load(task):
+        execute(task, cfg, mean)
+        time.sleep(3.0)  # keep this worker busy so that the next warm-up lands on another one
+        return True
+
+    task = Task(cfg.methods[-1], cfg.rho[0], float(cfg.snr[0]), cfg.channel[0], 0, 0, (0,))
+    ray.get([load.remote(task) for _ in range(workers)])
+
+
+def cells_per_second(cfg, workers: int) -> tuple[float, int]:
+    from singlink.provenance import code_version
+    from singlink.sweep.command import connect_ray, run_on_ray
+    from singlink.sweep.store import ResultStore
+    from singlink.sweep.tasks import plan
+
+    ray = connect_ray("local", workers)
+    try:
+        warm_up(cfg, None, workers)
+        with tempfile.TemporaryDirectory() as out:
+            store = ResultStore(out)
+            store.open_run(cfg.settings, cfg.to_dict(), code_version(), f"benchmark ray:local x{workers}")
+            tasks = plan(cfg, set())
+            bar = tqdm(total=sum(t.cost(cfg) for t in tasks), desc=f"{workers} worker(s)", leave=False)
+            t0 = time.perf_counter()
+            run_on_ray(ray, tasks, cfg, None, store, bar)
+            elapsed = time.perf_counter() - t0
+            bar.close()
+            store.close()
+    finally:
+        ray.shutdown()
+    return len(tasks) / elapsed, len(tasks)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--images", default="8")
+    ap.add_argument("--steps", default="20")
+    ap.add_argument("--snr", default="-5,-3,-1,1,3,5")
+    args = ap.parse_args()
+
+    from singlink.sweep import build_config
+
+    cfg = build_config(overrides={"methods": "deepjscc,sing-zero", "snr": args.snr, "images": args.images,
+                                  "batch": args.images, "steps": args.steps, "examples": 0})
+    one, cells = cells_per_second(cfg, 1)
+    two, _ = cells_per_second(cfg, 2)
+    print(f"{cells} cells: {one:.3f} cells/s with 1 worker, {two:.3f} with 2")
+    print(json.dumps({"cells": cells, "images_per_cell": cfg.images, "steps": cfg.steps,
+                      "cells_per_s_1_worker": round(one, 4), "cells_per_s_2_workers": round(two, 4),
+                      "speedup_2_workers": round(two / one, 3), "goal": 1.7}))
+
+
+if __name__ == "__main__":
+    main()
