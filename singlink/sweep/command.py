@@ -193,6 +193,9 @@ def run(args):
     if args.workers is not None:
         from .config import _int
 
+        if args.ray != "local":
+            raise UsageError("--workers sets the size of a cluster started with --ray local; an existing cluster "
+                             "has its own workers, and without --ray the sweep runs in this process")
         workers = _int(args.workers, "--workers", 1)
     ray = connect_ray(args.ray, workers) if args.ray else None
 
