@@ -1,7 +1,7 @@
 """How a sweep scales on Ray: cells per second with 2 workers over 1 worker, on the same small
 sweep, measured side by side in one run (goal: speedup_2_workers >= 1.7 on 2 cores).
 
-    .venv/bin/python benchmarks/sweep_scaling.py [--images 8] [--steps 20] [--snr -5,-3,-1,1,3,5]
+    .venv/bin/python benchmarks/sweep_scaling.py [--images 16] [--steps 20] [--snr -5,-3,-1,1,3,5]
 
 A cell is one method at one (rho, SNR, channel, realisation) over all images (batch = images, so
 a cell is one Ray task). For each worker count a local Ray cluster is started (``ray.init`` with
@@ -59,7 +59,7 @@ def cells_per_second(cfg, workers: int) -> tuple[float, int]:
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--images", default="8")
+    ap.add_argument("--images", default="16")
     ap.add_argument("--steps", default="20")
     ap.add_argument("--snr", default="-5,-3,-1,1,3,5")
     args = ap.parse_args()
