@@ -7,13 +7,16 @@ same SNR (Es/N0 per channel use, DESIGN.md). Variants (:data:`VARIANTS`):
 ``bpg-ldpc``
     One fixed modulation and code rate (default BPSK, rate 2/3: the DiffJSCC paper's choice).
 ``bpg-ldpc-best``
-    Per SNR (and channel), the best of :data:`MCS_TABLE` = {BPSK, QPSK, 16-QAM} x {1/3, 1/2,
-    2/3, 3/4} by this rule: estimate every MCS's *image* error rate (probability that any
-    codeword of an image is in error) by a short seeded Monte Carlo run
-    (:class:`singlink.phy.MonteCarloRunner`, cached per (MCS, k, channel, SNR, seed)); take the
-    MCS with the most information bits per image among those whose estimate is at most
-    ``bler_target`` (1e-2); if none is, the one with the lowest estimate. The rule ignores the
-    images themselves, so all images of an SNR point share one MCS.
+    Per image, the best of :data:`MCS_TABLE` = {BPSK, QPSK, 16-QAM} x {1/3, 1/2, 2/3, 3/4}: the
+    one with the highest expected PSNR, ``(1 - p_m) PSNR(HEVC at m's budget) + p_m PSNR(mean
+    image)``, where ``p_m`` is the MCS's *image* error rate (probability that any codeword of an
+    image is in error) at this SNR and channel, estimated by a short seeded Monte Carlo run
+    (:class:`singlink.phy.MonteCarloRunner`, cached per (MCS, k, channel, SNR, seed)). This is
+    link adaptation by a transmitter that knows its source and the channel statistics (not the
+    realisation): at high SNR over AWGN it is the largest reliable budget; under fading, where
+    outage keeps every MCS's error rate up, it weighs a larger budget against a lower risk, and
+    never picks a budget too small for the image (such as BPSK 1/3's 170 bits at k = 512) while
+    one that carries it has a useful chance of arriving.
 ``bpg-capacity``
     The ideal bound: ``floor(sum_j log2(1 + |h_j|^2 SNR))`` error-free bits per image, i.e.
     ``floor(k log2(1 + SNR))`` on AWGN; under fading the image's drawn gain(s) (same model and
@@ -203,6 +206,7 @@ class SeparationBaseline:
         self._links: dict = {}
         self._runners: dict = {}
         self._estimates: dict = {}
+        self._qualities: dict = {}
 
     # --- MCS choice --------------------------------------------------------------------------
 
@@ -234,15 +238,36 @@ class SeparationBaseline:
             self._estimates[key] = self._runners[(split, channel)].run_point(float(snr_db))
         return self._estimates[key]
 
-    def select_mcs(self, snr_db: float, channel: str = "awgn", seed: int = 0) -> tuple[CodeSplit | None, dict]:
-        """The ``bpg-ldpc-best`` choice at ``snr_db``: ``(split, rates)`` with ``rates``
-        {split: estimated image error rate} of every valid MCS; split None if none is valid."""
+    def mcs_error_rates(self, snr_db: float, channel: str = "awgn", seed: int = 0) -> dict:
+        """{split: estimated image error rate} at ``snr_db`` of every valid MCS of
+        :data:`MCS_TABLE` (empty when none is valid for this k)."""
         splits = [s for s in (code_split(self.k, m, r) for m, r in MCS_TABLE) if s.valid]
-        rates = {s: self.image_error_rate(s, snr_db, channel, seed).bler for s in splits}
-        ok = [s for s in splits if rates[s] <= self.bler_target]
-        if ok:
-            return max(ok, key=lambda s: (s.info_bits, -rates[s])), rates
-        return min(splits, key=lambda s: (rates[s], -s.info_bits), default=None), rates
+        return {s: self.image_error_rate(s, snr_db, channel, seed).bler for s in splits}
+
+    def choose_mcs(self, image: torch.Tensor, mean: torch.Tensor, rates: dict) -> CodeSplit | None:
+        """The ``bpg-ldpc-best`` choice for ``image`` (module docstring) given ``rates`` from
+        :meth:`mcs_error_rates`; ties go to the lower error rate, then the smaller budget."""
+        from ..metrics import psnr
+
+        fail = float(psnr(mean[None], image[None])[0])
+
+        def expected(split):
+            fit = self.codec.best_fit(image, split.info_bits)
+            quality = fail if fit is None else self._quality(image, *fit)
+            return (1 - rates[split]) * quality + rates[split] * fail, -rates[split], -split.info_bits
+
+        return max(rates, key=expected, default=None)
+
+    def _quality(self, image: torch.Tensor, qp: int, payload: bytes) -> float:
+        """PSNR of ``image`` coded at ``qp`` (cached per image content and QP)."""
+        from ..metrics import psnr
+        from .codec import to_uint8
+
+        key = ImageCodec._key(to_uint8(image), qp)
+        if key not in self._qualities:
+            decoded = self.codec.decode(payload, tuple(image.shape[1:]))
+            self._qualities[key] = -math.inf if decoded is None else float(psnr(decoded[None], image[None])[0])
+        return self._qualities[key]
 
     # --- transmission ------------------------------------------------------------------------
 
@@ -251,8 +276,8 @@ class SeparationBaseline:
         """Send ``images`` (N, 3, H, W) in [0, 1] at ``snr_db`` (one scalar) over ``channel``.
 
         ``seed`` seeds the transmission; ``mcs_seed`` (default ``seed``) the ``bpg-ldpc-best`` MCS
-        estimates, so that callers sending many batches (one seed per batch and channel
-        realisation) choose one MCS per SNR and simulate it once (the estimates are cached per seed).
+        error-rate estimates, so that callers sending many batches (one seed per batch and channel
+        realisation) estimate them once per SNR (they are cached per seed).
 
         Returns ``(images_hat, info)``: ``images_hat`` (N, 3, H, W) float32, and ``info`` one dict
         per image with ``qp`` (None when nothing was sent), ``payload_bits``, ``bits_sent``
@@ -274,22 +299,21 @@ class SeparationBaseline:
             raise UsageError(f"mean_image {tuple(self.mean_image.shape)} does not match images "
                              f"{tuple(images.shape[1:])}") from None
         n_img, shape = images.shape[0], tuple(images.shape[2:])
-        split, error_rate = self.split, None
+        splits, rates = [self.split] * n_img, {}
         if self.variant == "bpg-ldpc-best":
-            split, rates = self.select_mcs(snr_db, channel, seed if mcs_seed is None else mcs_seed)
-            error_rate = rates.get(split)
+            rates = self.mcs_error_rates(snr_db, channel, seed if mcs_seed is None else mcs_seed)
+            splits = [self.choose_mcs(images[i], mean, rates) for i in range(n_img)]
         phy.set_seed(derive_seed(seed, "separation", self.variant, self.k, snr_db, channel))
         images_hat = mean.unsqueeze(0).repeat(n_img, 1, 1, 1).contiguous()
-        info = [self._row(split, snr_db, channel, error_rate) for _ in range(n_img)]
+        info = [self._row(split, snr_db, channel, rates.get(split)) for split in splits]
 
         if self.variant == "bpg-capacity":
             budgets = self._capacity_bits(n_img, snr_db, channel)
-        elif split is None or not split.valid:
-            budgets = [None] * n_img
-            for row in info:
-                row["status"] = "no-valid-code"
         else:
-            budgets = [split.info_bits] * n_img
+            budgets = [split.info_bits if split is not None and split.valid else None for split in splits]
+            for row, budget in zip(info, budgets):
+                if budget is None:
+                    row["status"] = "no-valid-code"
         payloads = {}
         for i, budget in enumerate(budgets):
             if budget is None:
@@ -303,12 +327,19 @@ class SeparationBaseline:
             info[i]["payload_bits"] = 8 * len(fit[1])
 
         capacity = self.variant == "bpg-capacity"
-        received = dict(payloads) if capacity else self._send(payloads, split, snr_db, channel, info)
+        if capacity:
+            received = dict(payloads)
+        else:  # one digital link per MCS in use, in a fixed order (the draws follow the seed set above)
+            received = {}
+            for split in sorted({splits[i] for i in payloads}, key=lambda s: (s.modulation, s.coderate)):
+                group = {i: p for i, p in payloads.items() if splits[i] == split}
+                received |= self._send(group, split, snr_db, channel, info)
         for i in payloads:
             row = info[i]
             if capacity:  # error free: exactly the payload, within the image's capacity
                 row["bits_sent"], row["symbols_used"], limit = row["payload_bits"], self.k, budgets[i]
             else:
+                split = splits[i]
                 row["bits_sent"], limit = split.info_bits, self.k * split.bits_per_symbol * split.coderate
             assert row["payload_bits"] <= row["bits_sent"] <= limit, (row, limit)
             if i not in received:

@@ -222,14 +222,37 @@ def test_corrupted_payload_gives_the_mean_image(cifar, mean_image):
 
 
 def test_best_mcs_picks_the_largest_reliable_budget(codec, cifar, mean_image):
+    """At 15 dB over AWGN every 16-QAM code is reliable, so the best expected PSNR is that of the
+    largest budget, 16-QAM 3/4, for every image."""
     base = SeparationBaseline("bpg-ldpc-best", mean_image, K_RHO_1_6, codec=codec, mc_images=16)
-    split, rates = base.select_mcs(15.0)
-    assert len(rates) == len(MCS_TABLE) and rates[split] <= base.bler_target
-    assert split.info_bits == max(s.info_bits for s, r in rates.items() if r <= base.bler_target)
-    assert (split.modulation, split.coderate) == ("16qam", Fraction(3, 4))
+    rates = base.mcs_error_rates(15.0)
+    assert len(rates) == len(MCS_TABLE) and max(rates.values()) <= base.bler_target
     x_hat, info = base.transmit(cifar[:2], 15.0)
     check_budget(info, K_RHO_1_6)
-    assert {r["modulation"] for r in info} == {"16qam"} and all(r["status"] == "ok" for r in info)
+    assert {(r["modulation"], r["coderate"]) for r in info} == {("16qam", 0.75)}
+    assert all(r["status"] == "ok" for r in info)
+
+
+def test_best_mcs_under_fading_weighs_budget_against_outage(codec, cifar, mean_image):
+    """Under block fading at 15 dB: each image gets the MCS of highest expected PSNR, which carries
+    the image; a reliable MCS too small for any 32x32 stream (BPSK 1/3) is never chosen."""
+    from singlink.metrics import psnr as psnr_batch
+
+    base = SeparationBaseline("bpg-ldpc-best", mean_image, K_RHO_1_6, codec=codec, mc_images=64)
+    rates = base.mcs_error_rates(15.0, "rayleigh-block")
+    mean = mean_image.expand_as(cifar[0])
+    fail = float(psnr_batch(mean[None], cifar[:1])[0])
+    choice = base.choose_mcs(cifar[0], mean, rates)
+    fit = codec.best_fit(cifar[0], choice.info_bits)
+    assert fit is not None and choice.info_bits > 1000
+    best = (1 - rates[choice]) * base._quality(cifar[0], *fit) + rates[choice] * fail
+    for split, p in rates.items():
+        other = codec.best_fit(cifar[0], split.info_bits)
+        q = fail if other is None else base._quality(cifar[0], *other)
+        assert (1 - p) * q + p * fail <= best + 1e-9
+    x_hat, info = base.transmit(cifar, 15.0, "rayleigh-block", seed=1)
+    check_budget(info, K_RHO_1_6)
+    assert all(r["qp"] is not None for r in info)  # every image was sent
 
 
 def test_usage_errors(mean_image):
