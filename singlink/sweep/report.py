@@ -72,9 +72,9 @@ def summary_table(summary: list[dict]) -> str:
     return "\n".join([fmt(head), fmt(["-" * w for w in widths]), *map(fmt, lines)])
 
 
-def _png_bytes(fig) -> bytes:
+def _png_bytes(fig, dpi: int = 120) -> bytes:
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=120, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
     return buf.getvalue()
 
 
@@ -130,8 +130,9 @@ def example_grid(examples: list[dict], originals: dict, cfg: SweepConfig, rho: s
         return None
     strip = lambda images: np.concatenate(images, axis=1)  # noqa: E731
     blank = np.full_like(originals[ids[0]], 255)
-    fig, axes = plt.subplots(len(methods) + 1, len(cfg.snr), figsize=(1.1 * len(ids) * len(cfg.snr), 1.25 * (len(methods) + 1)),
-                             squeeze=False)
+    # about 2.5 screen pixels per image pixel at dpi 100
+    fig, axes = plt.subplots(len(methods) + 1, len(cfg.snr), squeeze=False,
+                             figsize=(0.8 * len(ids) * len(cfg.snr) + 1.2, 0.95 * (len(methods) + 1) + 0.6))
     for ax in axes.flat:
         ax.set_xticks([])
         ax.set_yticks([])
@@ -147,6 +148,6 @@ def example_grid(examples: list[dict], originals: dict, cfg: SweepConfig, rho: s
             if r == 1:
                 axes[r][c].set_title(f"{snr:g} dB", fontsize=8)
     fig.suptitle(f"Example reconstructions, rho = {rho}, {channel}", fontsize=9)
-    data = _png_bytes(fig)
+    data = _png_bytes(fig, dpi=100)
     plt.close(fig)
     return data
