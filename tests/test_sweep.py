@@ -31,9 +31,11 @@ examples = 2
 GRID_ROWS = 3 * 2 * 6
 
 
-def _sweep(config, out, *extra, check=True):
-    return subprocess.run([*SINGLINK, "sweep", "--config", str(config), "--out", str(out), *extra],
-                          capture_output=True, text=True, check=check, timeout=900)
+def _sweep(config, out, *extra):
+    done = subprocess.run([*SINGLINK, "sweep", "--config", str(config), "--out", str(out), *extra],
+                          capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done
 
 
 def _rows(out, drop=("wall_s", "run_id")):

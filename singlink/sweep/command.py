@@ -107,6 +107,13 @@ def run_local(tasks, cfg, mean, store, bar):
 def connect_ray(address: str, workers: int | None):
     """``ray.init`` for ``--ray``: 'local' starts a cluster of ``workers`` CPUs in this process,
     anything else connects to a running cluster (``ray start --head``)."""
+    token = Path(os.environ.get("RAY_AUTH_TOKEN_PATH", Path.home() / ".ray" / "auth_token"))
+    if address != "local" and "RAY_AUTH_MODE" not in os.environ and token.is_file():
+        # Recent Ray: `ray start --head` turns token authentication on by itself when this token
+        # file exists, but ray.init(address=...) sends the token only with RAY_AUTH_MODE=token
+        # (ray-project/ray#64755); a cluster without authentication accepts it as well. Ray reads
+        # the variable when it is imported.
+        os.environ["RAY_AUTH_MODE"] = "token"
     try:
         import ray
     except ImportError:
