@@ -158,7 +158,7 @@ def write_report(store, cfg: SweepConfig, out: Path) -> tuple[list[dict], list[P
     from ..data import cifar10_splits, load_batch
     from ..provenance import code_version, write_atomic
     from .report import example_grid, in_grid, metric_plot, summarize, summary_csv
-    from .tasks import _png
+    from .tasks import png_bytes
 
     rows = in_grid(store.rows(), cfg)
     summary = summarize(rows, cfg)
@@ -167,7 +167,7 @@ def write_report(store, cfg: SweepConfig, out: Path) -> tuple[list[dict], list[P
     if cfg.examples:
         ids = list(range(min(cfg.examples, cfg.images)))
         x, _ = load_batch(cifar10_splits(cfg.data_root)[cfg.split], ids)
-        originals = {i: np.asarray(Image.open(io.BytesIO(_png(x[j])))) for j, i in enumerate(ids)}
+        originals = {i: np.asarray(Image.open(io.BytesIO(png_bytes(x[j])))) for j, i in enumerate(ids)}
         examples = store.examples()
         for rho in cfg.rho:
             for ch in cfg.channel:

@@ -13,6 +13,10 @@ task computes the same rows whatever ran before it, in whichever process:
   realisation, batch)``; their MCS choice (bpg-ldpc-best) uses the run seed alone, so it is one
   choice per SNR and channel.
 
+Under fading the receiver equalises with perfect CSI and DeepJSCC decodes at each image's
+effective SNR (:meth:`singlink.receiver.Receiver.decode`); SING's step size and SING-INN's
+conditioning use the nominal SNR of the cell, the only SNR the INN was trained with (AWGN).
+
 Rows are bit-identical on CPU for a given ``threads`` setting (oneDNN's convolutions sum in an
 order that depends on the thread count); wall_s is the only field that varies.
 """
@@ -139,7 +143,8 @@ def _context(cfg: SweepConfig, mean_image) -> _Context:
     return ctx
 
 
-def _png(image) -> bytes:
+def png_bytes(image) -> bytes:
+    """A (3, H, W) image in [0, 1] as 8-bit PNG bytes."""
     from PIL import Image
 
     array = (image.permute(1, 2, 0).clamp(0, 1).numpy() * 255).round().astype(np.uint8)
@@ -190,7 +195,7 @@ def execute(task: Task, cfg: SweepConfig, mean_image: np.ndarray | None = None) 
              "channel_uses": k, "bits_sent": None if bits[j] is None else int(bits[j]), "status": status[j],
              "wall_s": wall} for j, i in enumerate(task.image_ids)]
     examples = [{"method": task.method, "rho": task.rho, "snr_db": task.snr_db, "channel": task.channel,
-                 "image_id": i, "seed": cfg.seed, "png": _png(x_hat[j])}
+                 "image_id": i, "seed": cfg.seed, "png": png_bytes(x_hat[j])}
                 for j, i in enumerate(task.image_ids) if i < cfg.examples and task.realization == 0]
     assert x_hat.shape[1:] == IMAGE_SHAPE
     return rows, examples
