@@ -7,14 +7,12 @@ A cell is one method at one (rho, SNR, channel, realisation) over all images (ba
 a cell is one Ray task). For each worker count a local Ray cluster is started (``ray.init`` with
 that many CPUs), its workers are warmed up (imports, data, models: a worker's one-off start-up,
 which a long sweep amortises), then every cell of the sweep runs through the same path as
-``singlink sweep --ray`` (``run_on_ray``), rows going to a fresh store. Last line: a JSON object.
+``singlink sweep --ray`` (``run_on_ray`` and ``record``), rows going to a fresh store. Last line: a JSON object.
 """
 import argparse
 import json
 import tempfile
 import time
-
-from tqdm import tqdm
 
 
 def warm_up(cfg, mean, workers: int):
@@ -35,7 +33,7 @@ def warm_up(cfg, mean, workers: int):
 
 def cells_per_second(cfg, workers: int) -> tuple[float, int]:
     from singlink.provenance import code_version
-    from singlink.sweep.command import connect_ray, run_on_ray
+    from singlink.sweep.command import connect_ray, record, run_on_ray
     from singlink.sweep.store import ResultStore
     from singlink.sweep.tasks import plan
 
@@ -46,11 +44,9 @@ def cells_per_second(cfg, workers: int) -> tuple[float, int]:
             store = ResultStore(out)
             store.open_run(cfg.settings, cfg.to_dict(), code_version(), f"benchmark ray:local x{workers}")
             tasks = plan(cfg, set())
-            bar = tqdm(total=sum(t.cost(cfg) for t in tasks), desc=f"{workers} worker(s)", leave=False)
             t0 = time.perf_counter()
-            run_on_ray(ray, tasks, cfg, None, store, bar)
+            record(run_on_ray(ray, tasks, cfg, None), tasks, cfg, store, desc=f"{workers} worker(s)", leave=False)
             elapsed = time.perf_counter() - t0
-            bar.close()
             store.close()
     finally:
         ray.shutdown()

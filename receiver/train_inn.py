@@ -124,7 +124,7 @@ def run(args):
     from .. import phy
     from ..jscc.model import DeepJSCC
     from ..provenance import code_version, derive_seed, write_atomic
-    from ..training import draw_step, load_cifar_tensors, load_state, save_state
+    from ..training import draw_step, load_cifar_tensors, resume, save_state
     from . import inn as inn_module
     from .inn import ConditionalINN
 
@@ -162,22 +162,15 @@ def run(args):
     out.mkdir(parents=True, exist_ok=True)
     hparams = {key: getattr(args, key) for key in ("jscc", "rho", "batch", "lr", "snr_range", "fixed_snr", "hidden",
                                                   "val_images", "seed", "train_images")}
-    step, seconds, history = 0, 0.0, []
-    state = load_state(out, hparams)
-    if state is not None:
-        inn.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        step, seconds, history = state["step"], state["seconds"], state["history"]
-    if step >= args.steps:
-        print(f"{out} already has {step} >= {args.steps} steps")
+    resumed, step, seconds, history = resume(out, hparams, args.steps, model=inn, optimizer=opt)
     x_train, x_val = load_cifar_tensors(args.data_root, args.train_images, args.val_images)
     val_snrs = sorted({float(s) for s in np.linspace(snr_lo, snr_hi, VAL_POINTS)})
     pairs = validation_pairs(jscc, x_val, val_snrs, args.seed)
     reference = validate(lambda x, snr: ConditionalINN.coarse(x), pairs)  # = the untrained INN (zero lifting)
     print(f"{n_params / 1e3:.0f} k parameters; untrained (plain Haar) validation loss {reference['loss']:.5f}")
 
-    log = open(out / "log.jsonl", "a" if state is not None else "w")
-    if state is None:
+    log = open(out / "log.jsonl", "a" if resumed else "w")
+    if not resumed:
         log.write(json.dumps({"step": 0, "val_reference": reference}) + "\n")
 
     def checkpoint():

@@ -96,7 +96,7 @@ def run(args):
 
     import torch
 
-    from ..training import load_cifar_tensors, load_state, save_state
+    from ..training import load_cifar_tensors, resume, save_state
     from ..provenance import code_version, derive_seed, write_atomic
     from . import prior as prior_module
     from .prior import DiffusionPrior, make_scheduler, make_unet, save_grid, unconditional_samples
@@ -121,15 +121,7 @@ def run(args):
     out.mkdir(parents=True, exist_ok=True)
     hparams = {key: getattr(args, key) for key in ("preset", "batch", "lr", "warmup", "grad_clip", "ema_decay",
                                               "val_images", "seed", "train_images")}
-    step, seconds, history = 0, 0.0, []
-    state = load_state(out, hparams)
-    if state is not None:
-        unet.load_state_dict(state["model"])
-        ema.load_state_dict(state["ema"])
-        opt.load_state_dict(state["optimizer"])
-        step, seconds, history = state["step"], state["seconds"], state["history"]
-    if step >= args.steps:
-        print(f"{out} already has {step} >= {args.steps} steps")
+    _, step, seconds, history = resume(out, hparams, args.steps, model=unet, ema=ema, optimizer=opt)
     log_path = out / "log.jsonl"
     x_train, x_val = load_cifar_tensors(args.data_root, args.train_images, args.val_images)
     x_train = x_train.to(device)

@@ -24,12 +24,19 @@ def mean_ci95(values) -> tuple[float, float]:
     return float(v.mean()), float(t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / math.sqrt(len(v)))
 
 
+def score(x_hat, x) -> dict:
+    """Per-image PSNR, MS-SSIM and LPIPS of ``x_hat`` against ``x`` (both (N, 3, H, W) in [0, 1])."""
+    from .metrics import lpips, ms_ssim, psnr
+
+    with torch.no_grad():
+        return {"psnr": psnr(x_hat, x), "ms_ssim": ms_ssim(x_hat, x), "lpips": lpips(x_hat, x)}
+
+
 def run_cell(jscc, receivers: dict, images, image_ids, snr_db: float, channel: str = "awgn",
              realization: int = 0, seed: int = 0, batch: int = 64, progress: bool = False) -> list[dict]:
     """Transmit ``images`` (N, 3, H, W) with ``jscc`` over ``channel`` at ``snr_db`` and restore them
     with each of ``receivers`` ({method name: Receiver}); returns one row per (method, image)."""
     from . import phy
-    from .metrics import lpips, ms_ssim, psnr
 
     key = ("cell", jscc.config.k, snr_db, channel, realization)
     phy.set_seed(derive_seed(seed, *key))
@@ -46,7 +53,7 @@ def run_cell(jscc, receivers: dict, images, image_ids, snr_db: float, channel: s
             seeds = [derive_seed(seed, method, i, snr_db, channel, realization) for i in ids]
             with torch.no_grad():
                 x_hat = rx.restore(x_jscc, snr_db, seed=seeds, progress=progress)
-                scores = {"psnr": psnr(x_hat, x), "ms_ssim": ms_ssim(x_hat, x), "lpips": lpips(x_hat, x)}
+            scores = score(x_hat, x)
             seconds = (time.perf_counter() - t0) / len(ids)
             for j, image_id in enumerate(ids):
                 rows.append({"method": method, "k": jscc.config.k, "snr_db": float(snr_db), "channel": channel,

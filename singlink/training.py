@@ -76,6 +76,20 @@ def load_state(out: Path, hparams: dict):
     return state
 
 
+def resume(out, hparams: dict, steps: int, **objects) -> tuple[bool, int, float, list]:
+    """Resume a trainer from ``out/state.pt`` (:func:`load_state`): load each of ``objects``
+    (state key -> model, optimiser, EMA, ...) from its entry and return ``(resumed, step,
+    seconds, history)``; a fresh start gives ``(False, 0, 0.0, [])``."""
+    state = load_state(out, hparams)
+    if state is None:
+        return False, 0, 0.0, []
+    for key, obj in objects.items():
+        obj.load_state_dict(state[key])
+    if state["step"] >= steps:
+        print(f"{out} already has {state['step']} >= {steps} steps")
+    return True, state["step"], state["seconds"], state["history"]
+
+
 def save_state(out: Path, state: dict) -> None:
     """Write ``out/state.pt`` atomically (a kill mid-write leaves the previous state)."""
     import torch

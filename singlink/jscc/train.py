@@ -81,7 +81,7 @@ def run(args):
         k = phy.num_channel_symbols(args.rho, (3, 32, 32))
     except ValueError as e:
         raise UsageError(str(e)) from None
-    from ..training import draw_step, load_cifar_tensors, load_state, save_state
+    from ..training import draw_step, load_cifar_tensors, resume, save_state
 
     out = Path(args.out or f"runs/train-jscc/rho{str(args.rho).replace('/', '_')}")
     out.mkdir(parents=True, exist_ok=True)
@@ -93,14 +93,7 @@ def run(args):
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     hparams = {key: getattr(args, key) for key in ("rho", "batch", "lr", "lpips_weight", "snr_range", "channels", "seed",
                                               "train_images")}
-    step, seconds, history = 0, 0.0, []
-    state = load_state(out, hparams)
-    if state is not None:
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        step, seconds, history = state["step"], state["seconds"], state["history"]
-    if step >= args.steps:
-        print(f"{out} already has {step} >= {args.steps} steps")
+    _, step, seconds, history = resume(out, hparams, args.steps, model=model, optimizer=opt)
 
     perceptual = LPIPS().requires_grad_(False)
     channel = phy.TFModule(phy.AWGNChannel())

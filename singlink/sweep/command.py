@@ -83,25 +83,28 @@ def _mean_image(store, cfg: SweepConfig):
     return np.frombuffer(blob, np.float32).reshape(3, 32, 32).copy()
 
 
-def progress_bar(tasks, cfg):
-    from tqdm import tqdm
-
-    bar = tqdm(total=sum(t.cost(cfg) for t in tasks), desc="sweep", dynamic_ncols=True,
-               bar_format="{desc}: {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}{postfix}]")
-    bar.set_postfix_str(f"0/{sum(len(t.image_ids) for t in tasks)} rows")
-    return bar
-
-
-def run_local(tasks, cfg, mean, store, bar):
+def run_local(tasks, cfg, mean):
+    """Each task's ``(task, rows, examples)``, computed in this process."""
     from .tasks import execute
 
-    done_rows = 0
     for t in tasks:
-        rows, examples = execute(t, cfg, mean)
-        store.add(rows, examples)
-        done_rows += len(rows)
-        bar.set_postfix_str(f"{done_rows}/{sum(len(x.image_ids) for x in tasks)} rows", refresh=False)
-        bar.update(t.cost(cfg))
+        yield t, *execute(t, cfg, mean)
+
+
+def record(results, tasks, cfg, store, desc: str = "sweep", leave: bool = True) -> None:
+    """Store each of ``results`` (from :func:`run_local` or :func:`run_on_ray`) as it arrives,
+    behind a progress bar whose ETA weighs the tasks by their cost."""
+    from tqdm import tqdm
+
+    total, done = sum(len(t.image_ids) for t in tasks), 0
+    with tqdm(total=sum(t.cost(cfg) for t in tasks), desc=desc, dynamic_ncols=True, leave=leave,
+              bar_format="{desc}: {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}{postfix}]") as bar:
+        bar.set_postfix_str(f"0/{total} rows")
+        for t, rows, examples in results:
+            store.add(rows, examples)
+            done += len(rows)
+            bar.set_postfix_str(f"{done}/{total} rows", refresh=False)
+            bar.update(t.cost(cfg))
 
 
 def connect_ray(address: str, workers: int | None):
@@ -129,22 +132,17 @@ def connect_ray(address: str, workers: int | None):
     return ray
 
 
-def run_on_ray(ray, tasks, cfg, mean, store, bar):
+def run_on_ray(ray, tasks, cfg, mean):
+    """Each task's ``(task, rows, examples)``, computed as Ray tasks, in order of completion."""
     from .tasks import execute
 
     remote = ray.remote(num_cpus=1, max_retries=2)(execute)
     mean_ref = ray.put(mean)
     pending = {remote.remote(t, cfg, mean_ref): t for t in tasks}
-    total, done_rows = sum(len(t.image_ids) for t in tasks), 0
     while pending:
         ready, _ = ray.wait(list(pending), num_returns=1)
         for ref in ready:
-            t = pending.pop(ref)
-            rows, examples = ray.get(ref)
-            store.add(rows, examples)
-            done_rows += len(rows)
-            bar.set_postfix_str(f"{done_rows}/{total} rows", refresh=False)
-            bar.update(t.cost(cfg))
+            yield pending.pop(ref), *ray.get(ref)
 
 
 def write_report(store, cfg: SweepConfig, out: Path) -> tuple[list[dict], list[Path]]:
@@ -217,14 +215,7 @@ def run(args):
         print(f"sweep: {n_rows} rows in the grid, {n_rows - pending} already in {store.path}, {len(tasks)} tasks "
               f"to run ({executor})", flush=True)
         if tasks:
-            bar = progress_bar(tasks, cfg)
-            try:
-                if ray:
-                    run_on_ray(ray, tasks, cfg, mean, store, bar)
-                else:
-                    run_local(tasks, cfg, mean, store, bar)
-            finally:
-                bar.close()
+            record(run_on_ray(ray, tasks, cfg, mean) if ray else run_local(tasks, cfg, mean), tasks, cfg, store)
     finally:
         store.close()
         if ray:

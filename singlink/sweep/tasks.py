@@ -161,7 +161,7 @@ def execute(task: Task, cfg: SweepConfig, mean_image: np.ndarray | None = None) 
 
     from .. import phy
     from ..data import load_batch
-    from ..metrics import lpips, ms_ssim, psnr
+    from ..evaluation import score
 
     torch.set_num_threads(cfg.threads)
     ctx = _context(cfg, mean_image)
@@ -186,8 +186,7 @@ def execute(task: Task, cfg: SweepConfig, mean_image: np.ndarray | None = None) 
                  for i in task.image_ids]
         x_hat = rx.restore(x_jscc, task.snr_db, seed=seeds).detach()
         bits, status = [None] * len(task.image_ids), ["ok"] * len(task.image_ids)
-    with torch.no_grad():
-        scores = {"psnr": psnr(x_hat, x), "ms_ssim": ms_ssim(x_hat, x), "lpips": lpips(x_hat, x)}
+    scores = score(x_hat, x)
     wall = (time.perf_counter() - t0) / len(task.image_ids)
     k = cfg.k(task.rho)
     rows = [{"method": task.method, "rho": task.rho, "snr_db": task.snr_db, "channel": task.channel, "image_id": i,
