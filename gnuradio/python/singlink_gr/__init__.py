@@ -9,13 +9,21 @@ Blocks (GRC ids ``singlink_gr_jscc_tx``, ``singlink_gr_sionna_channel``, ``singl
 - :class:`jscc_rx`: frames -> restored images (deepjscc, sing-zero, sing-inn) as PDUs on
   ``images_out`` and optionally PNG files.
 
+Over the air (bursts with preamble, spread header + CRC, pilots, RRC pulses; see
+:mod:`singlink_gr.burst`): :class:`burst_tx` (images -> baseband samples) and :class:`burst_rx`
+(samples -> detection, timing, carrier and phase, header, SNR estimate -> images), built on
+:class:`burst_source` and :class:`burst_sync` and GNU Radio's firdes, FIR filters and corr_est_cc.
+
 ``singlink_gr.link`` holds the computations the blocks wrap and :func:`~singlink_gr.link.direct_link`,
 the same chain without GNU Radio; ``singlink_gr.framing`` assembles frames from stream chunks.
 singlink itself (torch, TensorFlow) loads when a block is built, not on import.
 """
+from .burst_rx import burst_rx, burst_sync
+from .burst_tx import burst_source, burst_tx
 from .framing import Frame, FrameAssembler, Tag
 from .jscc_rx import jscc_rx
 from .jscc_tx import jscc_tx
 from .sionna_channel import sionna_channel
 
-__all__ = ["jscc_tx", "sionna_channel", "jscc_rx", "Frame", "FrameAssembler", "Tag"]
+__all__ = ["jscc_tx", "sionna_channel", "jscc_rx", "burst_source", "burst_tx", "burst_sync", "burst_rx",
+           "Frame", "FrameAssembler", "Tag"]

@@ -32,9 +32,11 @@ class jscc_tx(gr.sync_block):
     files. Files are encoded ``batch_size`` at a time; messages one at a time.
     """
 
+    _block_name = "singlink_jscc_tx"   # subclasses (burst_source) name themselves
+
     def __init__(self, checkpoint=DEFAULT_CHECKPOINT, snr_db=10.0, images="", repeat=1, max_images=0,
                  batch_size=16, length_tag_key="packet_len", device="cpu"):
-        gr.sync_block.__init__(self, name="singlink_jscc_tx", in_sig=None, out_sig=[np.complex64])
+        gr.sync_block.__init__(self, name=self._block_name, in_sig=None, out_sig=[np.complex64])
         from .link import Encoder
 
         self.encoder = Encoder(checkpoint, device)

@@ -72,4 +72,71 @@ def pdu_image(msg):
     return parse_image_message(msg)
 
 
-__all__ = ["make_tag", "frame_tags", "tagged_source", "sink_tags", "run_flowgraph", "messages", "pdu_image"]
+# --- bursts without DeepJSCC (qa_burst.py, tests/test_gnuradio.py, the notebook) -----------------
+def random_bursts(n, k, config=None, seed=0, gap=0, corrupt=(), truncate=None, flags=0):
+    """``n`` bursts of k random unit-power payload symbols (numpy), seq 0..n-1, image_id 100+i.
+
+    ``corrupt``: burst indices whose header goes out with one flipped CRC bit; ``truncate``:
+    {index: symbols kept} cuts those bursts short (the next burst follows at once);
+    ``gap``: extra zero symbols before every burst. Returns (symbols, payloads, headers)."""
+    from .burst import BurstConfig, Header, build_burst, header_to_bits
+
+    cfg = config or BurstConfig()
+    rng = np.random.default_rng(seed)
+    truncate = truncate or {}
+    parts, payloads, headers = [np.zeros(gap + 32, np.complex64)], [], []
+    for i in range(n):
+        z = ((rng.standard_normal(k) + 1j * rng.standard_normal(k)) / np.sqrt(2)).astype(np.complex64)
+        z /= np.sqrt(np.mean(np.abs(z) ** 2))
+        h = Header(seq=i, image_id=100 + i, k=k, flags=flags)
+        bits = header_to_bits(h)
+        if i in corrupt:
+            bits = bits.copy()
+            bits[-1] ^= 1
+        b = build_burst(z, h, cfg, header_bits=bits)
+        if i in truncate:
+            b = b[:truncate[i]]
+        parts += [np.zeros(gap, np.complex64), b]
+        payloads.append(z)
+        headers.append(h)
+    parts.append(np.zeros(1024, np.complex64))   # corr_est_cc holds back its last partial FFT block
+    return np.concatenate(parts), payloads, headers
+
+
+def run_burst_chain(symbols, k, config=None, snr_db=None, cfo=0.0, epsilon=1.0, taps=(1.0,), seed=1,
+                    detect_threshold=0.95, max_items=None):
+    """symbols -> GNU Radio's RRC interpolator -> channels.channel_model(noise for ``snr_db``,
+    ``cfo`` cycles/sample, ``epsilon``, ``taps``) -> matched filter -> corr_est_cc -> burst_sync
+    -> vector sink. Returns (burst_sync block, [(payload (k,), {tag: value})], bursts messages)."""
+    from gnuradio import channels, digital, filter
+
+    from .burst import BurstConfig, detect_template, rrc_taps
+    from .burst_rx import burst_sync
+
+    cfg = config or BurstConfig()
+    taps_rrc = rrc_taps(cfg).tolist()
+    noise = 0.0 if snr_db is None else float(10 ** (-snr_db / 20))
+    src = blocks.vector_source_c(np.asarray(symbols, np.complex64).tolist(), False)
+    shaper = filter.interp_fir_filter_ccf(cfg.sps, taps_rrc)
+    ch = channels.channel_model(noise, float(cfo), float(epsilon), [complex(t) for t in taps], float(seed), True)
+    mf = filter.fir_filter_ccf(1, taps_rrc)
+    corr = digital.corr_est_cc(detect_template(cfg).tolist(), float(cfg.sps), 0, float(detect_threshold),
+                               digital.THRESHOLD_DYNAMIC)
+    sync = burst_sync(k=k, config=cfg)
+    if max_items:
+        sync.set_max_noutput_items(int(max_items))
+    sink = blocks.vector_sink_c()
+    dbg = blocks.message_debug()
+    tb = gr.top_block()
+    tb.connect(src, shaper, ch, mf, corr, sync, sink)
+    tb.msg_connect(sync, "bursts", dbg, "store")
+    run_flowgraph(tb, 120)
+    data = np.array(sink.data(), np.complex64)
+    frames = []
+    for off, key, val in sink_tags(sink, "packet_len"):
+        tags = {t[1]: t[2] for t in sink_tags(sink) if t[0] == off}
+        frames.append((data[off:off + val], tags))
+    return sync, frames, [pmt.to_python(m) for m in messages(dbg)]
+
+
+__all__ = ["random_bursts", "run_burst_chain", "make_tag", "frame_tags", "tagged_source", "sink_tags", "run_flowgraph", "messages", "pdu_image"]

@@ -1,0 +1,247 @@
+"""Over-the-air receiver: complex baseband -> matched filter -> detection -> burst synchronisation
+-> DeepJSCC decoding / SING restoration at the *estimated* SNR.
+
+- :class:`burst_sync`: matched-filter output tagged by ``digital.corr_est_cc`` -> one tagged frame
+  of k equalised payload symbols per burst whose header passes its CRC (tags ``packet_len`` = k,
+  ``snr_db`` = the estimate, ``image_id``, ``frame`` = the header's sequence number, ``eob`` on a
+  last burst, ``cfo``), ready for :class:`jscc_rx`; statistics in :attr:`burst_sync.stats` and one
+  message per burst on ``bursts``;
+- :class:`burst_rx`: hierarchical block ``filter.fir_filter_ccf(RRC)`` -> ``digital.corr_est_cc``
+  -> ``burst_sync`` -> ``jscc_rx``, with ``images_out`` (and ``bursts``) message outputs.
+"""
+from __future__ import annotations
+
+import collections
+
+import numpy as np
+import pmt
+from gnuradio import digital, filter, gr
+
+from .burst import BurstConfig, Layout, Synchronizer, detect_template, rrc_taps
+from .common import DEFAULT_CHECKPOINT, TAG_EOB, TAG_FRAME, TAG_IMAGE_ID, TAG_SNR, to_pmt
+from .jscc_rx import jscc_rx
+
+STATS = ("candidates", "no_preamble", "header_crc", "wrong_k", "truncated", "bursts")
+
+
+class burst_sync(gr.basic_block):
+    """Bursts in the matched-filter output -> frames of k payload symbols.
+
+    Candidates are the ``corr_start`` tags of ``digital.corr_est_cc`` (detection on the first
+    ``detect_len`` preamble chips). Tags within 2 symbols of each other are one candidate (the
+    strongest). For each, :class:`~singlink_gr.burst.Synchronizer` searches the timing within
+    +- ``timing_search`` samples, estimates the carrier offset over the whole preamble and keeps
+    the candidate only when the normalised preamble energy reaches ``detect_metric`` (counted
+    ``no_preamble`` otherwise), decodes the header (``header_crc`` when its CRC fails), reads k from
+    it (``wrong_k`` when it differs from the receiver's k) and, once the whole burst is buffered,
+    tracks the phase over the pilots, estimates gain and SNR from every known symbol and emits
+    the equalised payload. A burst inside which another valid preamble starts is ``truncated``
+    and dropped, as is one the stream ends in. Nothing stops the flowgraph; each drop is one
+    warning and one ``bursts`` message with ``status``.
+    """
+
+    def __init__(self, k=0, config: BurstConfig | None = None, length_tag_key="packet_len", keep_last=True):
+        gr.basic_block.__init__(self, name="singlink_burst_sync", in_sig=[np.complex64], out_sig=[np.complex64])
+        self.set_tag_propagation_policy(gr.TPP_DONT)   # the transmitter's tags (true SNR...) stop here
+        self.cfg = config or BurstConfig()
+        self.k = int(k) if k else None
+        self.sync = Synchronizer(self.cfg)
+        self.length_tag_key = str(length_tag_key)
+        self.keep_last = bool(keep_last)
+        self.stats = {key: 0 for key in STATS}
+        self.last = None            # the last SyncResult that produced a frame (raw and synced symbols)
+        self.results = []           # (absolute burst start, header, snr_db, cfo) of every emitted frame
+        self._buf = np.zeros(0, np.complex64)
+        self._base = 0              # absolute offset of _buf[0]
+        self._cands = []            # [absolute offset, corr value]
+        self._pending = {}          # anchor -> SyncResult with a decoded header, waiting for samples
+        self._out = collections.deque()
+        self._pos = 0
+        self._port = pmt.intern("bursts")
+        self.message_port_register_out(self._port)
+
+    def forecast(self, noutput_items, ninputs):
+        return [1] * ninputs
+
+    # --- stream ---------------------------------------------------------------------------
+    def general_work(self, input_items, output_items):
+        inp = input_items[0]
+        n = len(inp)
+        if n:
+            start = self.nitems_read(0)
+            for t in self.get_tags_in_window(0, 0, n, pmt.intern("corr_start")):
+                self._cands.append([int(t.offset), float(pmt.to_double(t.value))])
+            if start != self._base + len(self._buf):   # never happens with a plain stream
+                self._buf, self._base = np.zeros(0, np.complex64), start
+            self._buf = np.concatenate([self._buf, np.asarray(inp, np.complex64)])
+            self._process()
+            self.consume(0, n)
+        return self._write(output_items[0])
+
+    def stop(self):
+        """Candidates still waiting for samples when the stream ends: a burst whose header was
+        decoded, or whose preamble is there and valid, was cut short (counted ``truncated``)."""
+        for c in sorted(self._cands):
+            if c[0] in self._pending:
+                self._drop(c[0], "truncated", "the stream ended inside the burst", self._pending[c[0]])
+                continue
+            x, guess = self._window(c[0], self.sync.preamble_samples())
+            if len(x) >= guess + self.sync.preamble_samples() - self.sync.margin() and \
+                    self.sync.detect(x, guess).ok and not any(0 < c[0] - t[0] <= 2 * self.cfg.sps for t in self._cands):
+                self._drop(c[0], "truncated", "the stream ended inside the burst")
+        self._cands.clear()
+        self._pending.clear()
+        return True
+
+    def _write(self, out):
+        produced = 0
+        while self._out and produced < len(out):
+            sym, tags = self._out[0]
+            if self._pos == 0:
+                for key, value in tags.items():
+                    self.add_item_tag(0, self.nitems_written(0) + produced, pmt.intern(key), value)
+            take = min(len(sym) - self._pos, len(out) - produced)
+            out[produced:produced + take] = sym[self._pos:self._pos + take]
+            produced += take
+            self._pos += take
+            if self._pos == len(sym):
+                self._out.popleft()
+                self._pos = 0
+        return produced
+
+    # --- bursts -------------------------------------------------------------------------------
+    def _drop(self, anchor, stat, why, res=None):
+        self.stats[stat] += 1
+        if stat != "no_preamble":   # false alarms of the first detector are routine, not news
+            self.logger.warn(f"dropped burst at item {anchor}: {why}")
+        info = {"status": stat, "offset": int(anchor)}
+        if res is not None:
+            info.update(metric=float(res.metric), cfo=float(res.cfo))
+            if res.header is not None:
+                info.update(seq=res.header.seq, image_id=res.header.image_id, k=res.header.k)
+        self.message_port_pub(self._port, pmt.to_pmt(info))
+
+    def _window(self, a, nsamples):
+        lo = a - self.sync.margin() - self._base
+        return self._buf[max(lo, 0):lo + nsamples], self.sync.margin() + min(lo, 0)
+
+    def _process(self):
+        cfg, sps = self.cfg, self.cfg.sps
+        end = self._base + len(self._buf)
+        while self._cands:
+            self._cands.sort()
+            c0 = self._cands[0][0]
+            group = [c for c in self._cands if c[0] <= c0 + 2 * sps]
+            a = max(group, key=lambda c: c[1])[0]
+            strength = max(c[1] for c in group)
+            res = self._pending.get(a)
+            if res is None:
+                need = a - self.sync.margin() + self.sync.samples_needed(None)
+                if end < need:
+                    break
+                self.stats["candidates"] += 1
+                x, guess = self._window(a, self.sync.samples_needed(None))
+                res = self.sync.detect(x, guess)
+                if not res.ok:
+                    self._drop(a, "no_preamble", f"preamble metric {res.metric:.3f} < {cfg.detect_metric}", res)
+                    self._remove(lambda c: c in group)
+                    continue
+                res = self.sync.header(x, res)
+                if res.header is None:
+                    self._drop(a, "header_crc", "header CRC failed", res)
+                    self._remove(lambda c: c in group)
+                    continue
+                res.extra["strength"] = strength
+                self._pending[a] = res
+            k = res.header.k
+            length = Layout.of(cfg, k).length * sps
+            burst_end = a + length
+            if self.k is not None and k != self.k:
+                self._pending.pop(a, None)
+                self._drop(a, "wrong_k", f"header says k = {k}, the decoder takes k = {self.k}", res)
+                self._remove(lambda c, e=burst_end: c[0] < e)
+                continue
+            need = a - self.sync.margin() + self.sync.samples_needed(k)
+            # another preamble inside this burst (as strong as this one) means this one was cut short
+            inner = [c for c in self._cands if a + 4 * sps < c[0] < burst_end and c[1] >= 0.25 * res.extra["strength"]]
+            if inner:
+                need = max(need, max(c[0] for c in inner) - self.sync.margin() + self.sync.preamble_samples())
+            if end < need:
+                break
+            cut = None
+            for c in sorted(inner):
+                x, guess = self._window(c[0], self.sync.preamble_samples())
+                if self.sync.detect(x, guess).ok:
+                    cut = c[0]
+                    break
+            self._pending.pop(a, None)
+            if cut is not None:
+                self._drop(a, "truncated", f"a new preamble at item {cut}, {cut - a} of {length} samples in", res)
+                self._remove(lambda c, e=cut: c[0] < e)
+                continue
+            x, guess = self._window(a, self.sync.samples_needed(k))
+            res = self.sync.finish(x, res)
+            self._emit(a, res)
+            self._remove(lambda c, e=burst_end: c[0] < e)
+        # keep what a candidate still needs, or the last few samples a new tag could point back to
+        keep_from = min([c[0] for c in self._cands], default=end) - self.sync.margin() - 8
+        if keep_from > self._base:
+            self._buf = self._buf[keep_from - self._base:]
+            self._base = keep_from
+
+    def _remove(self, pred):
+        self._cands = [c for c in self._cands if not pred(c)]
+
+    def _emit(self, anchor, res):
+        h = res.header
+        self.stats["bursts"] += 1
+        tags = {self.length_tag_key: pmt.from_long(h.k), TAG_SNR: pmt.from_double(res.snr_db),
+                TAG_IMAGE_ID: pmt.intern(f"img{h.image_id:05d}"), TAG_FRAME: pmt.from_long(h.seq),
+                "cfo": pmt.from_double(res.cfo), "method_hint": pmt.intern(h.method_hint)}
+        if h.last:
+            tags[TAG_EOB] = pmt.PMT_T
+        self._out.append((res.payload.astype(np.complex64), tags))
+        if self.keep_last:
+            self.last = res
+        self.results.append((int(anchor), h, float(res.snr_db), float(res.cfo)))
+        info = {"status": "ok", "offset": int(anchor), "seq": h.seq, "image_id": h.image_id, "k": h.k,
+                "flags": h.flags, "snr_db": float(res.snr_db), "cfo": float(res.cfo), "metric": float(res.metric)}
+        self.message_port_pub(self._port, to_pmt(info))
+
+
+class burst_rx(gr.hier_block2):
+    """Complex baseband (``sps`` samples per symbol) -> restored images.
+
+    ``filter.fir_filter_ccf`` (the RRC matched filter, GNU Radio's firdes taps) ->
+    ``digital.corr_est_cc`` (correlation with the first ``detect_len`` preamble chips, dynamic
+    threshold ``detect_threshold``) -> :class:`burst_sync` -> :class:`jscc_rx` (``method``
+    deepjscc / sing-zero / sing-inn, at the SNR estimated from the burst). Message outputs:
+    ``images_out`` (jscc_rx's image PDUs) and ``bursts`` (one dict per burst: status, seq,
+    image_id, k, snr_db, cfo, metric). Counters: :attr:`stats`.
+    """
+
+    def __init__(self, method="deepjscc", checkpoint=DEFAULT_CHECKPOINT, prior="", steps=100, zeta=None, inn="",
+                 output_dir="", seed=0, batch_size=16, sps=4, rolloff=0.35, rrc_span=11, header_sf=32,
+                 pilot_spacing=64, pilot_len=8, detect_len=64, detect_threshold=0.95, detect_metric=0.08,
+                 device="cpu"):
+        gr.hier_block2.__init__(self, "singlink_burst_rx", gr.io_signature(1, 1, gr.sizeof_gr_complex), gr.io_signature(0, 0, 0))
+        from .burst_tx import burst_config
+
+        self.config = burst_config(sps, rolloff, rrc_span, header_sf, pilot_spacing, pilot_len,
+                                   detect_len=int(detect_len), detect_metric=float(detect_metric))
+        self.rx = jscc_rx(method, checkpoint=checkpoint, prior=prior, steps=steps, zeta=zeta, inn=inn,
+                          output_dir=output_dir, seed=seed, batch_size=batch_size, device=device)
+        self.k = self.rx.k
+        self.matched = filter.fir_filter_ccf(1, rrc_taps(self.config).tolist())
+        self.corr = digital.corr_est_cc(detect_template(self.config).tolist(), float(self.config.sps), 0,
+                                        float(detect_threshold), digital.THRESHOLD_DYNAMIC)
+        self.sync = burst_sync(k=self.k, config=self.config)
+        self.connect(self, self.matched, self.corr, self.sync, self.rx)
+        self.message_port_register_hier_out("images_out")
+        self.message_port_register_hier_out("bursts")
+        self.msg_connect(self.rx, "images_out", self, "images_out")
+        self.msg_connect(self.sync, "bursts", self, "bursts")
+
+    @property
+    def stats(self):
+        return dict(self.sync.stats)
