@@ -40,10 +40,15 @@ class burst_sync(gr.basic_block):
     warning and one ``bursts`` message with ``status``.
     """
 
-    def __init__(self, k=0, config: BurstConfig | None = None, length_tag_key="packet_len", keep_last=True):
+    def __init__(self, k=0, config: BurstConfig | None = None, length_tag_key="packet_len", keep_last=True,
+                 **burst):
         gr.basic_block.__init__(self, name="singlink_burst_sync", in_sig=[np.complex64], out_sig=[np.complex64])
         self.set_tag_propagation_policy(gr.TPP_DONT)   # the transmitter's tags (true SNR...) stop here
-        self.cfg = config or BurstConfig()
+        if config is None:
+            from .burst_tx import burst_config
+
+            config = burst_config(**burst)   # sps, rolloff, header_sf, ..., detect_metric (GRC passes these)
+        self.cfg = config
         self.k = int(k) if k else None
         self.sync = Synchronizer(self.cfg)
         self.length_tag_key = str(length_tag_key)
