@@ -31,6 +31,15 @@ __all__ = ["tf_to_torch", "torch_to_tf", "TFModule", "BridgeError"]
 #: Byte alignment TensorFlow's CPU kernels require of every buffer (Eigen's EIGEN_MAX_ALIGN_BYTES).
 TF_ALIGNMENT = 64
 
+#: dtypes both frameworks exchange over DLPack. Others (tf.string, tf.resource, tf.variant, quantised
+#: types) have no DLPack form: TensorFlow aborts the whole process (SIGABRT) when asked to export them,
+#: so they are refused before the call.
+TF_DLPACK_DTYPES = frozenset({tf.bool, tf.int8, tf.int16, tf.int32, tf.int64, tf.uint8, tf.float16, tf.bfloat16,
+                              tf.float32, tf.float64, tf.complex64, tf.complex128})
+TORCH_DLPACK_DTYPES = frozenset({torch.bool, torch.int8, torch.int16, torch.int32, torch.int64, torch.uint8,
+                                 torch.float16, torch.bfloat16, torch.float32, torch.float64, torch.complex64,
+                                 torch.complex128})
+
 
 class BridgeError(TypeError):
     """Input the DLPack bridge cannot exchange (the message says how to fix it)."""
@@ -52,6 +61,9 @@ def tf_to_torch(t: tf.Tensor) -> torch.Tensor:
         raise BridgeError(f"tf_to_torch takes a tf.Tensor, got {type(t).__name__}")
     if not hasattr(t, "numpy"):
         raise BridgeError("tf_to_torch needs an eager tensor; inside a tf.function there is no buffer yet")
+    if t.dtype not in TF_DLPACK_DTYPES:
+        raise BridgeError(f"a {t.dtype.name} tensor cannot cross DLPack (numbers and bool only: "
+                          f"{', '.join(sorted(d.name for d in TF_DLPACK_DTYPES))})")
     if "GPU" in t.device:
         tf.test.experimental.sync_devices()
     return torch.from_dlpack(t)
@@ -73,6 +85,9 @@ def torch_to_tf(x: torch.Tensor) -> tf.Tensor:
                           "with .cpu() or install a GPU build of TensorFlow")
     if x.device.type not in ("cpu", "cuda"):
         raise BridgeError(f"DLPack exchange with TensorFlow supports cpu and cuda tensors, got {x.device}")
+    if x.dtype not in TORCH_DLPACK_DTYPES:
+        raise BridgeError(f"a {x.dtype} tensor cannot cross to TensorFlow over DLPack (numbers and bool only: "
+                          f"{', '.join(sorted(str(d).split('.')[1] for d in TORCH_DLPACK_DTYPES))})")
     x = x.detach()
     if x.is_conj():
         x = x.resolve_conj()

@@ -39,6 +39,11 @@ def _row_noise_var(snr_db, z, power, rdtype):
         raise TypeError(f"snr_db must be real (a scalar or one value per row), got {snr_db.dtype.name}")
     if snr_db.shape.rank is not None and snr_db.shape.rank > 1:
         raise ValueError(f"snr_db must be a scalar or shape (N,), got shape {snr_db.shape}")
+    if tf.executing_eagerly() and snr_db.dtype.is_floating:
+        bad = tf.math.is_nan(snr_db) | (snr_db == float("-inf"))
+        if bool(tf.reduce_any(bad)):
+            first = float(tf.boolean_mask(tf.reshape(snr_db, [-1]), tf.reshape(bad, [-1]))[0])
+            raise ValueError(f"snr_db must be a number in dB or +inf (a noiseless channel), got {first}")
     no = snr_db_to_noise_var(snr_db, power, rdtype)
     if snr_db.shape.rank == 1:
         n, m = snr_db.shape[0], z.shape[0]

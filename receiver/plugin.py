@@ -14,6 +14,19 @@ from ..errors import UsageError
 
 _METHODS: dict[str, type] = {}
 DEFAULT_PRIOR = "ddpm-cifar10-32-singlink"
+#: An SNR of +inf (a noiseless channel) reaches the models' SNR inputs (DeepJSCC's AF modules, the
+#: INN's conditioning) as this many dB: they take finite numbers, and nothing changes above it.
+NOISELESS_SNR_DB = 100.0
+
+
+def _check_operator(sampler) -> None:
+    """Apply the sampler's operator once to an image of the prior's size, so an operator that
+    does not fit (pool7 on 32x32) is refused when the receiver is built, not when it is used."""
+    prior = sampler.prior
+    size = getattr(prior, "image_size", None)
+    if size is not None:
+        with torch.no_grad():
+            sampler.operator(torch.zeros(1, *size, dtype=getattr(prior, "dtype", torch.float32)))
 
 
 def register_method(name: str):
@@ -67,6 +80,7 @@ class SINGZeroMethod:
         from .sing_zero import SINGZero
 
         self.sampler = SINGZero(prior, operator=operator, steps=steps)
+        _check_operator(self.sampler)
 
     def __call__(self, x_jscc, snr_db=None, seed=0, progress=False):
         return self.sampler(x_jscc, snr_db, seed=seed, progress=progress)
@@ -89,6 +103,7 @@ class SINGINNMethod:
             raise UsageError("sing-inn needs a trained conditional INN: pass inn=<name, folder or ConditionalINN> "
                              "(train one for your DeepJSCC with `singlink train-inn`)")
         self.sampler = SINGINN(prior, inn, operator=operator, steps=steps, zeta=zeta, k=k)
+        _check_operator(self.sampler.sampler)
 
     def __call__(self, x_jscc, snr_db=None, seed=0, progress=False):
         return self.sampler(x_jscc, snr_db, seed=seed, progress=progress)
@@ -97,11 +112,17 @@ class SINGINNMethod:
 def _snr_tensor(snr_db, n, device):
     if snr_db is None:
         raise UsageError("the receiver needs the channel SNR in dB (a scalar or one value per image)")
-    snr = torch.as_tensor(snr_db, dtype=torch.float32, device=device)
+    try:
+        snr = torch.as_tensor(snr_db, dtype=torch.float32, device=device)
+    except (TypeError, ValueError, RuntimeError):
+        raise UsageError(f"snr_db must be a number in dB or one per image, got {snr_db!r}") from None
     snr = snr.expand(n) if snr.ndim == 0 else snr
     if snr.shape != (n,):
         raise UsageError(f"snr_db must be a scalar or shape ({n},), got {tuple(snr.shape)}")
-    return snr
+    bad = torch.isnan(snr) | (snr == float("-inf"))
+    if bool(bad.any()):
+        raise UsageError(f"snr_db must be a number in dB or +inf (noiseless), got {float(snr[bad][0])}")
+    return snr.clamp(max=NOISELESS_SNR_DB)
 
 
 class Receiver:
@@ -136,8 +157,16 @@ class Receiver:
         per-image effective SNR, SNR + 10 log10(mean |h|^2) (exact for block fading)."""
         if not torch.is_tensor(y) or not torch.is_complex(y) or y.ndim != 2:
             raise UsageError(f"received symbols must be a complex (N, k) tensor, got {getattr(y, 'shape', type(y).__name__)}")
-        snr = _snr_tensor(snr_db, y.shape[0], y.device)
+        n, k = y.shape
+        if n == 0:
+            raise UsageError("received symbols hold no images (N = 0); give at least one row")
+        if k != self.jscc.config.k:
+            raise UsageError(f"received symbols have k = {k} per image but the DeepJSCC sends k = {self.jscc.config.k}")
+        snr = _snr_tensor(snr_db, n, y.device)
         if h is not None:
+            if not torch.is_tensor(h) or h.ndim != 2 or h.shape[0] != n or h.shape[1] not in (1, k):
+                raise UsageError(f"h must be the channel gains as an (N, 1) or (N, k) tensor, here ({n}, 1) or "
+                                 f"({n}, {k}), got {tuple(h.shape) if torch.is_tensor(h) else type(h).__name__}")
             from .. import phy
 
             z_hat, _ = phy.equalize(phy.torch_to_tf(y), phy.torch_to_tf(h.to(y.dtype)), phy.torch_to_tf(snr),
@@ -151,6 +180,15 @@ class Receiver:
         """Restore already decoded images (any JSCC decoder's output)."""
         if not torch.is_tensor(x_jscc) or x_jscc.ndim != 4:
             raise UsageError(f"x_jscc must be an (N, C, H, W) tensor, got {getattr(x_jscc, 'shape', type(x_jscc).__name__)}")
+        if x_jscc.shape[0] == 0:
+            raise UsageError("x_jscc holds no images (N = 0); give at least one")
+        if not x_jscc.is_floating_point():
+            raise UsageError(f"x_jscc must be float images in [0, 1], got {x_jscc.dtype} (for 8-bit images pass "
+                             f"x.float() / 255)")
+        lo, hi = float(x_jscc.min()), float(x_jscc.max())
+        if not (lo >= 0 and hi <= 1):  # also catches NaN
+            raise UsageError(f"x_jscc must hold images in [0, 1], got values in [{lo:g}, {hi:g}]"
+                             + (" (8-bit values? divide by 255)" if hi > 1 and hi <= 255 and lo >= 0 else ""))
         snr = _snr_tensor(snr_db, x_jscc.shape[0], x_jscc.device)
         return self.method(x_jscc, snr, seed=seed, progress=progress)
 

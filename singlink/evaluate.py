@@ -9,26 +9,29 @@ the step count on validation images: ``--split val``).
 import csv
 import io
 import json
+import math
+from fractions import Fraction
 from pathlib import Path
 
 from .errors import UsageError
 
 
 def add_arguments(p):
-    p.add_argument("--rho", default="1/192", help="bandwidth ratio of the shipped DeepJSCC checkpoint (default %(default)s)")
+    p.add_argument("--rho", default=None, help="bandwidth ratio of the shipped DeepJSCC checkpoint (default 1/192; "
+                   "with --jscc it is taken from the checkpoint, and a contradicting --rho is refused)")
     p.add_argument("--jscc", default=None, help="DeepJSCC checkpoint name or folder (default: the shipped one for --rho)")
     p.add_argument("--methods", default="deepjscc,sing-zero", help="comma list of restoration methods (default %(default)s)")
-    p.add_argument("--snr", default="-5,-1,3", help="comma list of SNRs in dB (default %(default)s)")
+    p.add_argument("--snr", default="-5,-1,3", help="comma list of SNRs in dB, 'inf' for a noiseless channel (default %(default)s)")
     p.add_argument("--channel", default="awgn", help="awgn, rayleigh-block or rayleigh-fast (default %(default)s)")
-    p.add_argument("--images", type=int, default=256, help="number of images (default %(default)s)")
+    p.add_argument("--images", default="256", help="number of images (default %(default)s)")
     p.add_argument("--split", default="test", choices=["test", "val"], help="CIFAR-10 split (default %(default)s)")
     p.add_argument("--operators", default="pool4", help="SING-Zero operator(s) A, comma list (default %(default)s)")
     p.add_argument("--steps", default="100", help="SING-Zero step count(s), comma list (default %(default)s)")
     p.add_argument("--inn", default=None, help="SING-INN network name or folder (default: the shipped one for --rho)")
-    p.add_argument("--zeta", type=float, default=None, help="SING-INN guidance step (default: the paper's SNR schedule)")
+    p.add_argument("--zeta", default=None, help="SING-INN guidance step (default: the paper's SNR schedule)")
     p.add_argument("--prior", default=None, help="diffusion prior name, folder or hub id (default: the shipped prior)")
-    p.add_argument("--batch", type=int, default=64, help="images per batch (default %(default)s)")
-    p.add_argument("--seed", type=int, default=0, help="run seed (default %(default)s)")
+    p.add_argument("--batch", default="64", help="images per batch (default %(default)s)")
+    p.add_argument("--seed", default="0", help="run seed (default %(default)s)")
     p.add_argument("--data-root", default=None, help="folder holding cifar10/ (default: see singlink.data)")
     p.add_argument("--out", required=True, help="output folder")
 
@@ -43,44 +46,135 @@ def _floats(text, what):
     return vals
 
 
+SNR_LIMIT_DB = 100.0
+
+
+def _snrs(text):
+    vals = _floats(text, "--snr")
+    for v in vals:
+        if math.isnan(v) or v == -math.inf or (math.isfinite(v) and abs(v) > SNR_LIMIT_DB):
+            raise UsageError(f"--snr values must be numbers in [-{SNR_LIMIT_DB:g}, {SNR_LIMIT_DB:g}] dB or inf "
+                             f"(a noiseless channel), got {v:g} in {text!r}")
+    return list(dict.fromkeys(vals))
+
+
+def _ints(text, what, lo=1):
+    out = []
+    for v in str(text).split(","):
+        if not v.strip():
+            continue
+        try:
+            x = int(v.strip())
+        except ValueError:
+            raise UsageError(f"{what} must be {'a comma list of integers' if ',' in str(text) else 'an integer'}, "
+                             f"got {text!r}") from None
+        if x < lo:
+            raise UsageError(f"{what} must be >= {lo}, got {x}")
+        out.append(x)
+    if not out:
+        raise UsageError(f"{what} is empty")
+    return out
+
+
+def _zeta(text):
+    if text is None or str(text).lower() in ("none", "paper"):
+        return None
+    try:
+        z = float(text)
+    except ValueError:
+        z = math.nan
+    if not (math.isfinite(z) and z >= 0):
+        raise UsageError(f"--zeta must be a finite number >= 0 (or 'paper'), got {text!r}")
+    return z
+
+
+def _model(args):
+    """The DeepJSCC to evaluate, its k and the rho it implies; a --rho that contradicts --jscc is refused."""
+    from . import phy
+    from .jscc.model import DeepJSCC
+
+    def k_of(rho, shape):
+        try:
+            return phy.num_channel_symbols(rho, shape)
+        except (ValueError, ZeroDivisionError) as e:
+            raise UsageError(f"--rho {rho!r}: {e}") from None
+
+    if args.jscc is None:
+        rho = args.rho or "1/192"
+        k = k_of(rho, (3, 32, 32))
+        try:
+            jscc = DeepJSCC.from_pretrained(f"deepjscc-cifar10-rho1_{round(3072 / k)}")
+        except UsageError as e:
+            raise UsageError(f"--rho {rho}: {e}") from None
+    else:
+        try:
+            jscc = DeepJSCC.from_pretrained(args.jscc)
+        except UsageError as e:
+            raise UsageError(f"--jscc {args.jscc}: {e}") from None
+    shape = tuple(jscc.config.image_size)
+    k = jscc.config.k
+    rho = str(Fraction(k, math.prod(shape)))
+    if args.rho is not None and k_of(args.rho, shape) != k:
+        raise UsageError(f"--rho {args.rho} means k = {k_of(args.rho, shape)} symbols per image but the checkpoint "
+                         f"{args.jscc} sends k = {k} (rho {rho}); drop --rho or pass --rho {rho}")
+    return jscc, k, rho
+
+
 def run(args):
-    snrs = _floats(args.snr, "--snr")
-    steps = [int(s) for s in _floats(args.steps, "--steps")]
+    # every argument is checked before the models and data are loaded
+    snrs = _snrs(args.snr)
+    steps = _ints(args.steps, "--steps")
+    images = _ints(args.images, "--images")[0]
+    batch = _ints(args.batch, "--batch")[0]
+    seed = _ints(args.seed, "--seed", lo=0)[0]
+    zeta = _zeta(args.zeta)
     operators = [o.strip() for o in args.operators.split(",") if o.strip()]
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    if args.images < 1:
-        raise UsageError("--images must be >= 1")
+    if not methods:
+        raise UsageError("--methods is empty")
+    if not operators:
+        raise UsageError("--operators is empty")
     out = Path(args.out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise UsageError(f"cannot create --out {out}: {e.strerror}") from None
+    from .sweep.command import _check_out
+
+    _check_out(out)
 
     from . import phy
     from .data import DatasetNotFoundError, cifar10_splits, load_batch
     from .evaluation import run_cell, summarize
-    from .jscc.model import DeepJSCC
     from .provenance import code_version, write_atomic
     from .receiver import Receiver, available_methods, make_operator
     from .receiver.prior import DiffusionPrior
 
     unknown = [m for m in methods if m not in available_methods()]
     if unknown:
-        raise UsageError(f"unknown method(s) {', '.join(unknown)}; available: {', '.join(available_methods())}")
+        raise UsageError(f"--methods: unknown method(s) {', '.join(unknown)}; available: {', '.join(available_methods())}")
+    import torch
+
     for o in operators:
-        make_operator(o)
+        try:
+            with torch.no_grad():
+                make_operator(o)(torch.zeros(1, 3, 32, 32))
+        except UsageError as e:
+            raise UsageError(f"--operators {o}: {e}") from None
     try:
-        k = phy.num_channel_symbols(args.rho, (3, 32, 32))
-    except ValueError as e:
-        raise UsageError(str(e)) from None
-    jscc = DeepJSCC.from_pretrained(args.jscc or f"deepjscc-cifar10-rho1_{round(3072 / k)}")
+        phy.make_channel(args.channel)
+    except (ValueError, TypeError) as e:
+        raise UsageError(f"--channel: {str(e).splitlines()[0]}") from None
+    jscc, k, rho = _model(args)
     try:
         splits = cifar10_splits(args.data_root)
+        data = splits[args.split]
+        n = min(images, len(data))
+        x, _ = load_batch(data, range(n))
     except DatasetNotFoundError as e:
-        raise UsageError(str(e)) from None
-    data = splits[args.split]
-    n = min(args.images, len(data))
-    x, _ = load_batch(data, range(n))
+        raise UsageError(f"--data-root {args.data_root or '(default)'}: {e}") from None
+    except (OSError, ValueError) as e:
+        raise UsageError(f"cannot read the {args.split} images (--data-root {args.data_root}): "
+                         f"{' '.join(str(e).split())[:300]}") from None
+    if tuple(x.shape[1:]) != tuple(jscc.config.image_size):
+        raise UsageError(f"the {args.split} images are {'x'.join(map(str, x.shape[1:]))} but the DeepJSCC takes "
+                         f"{'x'.join(map(str, jscc.config.image_size))}")
     ids = [f"{args.split}/{i}" for i in range(n)]
 
     prior = None
@@ -96,14 +190,16 @@ def run(args):
         for o in operators:
             for s in steps:
                 name = m if len(operators) == len(steps) == 1 else f"{m}({o},{s})"
-                extra = {"inn": args.inn or f"inn-cifar10-rho1_{round(3072 / k)}", "zeta": args.zeta} if m == "sing-inn" else {}
+                extra = {"inn": args.inn or f"inn-cifar10-rho1_{round(1 / Fraction(rho))}", "zeta": zeta} \
+                    if m == "sing-inn" else {}
                 receivers[name] = Receiver(jscc, m, prior=prior, operator=o, steps=s, **extra)
+    out.mkdir(parents=True, exist_ok=True)
 
     from tqdm import tqdm
 
     rows = []
     for snr in tqdm(snrs, desc="evaluate", unit="snr"):
-        rows += run_cell(jscc, receivers, x, ids, snr, args.channel, seed=args.seed, batch=args.batch)
+        rows += run_cell(jscc, receivers, x, ids, snr, args.channel, seed=seed, batch=batch)
     summary = summarize(rows)
 
     def to_csv(records):
@@ -118,21 +214,24 @@ def run(args):
     for r in summary:
         table.append(f"| {r['method']} | {r['snr_db']:g} | {r['n']} | {r['psnr_mean']:.2f} ± {r['psnr_ci95']:.2f} | "
                      f"{r['lpips_mean']:.4f} ± {r['lpips_ci95']:.4f} | {r['ms_ssim_mean']:.4f} ± {r['ms_ssim_ci95']:.4f} |")
-    md = "\n".join(["# singlink evaluate", "", f"k = {k} (rho = {args.rho}), channel {args.channel}, {n} CIFAR-10 "
+    md = "\n".join(["# singlink evaluate", "", f"k = {k} (rho = {rho}), channel {args.channel}, {n} CIFAR-10 "
                     f"{args.split} images (JPEG copy, not pixel-exact CIFAR); mean ± 95% CI over images.", "",
-                    *table, "", "```json", json.dumps({"config": config, "seed": args.seed, "version": code_version(),
-                                                       "jscc": args.jscc or jscc.config.__dict__}, indent=1, default=str),
+                    *table, "", "```json", json.dumps({"config": config, "seed": seed, "version": code_version(), "k": k,
+                                                       "rho": rho, "jscc": {"name": args.jscc or
+                                                                            f"deepjscc-cifar10-rho1_{round(1 / Fraction(rho))}",
+                                                                            "config": jscc.config.__dict__}},
+                                                      indent=1, default=str),
                     "```", ""])
     write_atomic(out / "rows.csv", to_csv(rows))
     write_atomic(out / "summary.csv", to_csv(summary))
     write_atomic(out / "summary.md", md)
-    _examples(jscc, receivers, x[:6], snrs, args, out / "examples.png", write_atomic)
+    _examples(jscc, receivers, x[:6], snrs, seed, args.channel, out / "examples.png", write_atomic)
     print("\n".join(table))
     print(f"wrote {out}/summary.md, summary.csv, rows.csv, examples.png")
     return 0
 
 
-def _examples(jscc, receivers, x, snrs, args, path, write_atomic):
+def _examples(jscc, receivers, x, snrs, seed, channel, path, write_atomic):
     """A PNG grid: originals in the first row, then one row per (method, SNR), each from its own
     seeded channel draw (labelled at the left)."""
     import numpy as np
@@ -140,16 +239,17 @@ def _examples(jscc, receivers, x, snrs, args, path, write_atomic):
     from PIL import Image
 
     from . import phy
+    from .evaluation import model_snr
     from .provenance import derive_seed
 
     rows = [x]
     labels = ["original"]
     for snr in snrs:
-        phy.set_seed(derive_seed(args.seed, "examples", snr))
+        phy.set_seed(derive_seed(seed, "examples", snr))
         with torch.no_grad():
-            y, _ = phy.TFModule(phy.make_channel(args.channel))(jscc.encode(x, snr), float(snr))
+            y, _ = phy.TFModule(phy.make_channel(channel))(jscc.encode(x, model_snr(snr)), float(snr))
         for name, rx in receivers.items():
-            rows.append(rx.restore(rx.decode(y, snr), snr, seed=derive_seed(args.seed, "examples", name, snr)))
+            rows.append(rx.restore(rx.decode(y, snr), snr, seed=derive_seed(seed, "examples", name, snr)))
             labels.append(f"{name} {snr:g} dB")
     grid = torch.cat([torch.cat(list(r), dim=2) for r in rows], dim=1)  # (3, rows*H, cols*W)
     img = Image.fromarray((grid.permute(1, 2, 0).clamp(0, 1).numpy() * 255).round().astype(np.uint8))

@@ -14,6 +14,14 @@ import torch
 from .provenance import derive_seed
 
 
+def model_snr(snr_db: float) -> float:
+    """The SNR the models are told: ``snr_db``, with +inf (a noiseless channel, which the channel
+    itself handles exactly) capped at :data:`singlink.receiver.plugin.NOISELESS_SNR_DB`."""
+    from .receiver.plugin import NOISELESS_SNR_DB
+
+    return min(float(snr_db), NOISELESS_SNR_DB)
+
+
 def mean_ci95(values) -> tuple[float, float]:
     """Mean and the half-width of its 95% Student-t confidence interval (0 for one value)."""
     v = np.asarray(values, dtype=np.float64)
@@ -46,7 +54,7 @@ def run_cell(jscc, receivers: dict, images, image_ids, snr_db: float, channel: s
         x = images[start:start + batch]
         ids = list(image_ids[start:start + batch])
         with torch.no_grad():
-            y, h = channel_block(jscc.encode(x, snr_db), float(snr_db))
+            y, h = channel_block(jscc.encode(x, model_snr(snr_db)), float(snr_db))
         for method, rx in receivers.items():
             t0 = time.perf_counter()
             x_jscc = rx.decode(y, snr_db, h=None if channel == "awgn" else h)

@@ -24,19 +24,36 @@ def add_arguments(parser):
     parser.add_argument("--no-xla", action="store_true", help="compile with tf.function only, without XLA")
 
 
+MAX_POINTS = 1000  # Eb/N0 points per link at most
+EBNO_LIMIT_DB = 100.0
+
+
 def parse_grid(text: str) -> list[float]:
-    """'-2:10:1' (inclusive) or '0,2.5,5' -> list of floats."""
+    """'-2:10:1' (inclusive) or '0,2.5,5' -> list of floats, each finite and in [-100, 100] dB,
+    at most :data:`MAX_POINTS` of them."""
     try:
         if ":" in text:
             start, stop, step = (float(v) for v in text.split(":"))
-            if step <= 0 or stop < start:
+            if not all(map(np.isfinite, (start, stop, step))) or step <= 0 or stop < start:
                 raise ValueError
-            return [round(v, 6) for v in np.arange(start, stop + step / 2, step)]
-        values = [float(v) for v in text.split(",") if v.strip()]
+            count = (stop - start) / step + 1
+            if not np.isfinite(count) or count > MAX_POINTS:
+                raise UsageError(f"--ebno {text!r} has {count:.3g} points; at most {MAX_POINTS} (use a coarser STEP)")
+            values = [round(float(v), 6) for v in np.arange(start, stop + step / 2, step)]
+        else:
+            values = [float(v) for v in text.split(",") if v.strip()]
+    except UsageError:
+        raise
     except ValueError:
-        raise UsageError(f"cannot read the grid {text!r}: give START:STOP:STEP with STEP > 0 and STOP >= START, or a comma list like 0,2,4") from None
+        raise UsageError(f"--ebno: cannot read the grid {text!r}: give START:STOP:STEP (finite, STEP > 0, STOP >= START), "
+                         f"or a comma list like 0,2,4") from None
     if not values:
-        raise UsageError("the grid is empty: give at least one value")
+        raise UsageError("--ebno: the grid is empty: give at least one value")
+    bad = [v for v in values if not (np.isfinite(v) and abs(v) <= EBNO_LIMIT_DB)]
+    if bad:
+        raise UsageError(f"--ebno values must be finite numbers in [-{EBNO_LIMIT_DB:g}, {EBNO_LIMIT_DB:g}] dB, got {bad[0]:g}")
+    if len(values) > MAX_POINTS:
+        raise UsageError(f"--ebno has {len(values)} points; at most {MAX_POINTS}")
     return values
 
 
@@ -53,9 +70,11 @@ def theory_ber_qpsk(ebno_db, channel: str):
 
 def run(args):
     grid = parse_grid(args.ebno)
-    for name in ("k", "n", "iterations", "batch", "max_batches"):
+    for name in ("k", "n", "iterations", "batch", "max_batches", "target_errors"):
         if getattr(args, name) < 1:
             raise UsageError(f"--{name.replace('_', '-')} must be >= 1")
+    if args.seed < 0:
+        raise UsageError("--seed must be >= 0")
     if not args.k < args.n:
         raise UsageError(f"LDPC needs k < n, got --k {args.k} --n {args.n}")
     out = Path(args.out)
@@ -70,6 +89,11 @@ def run(args):
     from .provenance import code_version, derive_seed, write_atomic
 
     links = [(coded, channel) for channel in ("awgn", "rayleigh-block") for coded in (False, True)]
+    try:  # the LDPC code's limits (5G NR: k <= 8448, rate ...) are Sionna's to say: ask before running
+        phy.DigitalLink(phy.DigitalLinkConfig(k=args.k, n=args.n, modulation="qpsk", channel="awgn", coded=True,
+                                              num_iter=args.iterations))
+    except (ValueError, TypeError, AssertionError) as e:
+        raise UsageError(f"--k {args.k} --n {args.n}: LDPC5G({args.k},{args.n}): {' '.join(str(e).split())[:200]}") from None
     config = {k: v for k, v in vars(args).items() if not k.startswith("_")}
     results = {"config": config, "seed": args.seed, "version": code_version(), "ebno_db": grid, "links": []}
     print(f"singlink link: QPSK, LDPC5G({args.k},{args.n}) with {args.iterations} BP iterations; "

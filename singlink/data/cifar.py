@@ -21,8 +21,10 @@ an unextracted ``cifar-10-python.tar.gz``. Items are ``(image, label)``: a float
 ``(3, 32, 32)`` tensor in [0, 1] (or whatever the transform makes) and an int in 0..9 indexing
 :data:`CIFAR10_CLASSES`.
 
-The archive's batches are Python pickles, read with ``pickle.load(f, encoding="bytes")``;
-only read archives you trust (a downloaded one is trusted once its MD5 matches).
+The archive's batches are Python pickles. They are read with a restricted unpickler
+(:class:`_BatchUnpickler`) that rebuilds only what a CIFAR-10 batch holds (a dict of numpy arrays,
+lists, bytes, strings and numbers) and refuses every other global with a
+:class:`pickle.UnpicklingError` naming it, so a planted pickle cannot run code.
 """
 from __future__ import annotations
 
@@ -188,15 +190,56 @@ def _layout(path: Path, split: str) -> str | None:
     return None
 
 
+class _BatchUnpickler(pickle.Unpickler):
+    """Unpickler for CIFAR-10 python batches: numpy arrays and the builtin containers only
+    (dicts, lists, bytes, strings and numbers need no globals); any other global is refused."""
+
+    ALLOWED = frozenset({
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("numpy.core.multiarray", "scalar"),
+        ("numpy._core.multiarray", "scalar"),
+    })
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"refusing to load {module}.{name}: a CIFAR-10 batch holds only arrays "
+                                         f"and lists")
+        return super().find_class(module, name)
+
+
+def read_pickle_batch(path: str | os.PathLike) -> dict:
+    """A CIFAR-10 python batch file as a dict, through :class:`_BatchUnpickler`. Raises
+    :class:`ValueError` (one line naming the file) for a file that is not a clean batch."""
+    try:
+        with open(path, "rb") as f:
+            d = _BatchUnpickler(f, encoding="bytes").load()
+    except pickle.UnpicklingError as e:
+        raise ValueError(f"{path} is not a CIFAR-10 python batch: {e}") from None
+    except (EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError, ImportError) as e:
+        raise ValueError(f"{path} is not a CIFAR-10 python batch ({type(e).__name__}: "
+                         f"{' '.join(str(e).split())[:120]})") from None
+    if not isinstance(d, dict):
+        raise ValueError(f"{path} is not a CIFAR-10 python batch (holds a {type(d).__name__}, not a dict)")
+    return d
+
+
 def _read_batch(path: Path) -> tuple[np.ndarray, list[int]]:
-    with open(path, "rb") as f:
-        d = pickle.load(f, encoding="bytes")
+    d = read_pickle_batch(path)
     data = d.get(b"data", d.get("data"))
     labels = d.get(b"labels", d.get("labels"))
     if data is None or labels is None:
         raise ValueError(f"{path} is not a CIFAR-10 python batch (no data/labels)")
-    data = np.asarray(data, dtype=np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
-    return np.ascontiguousarray(data), [int(x) for x in labels]
+    try:
+        data = np.asarray(data, dtype=np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+        labels = [int(x) for x in labels]
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{path} is not a CIFAR-10 python batch ({' '.join(str(e).split())[:120]})") from None
+    if len(labels) != len(data):
+        raise ValueError(f"{path} is not a CIFAR-10 python batch ({len(data)} images, {len(labels)} labels)")
+    return np.ascontiguousarray(data), labels
 
 
 class CIFAR10(Dataset):
@@ -280,9 +323,13 @@ class CIFAR10(Dataset):
         if index < 0:
             index += len(self)
         if self.files is not None:
-            with Image.open(self.files[index]) as img:
-                img.load()
-                image = apply_transform(self.transform, img, index)
+            try:
+                with Image.open(self.files[index]) as img:
+                    img.load()
+                    image = apply_transform(self.transform, img, index)
+            except (OSError, SyntaxError) as e:  # PIL: not an image (UnidentifiedImageError), truncated, ...
+                raise ValueError(f"cannot read the CIFAR-10 image {self.files[index]}: "
+                                 f"{' '.join(str(e).split())[:160] or type(e).__name__}") from None
         else:
             image = apply_transform(self.transform, Image.fromarray(self._data[index]), index)
         return image, self.targets[index]

@@ -1,0 +1,14 @@
+"""DeepJSCC (``singlink.jscc.DeepJSCC``, ``DeepJSCCConfig``): see :mod:`singlink.jscc.model`.
+
+The names are loaded on first use, so that importing the package (as the command line does for
+its argument parsers) does not import torch."""
+
+__all__ = ["DeepJSCC", "DeepJSCCConfig", "available"]
+
+
+def __getattr__(name):
+    if name in __all__:
+        from . import model
+
+        return getattr(model, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

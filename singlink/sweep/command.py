@@ -8,12 +8,15 @@ and ``sweep.json`` (config, seed, code version, runs of the store).
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import socket
+import tempfile
 from pathlib import Path
 
 from ..errors import UsageError
-from .config import BASELINE_METHODS, SweepConfig, build_config, preset_names
+from .config import BASELINE_METHODS, MAX_ROWS, RECEIVER_METHODS, SweepConfig, build_config, checkpoint_names, preset_names
 
 
 def add_arguments(p):
@@ -38,6 +41,10 @@ def add_arguments(p):
     p.add_argument("--ray", default=None, metavar="ADDRESS",
                    help="run the tasks on the Ray cluster at ADDRESS (host:port), or 'local' to start one here")
     p.add_argument("--workers", default=None, help="with --ray local: worker processes (default: CPU cores)")
+    p.add_argument("--new-run", action="store_true",
+                   help="start a new run in the --out store even though settings, data or weights changed; its rows "
+                        "are summarised apart from the old ones (default: resume, refusing any change)")
+    p.add_argument("--max-rows", default=None, help=f"refuse grids of more rows than this (default {MAX_ROWS})")
 
 
 OVERRIDES = ("methods", "rho", "snr", "channel", "images", "realizations", "seed", "out", "steps", "operator", "zeta",
@@ -45,26 +52,131 @@ OVERRIDES = ("methods", "rho", "snr", "channel", "images", "realizations", "seed
 
 
 def _check_out(out: Path) -> None:
-    """--out must be a folder we can create and write (checked before anything is written)."""
+    """--out must be a folder we can create and write (checked before anything is written: the
+    probe is a temporary folder made and removed in --out or its nearest existing parent)."""
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} exists and is not a folder; give a folder path")
-    probe = out
+    probe = out.absolute()
     while not probe.exists():
         probe = probe.parent
-    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
-        raise UsageError(f"--out {out} is not writable ({probe} is {'not a folder' if not probe.is_dir() else 'read-only'})")
+    if not probe.is_dir():
+        raise UsageError(f"--out {out} is not writable ({probe} is not a folder)")
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".singlink-probe-", dir=probe))
+    except OSError as e:
+        raise UsageError(f"--out {out} is not writable ({probe}: {e.strerror or e})") from None
+
+
+def _dataset(cfg: SweepConfig):
+    """The split the grid's images come from, exactly as the tasks read it."""
+    from .tasks import _context
+
+    try:
+        return _context(cfg, None).data
+    except (OSError, ValueError) as e:
+        raise UsageError(f"--data-root {cfg.data_root or '(default)'}: {' '.join(str(e).split())[:300]}") from None
 
 
 def _check_data(cfg: SweepConfig) -> int:
-    from ..data import DatasetNotFoundError, cifar10_splits
-
-    try:
-        n = len(cifar10_splits(cfg.data_root)[cfg.split])
-    except DatasetNotFoundError as e:
-        raise UsageError(str(e)) from None
+    n = len(_dataset(cfg))
     if cfg.images > n:
-        raise UsageError(f"images = {cfg.images} but the CIFAR-10 {cfg.split} split has {n}; lower --images")
+        raise UsageError(f"images = {cfg.images} but the {cfg.split} split has {n}; lower --images")
     return n
+
+
+# --- the store's identity: what changes the numbers besides the settings -------------------------
+# Config keys that say which data the grid reads (whichever the config has). data_root is not
+# among them: the pixels are compared instead, so a copy of the same data elsewhere resumes.
+DATA_KEYS = ("dataset", "image_size", "split")
+_UNHASHED = (".md", ".png", ".jpg", ".txt")
+
+
+def _source(data, i: int) -> str:
+    """Where item ``i`` of ``data`` comes from (a file path when known), for messages."""
+    from torch.utils.data import Subset
+
+    while isinstance(data, Subset):
+        data, i = data.dataset, data.indices[i]
+    files = getattr(data, "files", None)
+    return str(files[i]) if files is not None else f"item {i} of {type(data).__name__}"
+
+
+def data_identity(cfg: SweepConfig) -> dict:
+    """``{"spec": data-related config keys, "root": where the data was found, "images": {id: sha256}}``,
+    the sha256 over each grid image's shape and uint8 pixels. Every image is read here, so an
+    unreadable or odd-sized one is one line of error before any work starts."""
+    import numpy as np
+    import torch
+
+    data = _dataset(cfg)
+    digests, first = {}, None
+    for i in range(cfg.images):
+        try:
+            image = data[i][0]
+        except Exception as e:  # PIL raises OSError, SyntaxError, ValueError, struct.error ...
+            raise UsageError(f"cannot read image {i} of the {cfg.split} split ({_source(data, i)}): "
+                             f"{' '.join(str(e).split())[:200] or type(e).__name__}; replace the file or point "
+                             f"--data-root elsewhere") from None
+        shape = tuple(image.shape)
+        if first is None:
+            first = shape
+        elif shape != first:
+            raise UsageError(f"image {i} of the {cfg.split} split ({_source(data, i)}) is {'x'.join(map(str, shape))} "
+                             f"but image 0 is {'x'.join(map(str, first))}; a grid's images must share one size "
+                             f"(fix the data under --data-root)")
+        pixels = (image.clamp(0, 1) * 255).round().to(torch.uint8).numpy()
+        h = hashlib.sha256(repr(shape).encode())
+        h.update(np.ascontiguousarray(pixels).tobytes())
+        digests[str(i)] = h.hexdigest()
+    config = cfg.to_dict()
+    root = getattr(getattr(data, "dataset", data), "root", None) or cfg.data_root
+    return {"spec": {k: config[k] for k in DATA_KEYS if k in config}, "root": None if root is None else str(root),
+            "images": digests}
+
+
+def folder_sha256(folder: Path) -> str:
+    """sha256 over the relative paths and contents of the files in ``folder`` that hold weights
+    or configuration (model cards and sample images are left out)."""
+    h = hashlib.sha256()
+    for f in sorted(p for p in Path(folder).rglob("*") if p.is_file()):
+        rel = f.relative_to(folder).as_posix()
+        if f.suffix.lower() in _UNHASHED or any(part.startswith(".") for part in Path(rel).parts):
+            continue
+        h.update(rel.encode() + b"\0" + hashlib.sha256(f.read_bytes()).digest())
+    return h.hexdigest()
+
+
+def weights_identity(cfg: SweepConfig) -> dict:
+    """``{name: sha256}`` of every DeepJSCC, INN and prior the grid loads (a hub id is recorded as such)."""
+    from ..jscc.model import CHECKPOINTS
+
+    names = {}
+    for rho in cfg.rho:
+        names.update({name: name for name in checkpoint_names(cfg, rho).values()})
+    if any(m.startswith("sing") for m in cfg.methods if m in RECEIVER_METHODS):
+        from ..receiver.plugin import DEFAULT_PRIOR
+
+        prior = cfg.prior or DEFAULT_PRIOR
+        names[f"prior {prior}"] = prior
+    out = {}
+    for label, name in names.items():
+        folder = Path(name) if Path(name).is_dir() else CHECKPOINTS / name
+        if folder.is_dir():
+            out[label] = folder_sha256(folder)
+        elif label.startswith("prior"):
+            from ..receiver.prior import HUB_ID
+
+            if not HUB_ID.match(name):
+                raise UsageError(f"prior {name!r} is not a folder, a shipped prior or a Hugging Face id (owner/name)")
+            out[label] = f"hub id {name} (not hashed)"
+        else:
+            raise UsageError(f"no checkpoint {name} (looked in {CHECKPOINTS})")
+    return out
+
+
+def sweep_identity(cfg: SweepConfig) -> dict:
+    """The fingerprint a store keeps beside the settings (:mod:`.store`)."""
+    return {"data": data_identity(cfg), "weights": weights_identity(cfg)}
 
 
 def _mean_image(store, cfg: SweepConfig):
@@ -107,9 +219,31 @@ def record(results, tasks, cfg, store, desc: str = "sweep", leave: bool = True) 
             bar.update(t.cost(cfg))
 
 
+RAY_PROBE_S = 5.0  # how long --ray ADDRESS waits for anything to answer there
+
+
+def probe_ray_address(address: str, timeout: float = RAY_PROBE_S) -> None:
+    """Refuse (one line, within ``timeout`` seconds) a --ray address where nothing accepts a TCP
+    connection: ``ray.init`` itself would retry for minutes, warning every few seconds."""
+    if address == "auto":
+        return
+    host, _, port = address.split("://", 1)[-1].rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise UsageError(f"--ray takes HOST:PORT of a running Ray cluster (ray start --head) or 'local', got {address!r}")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as e:
+        why = "no answer" if isinstance(e, TimeoutError) else (e.strerror or str(e) or type(e).__name__)
+        raise UsageError(f"--ray {address}: nothing answers there ({why}, waited at most {timeout:g} s); start a "
+                         f"cluster with `ray start --head --port={port}` or use --ray local") from None
+
+
 def connect_ray(address: str, workers: int | None):
     """``ray.init`` for ``--ray``: 'local' starts a cluster of ``workers`` CPUs in this process,
-    anything else connects to a running cluster (``ray start --head``)."""
+    anything else connects to a running cluster (``ray start --head``), after
+    :func:`probe_ray_address` has seen something answer there."""
+    if address != "local":
+        probe_ray_address(address)
     token = Path(os.environ.get("RAY_AUTH_TOKEN_PATH", Path.home() / ".ray" / "auth_token"))
     if address != "local" and "RAY_AUTH_MODE" not in os.environ and token.is_file():
         # Recent Ray: `ray start --head` turns token authentication on by itself when this token
@@ -153,18 +287,18 @@ def write_report(store, cfg: SweepConfig, out: Path) -> tuple[list[dict], list[P
     import numpy as np
     from PIL import Image
 
-    from ..data import cifar10_splits, load_batch
+    from ..data import load_batch
     from ..provenance import code_version, write_atomic
     from .report import example_grid, in_grid, metric_plot, summarize, summary_csv
     from .tasks import png_bytes
 
-    rows = in_grid(store.rows(), cfg)
+    rows = in_grid(store.rows(), cfg)  # the current run's series only
     summary = summarize(rows, cfg)
     written = {"summary.csv": summary_csv(summary), "psnr_vs_snr.png": metric_plot(summary, cfg, "psnr"),
                "lpips_vs_snr.png": metric_plot(summary, cfg, "lpips")}
     if cfg.examples:
         ids = list(range(min(cfg.examples, cfg.images)))
-        x, _ = load_batch(cifar10_splits(cfg.data_root)[cfg.split], ids)
+        x, _ = load_batch(_dataset(cfg), ids)
         originals = {i: np.asarray(Image.open(io.BytesIO(png_bytes(x[j])))) for j, i in enumerate(ids)}
         examples = store.examples()
         for rho in cfg.rho:
@@ -174,7 +308,9 @@ def write_report(store, cfg: SweepConfig, out: Path) -> tuple[list[dict], list[P
                     written[f"examples_rho{rho.replace('/', '_')}_{ch}.png"] = grid
     written["sweep.json"] = json.dumps({"config": cfg.to_dict(), "seed": cfg.seed, "version": code_version(),
                                         "store": str(store.path.name), "rows": len(rows),
-                                        "runs": [{k: r[k] for k in ("run_id", "started", "executor")} for r in store.runs()]},
+                                        "series": store.series_id,
+                                        "runs": [{k: r[k] for k in ("run_id", "started", "executor", "series_id")}
+                                                 for r in store.runs()]},
                                        indent=1)
     for name, data in written.items():
         write_atomic(out / name, data)
@@ -183,37 +319,44 @@ def write_report(store, cfg: SweepConfig, out: Path) -> tuple[list[dict], list[P
 
 def run(args):
     from ..provenance import code_version
+    from .config import _int
     from .report import summary_table
     from .store import ResultStore
     from .tasks import plan
 
+    # Everything is checked before the first write: a refused command leaves the store's bytes as they were.
+    max_rows = MAX_ROWS if args.max_rows is None else _int(args.max_rows, "--max-rows", 1)
     overrides = {key: getattr(args, key) for key in OVERRIDES}
-    cfg = build_config(args.preset, args.config, overrides)
-    out = Path(cfg.out)
-    _check_out(out)
-    store = ResultStore(out)
-    store.check_settings(cfg.settings)
-    _check_data(cfg)
+    cfg = build_config(args.preset, args.config, overrides, max_rows=max_rows)
     workers = None
     if args.workers is not None:
-        from .config import _int
-
         if args.ray != "local":
             raise UsageError("--workers sets the size of a cluster started with --ray local; an existing cluster "
                              "has its own workers, and without --ray the sweep runs in this process")
         workers = _int(args.workers, "--workers", 1)
+    if args.ray is not None and args.ray != "local":
+        probe_ray_address(args.ray)
+    out = Path(cfg.out)
+    _check_out(out)
+    store = ResultStore(out)
+    if not args.new_run:
+        store.check_settings(cfg.settings)  # the cheap part first
+    _check_data(cfg)
+    identity = sweep_identity(cfg)
+    store.check_settings(cfg.settings, identity, new_run=args.new_run)
     ray = connect_ray(args.ray, workers) if args.ray else None
 
     out.mkdir(parents=True, exist_ok=True)
     executor = f"ray:{args.ray}" if ray else "local"
-    store.open_run(cfg.settings, cfg.to_dict(), code_version(), executor)
+    store.open_run(cfg.settings, cfg.to_dict(), code_version(), executor, identity=identity, new_run=args.new_run)
     try:
         mean = _mean_image(store, cfg) if any(m in BASELINE_METHODS for m in cfg.methods) else None
         tasks = plan(cfg, store.done_keys())
-        n_rows = len(cfg.methods) * len(cfg.rho) * len(cfg.snr) * len(cfg.channel) * cfg.images * cfg.realizations
+        n_rows = cfg.grid_rows
         pending = sum(len(t.image_ids) for t in tasks)
-        print(f"sweep: {n_rows} rows in the grid, {n_rows - pending} already in {store.path}, {len(tasks)} tasks "
-              f"to run ({executor})", flush=True)
+        series = f" (run {store.series_id} of this store)" if store.series_id > 1 else ""
+        print(f"sweep: {n_rows} rows in the grid, {n_rows - pending} already in {store.path}{series}, {len(tasks)} "
+              f"tasks to run ({executor})", flush=True)
         if tasks:
             record(run_on_ray(ray, tasks, cfg, mean) if ray else run_local(tasks, cfg, mean), tasks, cfg, store)
     finally:

@@ -83,6 +83,12 @@ class SweepConfig:
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
+    @property
+    def grid_rows(self) -> int:
+        """Rows of the full grid: methods x rho x snr x channel x images x realizations."""
+        return (len(self.methods) * len(self.rho) * len(self.snr) * len(self.channel) * self.images
+                * self.realizations)
+
     def k(self, rho: str) -> int:
         """Channel uses per image at bandwidth ratio ``rho``."""
         return int(Fraction(rho) * math.prod(IMAGE_SHAPE))
@@ -156,7 +162,7 @@ def _choices(value, key, allowed):
     return tuple(dict.fromkeys(items))
 
 
-def _snr_list(value, key="snr"):
+def _snr_list(value, key="snr", limit=None):
     out = []
     for v in _list(value, key):
         if isinstance(v, str) and v.count(":") == 2:  # START:STOP:STEP, both ends included
@@ -164,9 +170,17 @@ def _snr_list(value, key="snr"):
                 start, stop, step = (float(p) for p in v.split(":"))
             except ValueError:
                 raise UsageError(f"{key} range must be START:STOP:STEP in dB, got {v!r}") from None
+            if not all(map(math.isfinite, (start, stop, step))):
+                raise UsageError(f"{key} range {v!r} needs finite START, STOP and STEP in dB")
             if step <= 0 or stop < start:
                 raise UsageError(f"{key} range {v!r} needs STEP > 0 and STOP >= START")
-            out += [start + i * step for i in range(int(math.floor((stop - start) / step + 1e-9)) + 1)]
+            span = (stop - start) / step
+            if not math.isfinite(span) or (limit is not None and span + 1 > limit):
+                raise UsageError(f"{key} range {v!r} has {span + 1:.3g} points, more than the grid limit of {limit} "
+                                 f"rows; use a coarser STEP (or raise the limit with --max-rows)")
+            count = math.floor(span + 1e-9) + 1
+            _snr_bounds(start, key, v), _snr_bounds(stop, key, v)
+            out += [start + i * step for i in range(count)]
             continue
         try:
             if isinstance(v, bool):
@@ -174,10 +188,18 @@ def _snr_list(value, key="snr"):
             x = float(v)
         except (TypeError, ValueError):
             raise UsageError(f"{key} values must be numbers in dB, got {v!r}") from None
-        if not math.isfinite(x):
-            raise UsageError(f"{key} values must be finite, got {v!r}")
+        _snr_bounds(x, key, v)
         out.append(x)
     return tuple(dict.fromkeys(round(x, 6) for x in out))
+
+
+SNR_LIMIT_DB = 100.0  # |SNR| beyond this is no channel a sweep can say anything about
+
+
+def _snr_bounds(x, key, given):
+    if not math.isfinite(x) or abs(x) > SNR_LIMIT_DB:
+        raise UsageError(f"{key} values must be finite numbers in [-{SNR_LIMIT_DB:g}, {SNR_LIMIT_DB:g}] dB, got "
+                         f"{given!r}")
 
 
 def _rho_list(value, key="rho"):
@@ -233,14 +255,14 @@ def _zeta(value, key="zeta"):
     return x
 
 
-def _checked(raw: dict) -> SweepConfig:
+def _checked(raw: dict, max_rows: int | None = None) -> SweepConfig:
     from ..receiver.operators import make_operator
     from ..phy import MODULATIONS
 
     c = {
         "methods": _choices(raw["methods"], "methods", RECEIVER_METHODS + BASELINE_METHODS),
         "rho": _rho_list(raw["rho"]),
-        "snr": _snr_list(raw["snr"]),
+        "snr": _snr_list(raw["snr"], limit=max_rows),
         "channel": _choices(raw["channel"], "channel", CHANNELS),
         "images": _int(raw["images"], "images", 1),
         "realizations": _int(raw["realizations"], "realizations", 1),
@@ -260,8 +282,15 @@ def _checked(raw: dict) -> SweepConfig:
         "out": _str(raw["out"], "out"),
         "preset": raw.get("preset"),
     }
-    make_operator(c["operator"])  # raises UsageError naming the known operators
-    return SweepConfig(**c)
+    import torch
+
+    with torch.no_grad():  # raises UsageError naming the known operators, or why it does not fit the images
+        make_operator(c["operator"])(torch.zeros(1, *IMAGE_SHAPE))
+    cfg = SweepConfig(**c)
+    if max_rows is not None and cfg.grid_rows > max_rows:
+        raise UsageError(f"the grid has {cfg.grid_rows} rows (methods x rho x snr x channel x images x realizations), "
+                         f"more than the limit of {max_rows}; shrink it or raise the limit with --max-rows")
+    return cfg
 
 
 def _rate(value, key="ldpc_rate") -> str:
@@ -276,17 +305,21 @@ def _rate(value, key="ldpc_rate") -> str:
     return str(r)
 
 
-def build_config(preset: str | None = None, config_file=None, overrides: dict | None = None) -> SweepConfig:
+MAX_ROWS = 1_000_000  # default bound on a grid's rows (singlink sweep --max-rows)
+
+
+def build_config(preset: str | None = None, config_file=None, overrides: dict | None = None,
+                 max_rows: int | None = MAX_ROWS) -> SweepConfig:
     """The sweep's config: :class:`SweepConfig`'s defaults, then the preset (``default`` when none
     is named), then the config file, then the non-None ``overrides``: a file or the command line
-    only needs the keys it changes."""
+    only needs the keys it changes. A grid of more than ``max_rows`` rows is refused (None: no bound)."""
     raw = {f.name: f.default for f in dataclasses.fields(SweepConfig)}
     name = preset or "default"
     raw |= read_preset(name) | {"preset": name}
     if config_file:
         raw |= read_config_file(config_file)
     raw |= {k: v for k, v in (overrides or {}).items() if v is not None}
-    cfg = _checked(raw)
+    cfg = _checked(raw, max_rows)
     check_checkpoints(cfg)
     return cfg
 
