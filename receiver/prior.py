@@ -37,7 +37,8 @@ from ..errors import UsageError
 
 CHECKPOINTS = Path(singlink.__file__).resolve().parent / "checkpoints"
 
-# UNet2DModel presets at 32x32 (parameter counts in the comments).
+# UNet2DModel presets (parameter counts in the comments; any preset takes any image size that its
+# number of down-sampling levels divides).
 PRESETS = {
     # 0.16 M: for tests; no attention.
     "tiny": dict(block_out_channels=(16, 32), layers_per_block=1, norm_num_groups=8,
@@ -46,6 +47,11 @@ PRESETS = {
     "small": dict(block_out_channels=(32, 64, 64), layers_per_block=1, attention_head_dim=None,
                   down_block_types=("DownBlock2D", "AttnDownBlock2D", "DownBlock2D"),
                   up_block_types=("UpBlock2D", "AttnUpBlock2D", "UpBlock2D")),
+    # 3.0 M at 64x64 (faces): channels 32/64/64/128, attention at 16x16, one layer per block; about
+    # 1.8 s per training step at batch 32 on 2 free cores (ENVIRONMENT.md).
+    "small64": dict(block_out_channels=(32, 64, 64, 128), layers_per_block=1, attention_head_dim=None,
+                    down_block_types=("DownBlock2D", "DownBlock2D", "AttnDownBlock2D", "DownBlock2D"),
+                    up_block_types=("UpBlock2D", "AttnUpBlock2D", "UpBlock2D", "UpBlock2D")),
     # 35.7 M: the architecture of google/ddpm-cifar10-32 (Ho et al. 2020, attention at 16x16); for GPUs.
     "base": dict(block_out_channels=(128, 256, 256, 256), layers_per_block=2, attention_head_dim=None,
                  down_block_types=("DownBlock2D", "AttnDownBlock2D", "DownBlock2D", "DownBlock2D"),

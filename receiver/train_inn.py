@@ -1,6 +1,7 @@
 r"""``singlink train-inn``: SING-INN's conditional INN (:mod:`.inn`) trained on (x, x_JSCC) pairs.
 
-x_JSCC is made on the fly by a frozen DeepJSCC (a shipped one for ``--rho``, or ``--jscc``)
+x_JSCC is made on the fly by a frozen DeepJSCC (the shipped one for ``--dataset``, ``--image-size``
+and ``--rho``, or ``--jscc``; the images are those of the data set it was trained on)
 through Sionna's AWGN channel: x_JSCC = decode(channel(encode(x, SNR)), SNR), with the SNR uniform
 in ``--snr-range`` per image (or ``--fixed-snr``: CommIN's one INN per SNR). Loss (SING paper,
 Eq. 16, as a mean over elements): :math:`\|c - \mathrm{coarse}(\hat x_\mathrm{JSCC})\|^2` where
@@ -21,7 +22,7 @@ import time
 from pathlib import Path
 
 from ..errors import UsageError
-from ..training import parse_snr_range
+from ..training import add_export_arguments, check_positive, parse_snr_range
 
 SIZE_LIMIT = 10_000_000  # bytes: the most an exported (shipped) INN may take
 VAL_POINTS = 6  # validation SNRs spread over the training range
@@ -30,6 +31,9 @@ VAL_POINTS = 6  # validation SNRs spread over the training range
 def add_arguments(p):
     p.add_argument("--rho", default=None, help="bandwidth ratio of the shipped DeepJSCC to train for, 1/192, 1/48 or "
                    "1/6 (default 1/192, or that of --jscc)")
+    p.add_argument("--dataset", default=None,
+                   help="cifar10, celeba, kodak or a folder of images (default: what the DeepJSCC was trained on, else cifar10)")
+    p.add_argument("--image-size", type=int, default=None, help="image side (default: the DeepJSCC's)")
     p.add_argument("--jscc", default=None, help="DeepJSCC checkpoint name or folder (default: the shipped one for --rho)")
     p.add_argument("--steps", type=int, default=3000, help="total optimiser steps (default %(default)s)")
     p.add_argument("--batch", type=int, default=32, help="batch size (default %(default)s)")
@@ -40,13 +44,11 @@ def add_arguments(p):
     p.add_argument("--hidden", type=int, default=32, help="feature channels of each PNet/UNet (default %(default)s)")
     p.add_argument("--val-every", type=int, default=500, help="validate and checkpoint every N steps (default %(default)s)")
     p.add_argument("--val-images", type=int, default=256, help="validation images, each at 6 SNRs (default %(default)s)")
-    p.add_argument("--train-images", type=int, default=None, help="use only the first N training images (default all 45,000)")
+    p.add_argument("--train-images", type=int, default=None, help="use only the first N training images (default all)")
     p.add_argument("--seed", type=int, default=0, help="run seed (default %(default)s)")
-    p.add_argument("--data-root", default=None, help="folder holding cifar10/ (default: see singlink.data)")
-    p.add_argument("--out", default=None, help="run folder (default runs/train-inn/rho<rho>)")
-    p.add_argument("--export", default=None, metavar="NAME",
-                   help="when done, write the INN with a model card into singlink/checkpoints/NAME "
-                        "(e.g. inn-cifar10-rho1_192)")
+    p.add_argument("--data-root", default=None, help="folder holding the data sets (default: see singlink.data)")
+    p.add_argument("--out", default=None, help="run folder (default runs/train-inn/<dataset tag>-rho<rho>)")
+    add_export_arguments(p, "the INN (e.g. inn-celeba64-rho1_192)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
 
 
@@ -99,11 +101,13 @@ def validate(coarse_of, pairs, batch=256):
 
 def _command(args):
     """The ``singlink train-inn`` command line that reproduces this run."""
-    parts = ["singlink train-inn", f"--jscc {args.jscc}" if args.jscc else f"--rho {args.rho or '1/192'}",
-             f"--steps {args.steps}", f"--batch {args.batch}", f"--lr {args.lr}",
-             f"--fixed-snr {args.fixed_snr}" if args.fixed_snr is not None else f"--snr-range {args.snr_range}",
-             f"--hidden {args.hidden}", f"--val-every {args.val_every}", f"--val-images {args.val_images}",
-             f"--seed {args.seed}"]
+    parts = ["singlink train-inn", f"--jscc {args.jscc}" if args.jscc else f"--rho {args.rho or '1/192'}"]
+    parts += [f"--dataset {args.dataset}"] if args.dataset else []
+    parts += [f"--image-size {args.image_size}"] if args.image_size else []
+    parts += [f"--steps {args.steps}", f"--batch {args.batch}", f"--lr {args.lr}",
+              f"--fixed-snr {args.fixed_snr}" if args.fixed_snr is not None else f"--snr-range {args.snr_range}",
+              f"--hidden {args.hidden}", f"--val-every {args.val_every}", f"--val-images {args.val_images}",
+              f"--seed {args.seed}"]
     if args.train_images:
         parts.append(f"--train-images {args.train_images}")
     if args.export:
@@ -115,42 +119,50 @@ def run(args):
     for name in ("steps", "batch", "val_every", "val_images", "hidden"):
         if getattr(args, name) < 1:
             raise UsageError(f"--{name.replace('_', '-')} must be >= 1")
-    if not args.lr > 0:
-        raise UsageError(f"--lr must be > 0, got {args.lr}")
+    check_positive(args, "lr")
     snr_lo, snr_hi = (args.fixed_snr,) * 2 if args.fixed_snr is not None else parse_snr_range(args.snr_range)
     import numpy as np
     import torch
 
     from .. import phy
-    from ..jscc.model import DeepJSCC
+    from ..data import DatasetSpec
+    from ..jscc.model import DeepJSCC, find_checkpoint
     from ..provenance import code_version, derive_seed, write_atomic
-    from ..training import draw_step, load_cifar_tensors, resume, save_state
+    from ..training import draw_step, export_folder, load_tensors, resume, save_state, warm_start
     from . import inn as inn_module
     from .inn import ConditionalINN
 
     if args.threads:
         torch.set_num_threads(args.threads)
     rho = args.rho if args.rho is not None or args.jscc else "1/192"
+    jscc = DeepJSCC.from_pretrained(args.jscc).requires_grad_(False) if args.jscc else None
+    spec = DatasetSpec.parse(args.dataset or (jscc.config.dataset if jscc else "cifar10"),
+                             args.image_size or (jscc.config.image_size[-1] if jscc else None), args.data_root)
+    if spec.image_size is None:
+        raise UsageError(f"--dataset {args.dataset}: give --image-size")
+    size = (3, spec.image_size, spec.image_size)
     k_rho = None
     if rho is not None:
         try:
-            k_rho = phy.num_channel_symbols(rho, (3, 32, 32))
+            k_rho = phy.num_channel_symbols(rho, size)
         except ValueError as e:
             raise UsageError(str(e)) from None
-    jscc_name = args.jscc or f"deepjscc-cifar10-rho1_{round(3072 / k_rho)}"
-    jscc = DeepJSCC.from_pretrained(jscc_name).requires_grad_(False)
+    jscc_name = args.jscc or find_checkpoint(spec.name, spec.image_size, k_rho)
+    if jscc is None:
+        jscc = DeepJSCC.from_pretrained(jscc_name).requires_grad_(False)
+    spec.check_model(jscc.config.image_size, f"the DeepJSCC {jscc_name}")
     k = jscc.config.k
     if k_rho is not None and k != k_rho:
         raise UsageError(f"--jscc {args.jscc} sends k={k} symbols per image, not the k={k_rho} of --rho {args.rho}; "
                          f"drop --rho or pick a matching checkpoint")
-    if tuple(jscc.config.image_size) != (3, 32, 32):
-        raise UsageError(f"train-inn trains on CIFAR-10 32x32; the DeepJSCC {jscc_name} codes "
-                         f"{tuple(jscc.config.image_size)} images")
     from fractions import Fraction
 
-    record = {"name": jscc_name, "k": k, "rho": str(Fraction(k, math.prod(jscc.config.image_size)))}
+    dest = export_folder(args.export, inn_module.CHECKPOINTS, args.overwrite) if args.export else None
+    record = {"name": jscc_name, "k": k, "rho": str(Fraction(k, math.prod(jscc.config.image_size)))} | spec.to_dict()
     torch.manual_seed(derive_seed(args.seed, "init"))
     inn = ConditionalINN(hidden=args.hidden, fixed_snr=args.fixed_snr, jscc=record, snr_range=(snr_lo, snr_hi))
+    if args.init:
+        warm_start(inn, args.init, ConditionalINN.from_pretrained)
     n_params = sum(p.numel() for p in inn.parameters())
     if args.export and 4 * n_params > SIZE_LIMIT:
         raise UsageError(f"--export: an INN with --hidden {args.hidden} takes {4 * n_params / 1e6:.1f} MB, over the "
@@ -158,12 +170,12 @@ def run(args):
     opt = torch.optim.Adam(inn.parameters(), lr=args.lr)
 
     rho_tag = record["rho"].replace("/", "_")
-    out = Path(args.out or f"runs/train-inn/rho{rho_tag}")
+    out = Path(args.out or f"runs/train-inn/{spec.tag}-rho{rho_tag}")
     out.mkdir(parents=True, exist_ok=True)
     hparams = {key: getattr(args, key) for key in ("jscc", "rho", "batch", "lr", "snr_range", "fixed_snr", "hidden",
-                                                  "val_images", "seed", "train_images")}
+                                                  "val_images", "seed", "train_images", "init")} | spec.to_dict()
     resumed, step, seconds, history = resume(out, hparams, args.steps, model=inn, optimizer=opt)
-    x_train, x_val = load_cifar_tensors(args.data_root, args.train_images, args.val_images)
+    x_train, x_val = load_tensors(spec, args.train_images, args.val_images)
     val_snrs = sorted({float(s) for s in np.linspace(snr_lo, snr_hi, VAL_POINTS)})
     pairs = validation_pairs(jscc, x_val, val_snrs, args.seed)
     reference = validate(lambda x, snr: ConditionalINN.coarse(x), pairs)  # = the untrained INN (zero lifting)
@@ -210,7 +222,7 @@ def run(args):
     log.close()
 
     final = {"config": hparams | {"steps": step, "n_params": n_params, "jscc": record, "snr_range": [snr_lo, snr_hi],
-                                  "data": "cifar10 train split (JPEG copy)", "train_images": len(x_train)},
+                                  "data": f"{spec.tag} train split", "train_images": len(x_train)},
              "command": _command(args), "version": code_version(), "seconds": seconds,
              "hardware": f"cpu, {torch.get_num_threads()} thread(s)",
              "validation": history[-1]["val"] if history else {}, "validation_reference": reference,
@@ -218,11 +230,10 @@ def run(args):
     inn.eval().save_pretrained(out / "inn", extra=final)
     write_atomic(out / "summary.json", json.dumps(final, indent=1))
     print(f"wrote {out / 'inn'}")
-    if args.export:
-        dest = inn_module.CHECKPOINTS / args.export
+    if dest is not None:
         inn.save_pretrained(dest, extra=final)
         size = sum(f.stat().st_size for f in dest.rglob("*") if f.is_file())
-        write_atomic(dest / "MODEL_CARD.md", model_card(args.export, final, size))
+        write_atomic(dest / "MODEL_CARD.md", model_card(dest.name, final, size))
         print(f"exported {dest} ({size / 1e6:.1f} MB)")
     return 0
 
@@ -244,8 +255,8 @@ rho = {c['jscc']['rho']}); SING-INN refuses it for a DeepJSCC with another k. Lo
 `Receiver(jscc, "sing-inn", inn="{name}")`.
 
 - Command: `{final['command']}`
-- Data: CIFAR-10 training split as shipped in `../shared/data/cifar10` (JPEG, quality about 75: not
-  pixel-exact CIFAR), {c['train_images']:,} images; x_JSCC made on the fly by the frozen DeepJSCC through
+- Data: the `{c.get('dataset', 'cifar10')}` training split (`singlink.data.DatasetSpec`; the shared CIFAR-10 is a
+  JPEG copy, not pixel-exact), {c['train_images']:,} images; x_JSCC made on the fly by the frozen DeepJSCC through
   Sionna's AWGN channel, {training}.
 - Loss: Eq. 16, mean squared distance between the INN's coarse part c of x and the Haar LL band of
   x_JSCC; Adam {c['lr']}, batch {c['batch']}, {c['steps']:,} steps, seed {c['seed']}.

@@ -1,7 +1,11 @@
-"""What the training commands (train-jscc, train-prior, train-inn) share: the CIFAR-10 tensors
-they train on, and resumable run state."""
+"""What the training commands (train-jscc, train-prior, train-inn) share: the data set options and
+the in-memory uint8 tensors they train on, resumable run state (tensors and plain values only,
+loaded with ``torch.load(weights_only=True)`` so a planted file cannot run code), warm starts from
+exported weights, and the rules for ``--export``."""
 import json
 import math
+import os
+import re
 import time
 from pathlib import Path
 
@@ -35,23 +39,72 @@ def draw_step(x_train, batch: int, snr_lo: float, snr_hi: float, seed: int, step
     return x_train[idx].float() / 255, snr
 
 
-def load_cifar_tensors(data_root, train_images=None, val_images=256):
-    """The seeded CIFAR-10 split as tensors: training images uint8 (N, 3, 32, 32) (compact enough to
-    keep all 45,000 in memory) and the first ``val_images`` validation images float32 in [0, 1]."""
-    import torch
+def add_data_arguments(p, default="cifar10"):
+    """``--dataset``, ``--image-size`` and ``--data-root``, the same on every trainer."""
+    p.add_argument("--dataset", default=default,
+                   help="cifar10, celeba, kodak or a folder of images (default %(default)s)")
+    p.add_argument("--image-size", type=int, default=None,
+                   help="side of the square training images (default: the data set's, 32 for cifar10, 64 for celeba)")
+    p.add_argument("--data-root", default=None, help="folder holding the data sets (default: see singlink.data)")
 
-    from .data import DatasetNotFoundError, cifar10_splits, load_batch
 
-    t0 = time.perf_counter()
-    try:
-        splits = cifar10_splits(data_root)
-        train_idx = range(min(train_images, len(splits["train"]))) if train_images else None
-        x_train = (load_batch(splits["train"], train_idx)[0] * 255).round().to(torch.uint8)
-        x_val = load_batch(splits["val"], range(min(val_images, len(splits["val"]))))[0]
-    except DatasetNotFoundError as e:
-        raise UsageError(str(e)) from None
-    print(f"loaded {len(x_train)} training and {len(x_val)} validation images in {time.perf_counter() - t0:.0f} s")
+def add_export_arguments(p, what):
+    p.add_argument("--export", default=None, metavar="NAME",
+                   help=f"when done, write {what} with a model card to singlink/checkpoints/NAME (a name) or to a "
+                        "folder (a path with a separator)")
+    p.add_argument("--overwrite", action="store_true", help="let --export replace an existing checkpoint")
+    p.add_argument("--init", default=None, metavar="NAME_OR_FOLDER",
+                   help="warm start: initialise the weights from an exported checkpoint when the run folder holds "
+                        "no state (a resumed run ignores it)")
+
+
+def dataset_spec(args):
+    """The :class:`~singlink.data.DatasetSpec` of a trainer's ``--dataset/--image-size/--data-root``."""
+    from .data import DatasetSpec
+
+    return DatasetSpec.parse(args.dataset, args.image_size, args.data_root)
+
+
+def load_tensors(spec, train_images=None, val_images=256):
+    """The training split as uint8 (N, 3, H, W) (held in memory, so no step decodes an image) and
+    the first ``val_images`` validation images as float32 in [0, 1]."""
+    from .data import as_float
+
+    for name, n in (("train-images", train_images), ("val-images", val_images)):
+        if n is not None and n < 1:
+            raise UsageError(f"--{name} must be >= 1, got {n}")
+    x_train = spec.tensors("train", train_images)
+    x_val = as_float(spec.tensors("val", val_images))
+    print(f"{spec.tag}: {len(x_train)} training and {len(x_val)} validation images of "
+          f"{x_train.shape[2]}x{x_train.shape[3]} in memory")
     return x_train, x_val
+
+
+def check_positive(args, *names):
+    """One line for a non-positive or non-finite numeric option."""
+    for name in names:
+        v = getattr(args, name)
+        if v is not None and not (math.isfinite(v) and v > 0):
+            raise UsageError(f"--{name.replace('_', '-')} must be a finite number > 0, got {v}")
+
+
+def export_folder(name, checkpoints: Path, overwrite: bool) -> Path:
+    """Where ``--export NAME`` writes: ``checkpoints/NAME`` for a plain name, the folder itself for a
+    path. An existing checkpoint is replaced only with ``--overwrite``. Checked before training."""
+    text = str(name)
+    if "/" in text or os.sep in text:
+        dest = Path(text).expanduser()
+    elif re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", text) and ".." not in text:
+        dest = checkpoints / text
+    else:
+        raise UsageError(f"--export {text!r}: a checkpoint name has letters, digits, '.', '_' and '-' only "
+                         "(or give a folder path)")
+    if dest.exists() and not dest.is_dir():
+        raise UsageError(f"--export {text}: {dest} exists and is not a folder")
+    if dest.exists() and any(dest.iterdir()) and not overwrite:
+        shipped = " (a shipped checkpoint)" if dest.parent == checkpoints else ""
+        raise UsageError(f"--export {text}: {dest} exists{shipped}; add --overwrite to replace it or pick another name")
+    return dest
 
 
 def load_state(out: Path, hparams: dict):
@@ -63,7 +116,13 @@ def load_state(out: Path, hparams: dict):
     path = Path(out) / "state.pt"
     if not path.exists():
         return None
-    state = torch.load(path, map_location="cpu", weights_only=False)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        if not isinstance(state, dict) or not {"step", "hparams", "seconds", "history"} <= state.keys():
+            raise ValueError("not a singlink training state")
+    except Exception as e:  # noqa: BLE001 - any unreadable or unsafe file is refused the same way
+        raise UsageError(f"{path} is not a readable singlink training state ({str(e).splitlines()[0][:160]}); "
+                         "delete it or use another --out") from None
     if state["hparams"] != hparams:
         raise UsageError(f"{out} holds a run with other settings ({state['hparams']}); use another --out")
     log = Path(out) / "log.jsonl"
@@ -88,6 +147,18 @@ def resume(out, hparams: dict, steps: int, **objects) -> tuple[bool, int, float,
     if state["step"] >= steps:
         print(f"{out} already has {state['step']} >= {steps} steps")
     return True, state["step"], state["seconds"], state["history"]
+
+
+def warm_start(model, source, load) -> None:
+    """``--init``: copy the weights of an exported checkpoint (``load(source)`` returns a model of
+    the same class) into ``model``; a mismatch in architecture is one line."""
+    other = load(source)
+    try:
+        model.load_state_dict(other.state_dict())
+    except RuntimeError as e:
+        raise UsageError(f"--init {source}: its architecture differs from this run's "
+                         f"({str(e).splitlines()[0][:160]})") from None
+    print(f"warm start from {source}")
 
 
 def save_state(out: Path, state: dict) -> None:

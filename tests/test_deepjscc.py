@@ -105,7 +105,7 @@ def test_train_jscc_resumes_exactly(tmp_path):
     from singlink.cli import main
 
     common = ["train-jscc", "--rho", "1/48", "--channels", "8", "--train-images", "256", "--val-images", "16",
-              "--val-every", "2", "--lr", "1e-3"]
+              "--val-every", "2", "--lr", "1e-3", "--lr-schedule", "constant", "--warmup", "1", "--threads", "1"]
     assert main([*common, "--steps", "2", "--out", str(tmp_path / "a")]) == 0
     assert main([*common, "--steps", "4", "--out", str(tmp_path / "a")]) == 0  # resumes at step 2
     assert main([*common, "--steps", "4", "--out", str(tmp_path / "b")]) == 0  # straight through

@@ -234,7 +234,7 @@ def test_train_inn_resumes_exactly_and_exports(jscc, tmp_path, monkeypatch):
     assert main(common + ["--steps", "2", "--out", str(tmp_path / "a")]) == 0
     assert main(common + ["--steps", "3", "--out", str(tmp_path / "a")]) == 0
     assert main(common + ["--steps", "3", "--out", str(tmp_path / "b"), "--export", "inn-test"]) == 0
-    a, b = (torch.load(tmp_path / r / "state.pt", weights_only=False) for r in "ab")
+    a, b = (torch.load(tmp_path / r / "state.pt", weights_only=True) for r in "ab")
     assert a["step"] == b["step"] == 3
     assert a["model"].keys() == b["model"].keys()
     assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
@@ -244,7 +244,8 @@ def test_train_inn_resumes_exactly_and_exports(jscc, tmp_path, monkeypatch):
     assert losses[0] == losses[1] and [s for s, _ in losses[0]] == [1, 2, 3]
 
     shipped = ConditionalINN.from_pretrained("inn-test")
-    assert shipped.jscc == {"name": str(tmp_path / "jscc"), "k": 64, "rho": "1/48"} and shipped.snr_range == (-5.0, 5.0)
+    assert shipped.jscc == {"name": str(tmp_path / "jscc"), "k": 64, "rho": "1/48", "dataset": "cifar10",
+                            "image_size": 32} and shipped.snr_range == (-5.0, 5.0)
     assert all(torch.equal(shipped.state_dict()[k], b["model"][k]) for k in b["model"])
     card = (tmp_path / "checkpoints" / "inn-test" / "MODEL_CARD.md").read_text()
     assert "plain Haar" in card and "k = 64" in card and "--steps 3" in card

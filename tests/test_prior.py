@@ -164,8 +164,8 @@ def test_train_prior_resumes_exactly_and_exports(tmp_path, monkeypatch):
     assert main([*common, "--steps", "3", "--out", str(tmp_path / "a")]) == 0  # resumes at step 2
     assert main([*common, "--steps", "3", "--out", str(tmp_path / "b"), "--export", "prior-test",
                  "--samples", "4", "--sample-steps", "5"]) == 0  # straight through
-    a = torch.load(tmp_path / "a" / "state.pt", weights_only=False)
-    b = torch.load(tmp_path / "b" / "state.pt", weights_only=False)
+    a = torch.load(tmp_path / "a" / "state.pt", weights_only=True)
+    b = torch.load(tmp_path / "b" / "state.pt", weights_only=True)
     assert a["step"] == b["step"] == 3
     for key in ("model", "ema"):
         assert a[key].keys() == b[key].keys()

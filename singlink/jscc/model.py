@@ -28,12 +28,14 @@ CHECKPOINTS = Path(__file__).resolve().parent.parent / "checkpoints"
 
 @dataclass(frozen=True)
 class DeepJSCCConfig:
-    """Architecture of one DeepJSCC model. ``k`` complex symbols per image of ``image_size``."""
+    """Architecture of one DeepJSCC model. ``k`` complex symbols per image of ``image_size``;
+    ``dataset`` names what it was trained on (:class:`singlink.data.DatasetSpec` name)."""
 
     k: int = 16
     image_size: tuple = (3, 32, 32)
     channels: int = 48
     power: float = 1.0
+    dataset: str = "cifar10"
 
     def __post_init__(self):
         c, h, w = self.image_size
@@ -177,12 +179,32 @@ class DeepJSCC(nn.Module):
         try:
             raw = json.loads((folder / "config.json").read_text())
             cfg = DeepJSCCConfig(k=raw["k"], image_size=tuple(raw["image_size"]), channels=raw["channels"],
-                                 power=raw.get("power", 1.0))
+                                 power=raw.get("power", 1.0), dataset=raw.get("dataset", "cifar10"))
             model = cls(cfg)
             model.load_state_dict(load_file(str(folder / "model.safetensors"), device=str(device)))
         except (json.JSONDecodeError, KeyError, TypeError, RuntimeError, SafetensorError, OSError) as e:
             raise UsageError(f"corrupt DeepJSCC checkpoint in {folder}: {str(e).splitlines()[0][:200]}") from None
         return model.to(device).eval()
+
+
+def find_checkpoint(dataset: str, image_size: int, k: int, kind: str = "deepjscc") -> str:
+    """The shipped checkpoint of ``kind`` trained on ``dataset`` at ``image_size`` with ``k`` symbols
+    per image: the sweep and the command line pick checkpoints this way, by what their configs
+    record rather than by name. One line when none matches."""
+    have = []
+    for p in sorted(CHECKPOINTS.iterdir()) if CHECKPOINTS.is_dir() else []:
+        if not (p.name.startswith(kind) and (p / "config.json").is_file()):
+            continue
+        raw = json.loads((p / "config.json").read_text())
+        if kind != "deepjscc":
+            raw = raw.get("jscc", {}) | raw
+        size = raw.get("image_size", [3, 32, 32])
+        size = size[-1] if isinstance(size, list) else size
+        have.append(f"{p.name} ({raw.get('dataset', 'cifar10')}, {size}x{size}, k={raw.get('k')})")
+        if raw.get("dataset", "cifar10") == dataset and int(size) == int(image_size) and raw.get("k") == k:
+            return p.name
+    raise UsageError(f"no shipped {kind} checkpoint for {dataset} at {image_size}x{image_size} with k={k} symbols "
+                     f"per image; shipped: {', '.join(have) or 'none'} (train one, or pass a checkpoint folder)")
 
 
 def available() -> list[str]:

@@ -1,8 +1,11 @@
-"""``singlink train-jscc``: DeepJSCC trained end to end through the Sionna AWGN channel.
+"""``singlink train-jscc``: DeepJSCC trained end to end through a Sionna channel, on any data set.
 
-Loss (SING paper, Eq. 10): MSE(x_hat, x) + lambda * LPIPS(x_hat, x); SNR uniform in
-[snr_min, snr_max] dB per image; Adam. The channel is Sionna's, wrapped by phy.TFModule so the
-encoder's gradient comes through TensorFlow's tape.
+Loss (SING paper, Eq. 10): MSE(x_hat, x) + lambda * LPIPS(x_hat, x) (LPIPS is not computed at all
+when lambda = 0); SNR uniform in [snr_min, snr_max] dB per image; Adam with a linear warm-up and,
+by default, a cosine decay of the learning rate to ``--lr-min`` over ``--steps`` (published DeepJSCC
+recipes train at 1e-3 and decay). The channel is Sionna's (``--channel``, default AWGN), wrapped by
+phy.TFModule so the encoder's gradient comes through TensorFlow's tape. Training images are held in
+memory as uint8, so no step decodes an image.
 
 Every random draw of step s (batch indices, SNRs, channel noise) is derived from (seed, s), so a
 run resumed from its checkpoint continues exactly as if it had not stopped.
@@ -13,39 +16,59 @@ import time
 from pathlib import Path
 
 from ..errors import UsageError
-from ..training import parse_snr_range
+from ..training import add_data_arguments, add_export_arguments, check_positive, parse_snr_range
 
 VAL_SNRS = (-5, -3, -1, 1, 3, 5)
 
 
 def add_arguments(p):
     p.add_argument("--rho", default="1/192", help="bandwidth ratio k/m, e.g. 1/192, 1/48, 1/6 (default %(default)s)")
+    add_data_arguments(p)
+    p.add_argument("--channel", default="awgn", help="training channel, a phy channel name (default %(default)s)")
     p.add_argument("--steps", type=int, default=3000, help="total optimiser steps (default %(default)s)")
-    p.add_argument("--batch", type=int, default=32, help="batch size (default %(default)s)")
-    p.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate (default %(default)s)")
-    p.add_argument("--lpips-weight", type=float, default=0.05, help="lambda of Eq. 10 (default %(default)s)")
+    p.add_argument("--batch", type=int, default=64, help="batch size (default %(default)s)")
+    p.add_argument("--lr", type=float, default=1e-3, help="peak Adam learning rate (default %(default)s)")
+    p.add_argument("--lr-schedule", default="cosine", choices=("cosine", "constant"),
+                   help="cosine: decay to --lr-min over --steps (then --steps is fixed for the run); "
+                        "constant: --steps may grow on resume (default %(default)s)")
+    p.add_argument("--lr-min", type=float, default=1e-5, help="learning rate at the end of the cosine (default %(default)s)")
+    p.add_argument("--warmup", type=int, default=200, help="linear warm-up steps (default %(default)s)")
+    p.add_argument("--lpips-weight", type=float, default=0.0, help="lambda of Eq. 10; 0: MSE only (default %(default)s)")
     p.add_argument("--snr-range", default="-5,5", help="training SNR range in dB, MIN,MAX (default %(default)s)")
     p.add_argument("--channels", type=int, default=48, help="feature channels of the codec (default %(default)s)")
     p.add_argument("--val-every", type=int, default=500, help="validate and checkpoint every N steps (default %(default)s)")
-    p.add_argument("--train-images", type=int, default=None, help="use only the first N training images (default all 45,000)")
+    p.add_argument("--train-images", type=int, default=None, help="use only the first N training images (default all)")
     p.add_argument("--val-images", type=int, default=256, help="validation images (default %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="run seed (default %(default)s)")
-    p.add_argument("--data-root", default=None, help="folder holding cifar10/ (default: see singlink.data)")
-    p.add_argument("--out", default=None, help="run folder (default runs/train-jscc/rho<rho>)")
-    p.add_argument("--export", default=None, metavar="NAME",
-                   help="when done, write the model as a named checkpoint with a model card into singlink/checkpoints/NAME")
+    p.add_argument("--out", default=None, help="run folder (default runs/train-jscc/<dataset tag>-rho<rho>)")
+    add_export_arguments(p, "the model")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
 
 
-def evaluate(model, x, snrs=VAL_SNRS, seed=0, batch=128):
-    """PSNR / MS-SSIM / LPIPS means of ``model`` over images ``x`` at each SNR (AWGN), seeded."""
+def validation_snrs(lo, hi):
+    """The SNRs validated: -5, -3, ..., 5 dB for the SING regime, 5 dB steps over wider ranges."""
+    step = 2 if hi - lo <= 10 else 5
+    return tuple(range(int(math.floor(lo)), int(math.ceil(hi)) + 1, step))
+
+
+def learning_rate(args, step):
+    """Linear warm-up to ``--lr``, then constant or a cosine to ``--lr-min`` at ``--steps``."""
+    warm = min(1.0, (step + 1) / args.warmup) if args.warmup else 1.0
+    if args.lr_schedule == "constant":
+        return args.lr * warm
+    frac = min(1.0, max(0, step - args.warmup) / max(1, args.steps - args.warmup))
+    return warm * (args.lr_min + 0.5 * (args.lr - args.lr_min) * (1 + math.cos(math.pi * frac)))
+
+
+def evaluate(model, x, snrs=VAL_SNRS, seed=0, batch=128, channel="awgn"):
+    """PSNR / MS-SSIM / LPIPS means of ``model`` over images ``x`` at each SNR, seeded."""
     import torch
 
     from .. import phy
     from ..metrics import lpips, ms_ssim, psnr
     from ..provenance import derive_seed
 
-    channel = phy.TFModule(phy.AWGNChannel())
+    channel = phy.TFModule(phy.make_channel(channel))
     rows = []
     model.eval()
     with torch.no_grad():
@@ -68,35 +91,54 @@ def run(args):
     for name in ("steps", "batch", "val_every", "val_images", "channels"):
         if getattr(args, name) < 1:
             raise UsageError(f"--{name.replace('_', '-')} must be >= 1")
+    check_positive(args, "lr", "lr_min")
+    if args.train_images is not None and args.train_images < 1:
+        raise UsageError(f"--train-images must be >= 1, got {args.train_images}")
+    if not (math.isfinite(args.lpips_weight) and args.lpips_weight >= 0) or args.warmup < 0:
+        raise UsageError("--lpips-weight and --warmup must be finite and >= 0")
     import torch
 
     from .. import phy
-    from ..metrics import LPIPS
     from ..provenance import code_version, derive_seed, write_atomic
+    from ..training import dataset_spec, draw_step, export_folder, load_tensors, resume, save_state, warm_start
     from .model import CHECKPOINTS, DeepJSCC, DeepJSCCConfig
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    spec = dataset_spec(args)
+    if spec.image_size is None:
+        raise UsageError(f"--dataset {args.dataset}: give --image-size (DeepJSCC trains on square images)")
+    size = (3, spec.image_size, spec.image_size)
     try:
-        k = phy.num_channel_symbols(args.rho, (3, 32, 32))
+        k = phy.num_channel_symbols(args.rho, size)
+        channel_block = phy.make_channel(args.channel)
     except ValueError as e:
         raise UsageError(str(e)) from None
-    from ..training import draw_step, load_cifar_tensors, resume, save_state
+    config = DeepJSCCConfig(k=k, image_size=size, channels=args.channels, dataset=spec.name)
+    dest = export_folder(args.export, CHECKPOINTS, args.overwrite) if args.export else None
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
-    out = Path(args.out or f"runs/train-jscc/rho{str(args.rho).replace('/', '_')}")
+    out = Path(args.out or f"runs/train-jscc/{spec.tag}-rho{str(args.rho).replace('/', '_')}")
     out.mkdir(parents=True, exist_ok=True)
-    x_train, x_val = load_cifar_tensors(args.data_root, args.train_images, args.val_images)
-
-    config = DeepJSCCConfig(k=k, channels=args.channels)
     torch.manual_seed(derive_seed(args.seed, "init"))
     model = DeepJSCC(config)
+    if args.init:
+        warm_start(model, args.init, DeepJSCC.from_pretrained)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
-    hparams = {key: getattr(args, key) for key in ("rho", "batch", "lr", "lpips_weight", "snr_range", "channels", "seed",
-                                              "train_images")}
+    keys = ("rho", "channel", "batch", "lr", "lr_schedule", "lr_min", "warmup", "lpips_weight", "snr_range",
+            "channels", "seed", "train_images", "init")
+    hparams = {key: getattr(args, key) for key in keys} | spec.to_dict()
+    if args.lr_schedule == "cosine":
+        hparams["steps"] = args.steps  # the schedule depends on it
     _, step, seconds, history = resume(out, hparams, args.steps, model=model, optimizer=opt)
+    x_train, x_val = load_tensors(spec, args.train_images, args.val_images)
+    val_snrs = validation_snrs(snr_lo, snr_hi)
 
-    perceptual = LPIPS().requires_grad_(False)
-    channel = phy.TFModule(phy.AWGNChannel())
+    perceptual = None
+    if args.lpips_weight:
+        from ..metrics import LPIPS
+
+        perceptual = LPIPS().requires_grad_(False)
+    channel = phy.TFModule(channel_block)
     log = open(out / "log.jsonl", "a")
 
     def checkpoint():
@@ -113,10 +155,13 @@ def run(args):
         y, _ = channel(model.encode(x, snr), snr)
         x_hat = model.decode(y, snr)
         mse = torch.mean((x_hat - x) ** 2)
-        lp = perceptual(x_hat, x).mean()
+        lp = perceptual(x_hat, x).mean() if perceptual is not None else torch.zeros(())
         loss = mse + args.lpips_weight * lp
         if not torch.isfinite(loss):
             raise RuntimeError(f"loss became {loss.item()} at step {step}; lower --lr")
+        lr = learning_rate(args, step)
+        for group in opt.param_groups:
+            group["lr"] = lr
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -124,9 +169,9 @@ def run(args):
         seconds += time.perf_counter() - t_step
         bar.update(1)
         bar.set_postfix(loss=f"{loss.item():.4f}", psnr=f"{-10 * math.log10(max(mse.item(), 1e-10)):.1f}")
-        log.write(json.dumps({"step": step, "loss": loss.item(), "mse": mse.item(), "lpips": lp.item()}) + "\n")
+        log.write(json.dumps({"step": step, "loss": loss.item(), "mse": mse.item(), "lpips": lp.item(), "lr": lr}) + "\n")
         if step % args.val_every == 0 or step == args.steps:
-            rows = evaluate(model, x_val, seed=args.seed)
+            rows = evaluate(model, x_val, val_snrs, seed=args.seed, channel=args.channel)
             model.train()
             history.append({"step": step, "seconds": seconds, "val": rows})
             log.write(json.dumps({"step": step, "val": rows}) + "\n")
@@ -136,18 +181,38 @@ def run(args):
     bar.close()
     log.close()
 
-    final = {"config": hparams | {"steps": step, "k": k, "val_images": args.val_images},
+    final = {"config": hparams | {"steps": step, "k": k, "val_images": args.val_images,
+                                  "train_images": len(x_train)},
              "seed": args.seed, "version": code_version(), "seconds": seconds,
              "validation": history[-1]["val"] if history else []}
     model.save_pretrained(out / "model", extra=final)
     write_atomic(out / "summary.json", json.dumps(final, indent=1))
     print(f"wrote {out / 'model'}")
-    if args.export:
-        dest = CHECKPOINTS / args.export
+    if dest is not None:
         model.save_pretrained(dest, extra=final)
-        write_atomic(dest / "MODEL_CARD.md", model_card(args.export, final, args))
+        plot_history(history, dest / "val_psnr.png")
+        write_atomic(dest / "MODEL_CARD.md", model_card(dest.name, final, args))
         print(f"exported {dest}")
     return 0
+
+
+def plot_history(history, path):
+    """Validation PSNR against training step, one line per SNR: the curve that says when it has flattened."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for i, row in enumerate(history[0]["val"] if history else []):
+        ax.plot([h["step"] for h in history], [h["val"][i]["psnr"] for h in history], "-o", ms=3,
+                label=f"{row['snr_db']:+d} dB")
+    ax.set(xlabel="training step", ylabel="validation PSNR [dB]")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def model_card(name, final, args):
@@ -156,16 +221,19 @@ def model_card(name, final, args):
     rows = "\n".join(f"| {r['snr_db']:+d} | {r['psnr']:.2f} | {r['ms_ssim']:.4f} | {r['lpips']:.4f} |"
                      for r in final["validation"])
     c = final["config"]
+    loss = f"MSE + {c['lpips_weight']} * LPIPS-alex (SING Eq. 10)" if c["lpips_weight"] else "MSE"
+    schedule = (f"cosine to {c['lr_min']:g} over {c['steps']:,} steps" if c["lr_schedule"] == "cosine" else "constant")
     return f"""# {name}
 
-DeepJSCC (SNR-adaptive, AF modules) for CIFAR-10 32x32 at rho = {c['rho']} (k = {c['k']} complex symbols
-per image), trained end to end through Sionna's AWGN channel by singlink.
+DeepJSCC (SNR-adaptive, AF modules) for `{c['dataset']}` {c['image_size']}x{c['image_size']} at rho = {c['rho']}
+(k = {c['k']} complex symbols per image), trained end to end through Sionna's `{c['channel']}` channel by singlink.
 
 - Command: `singlink train-jscc {' '.join(sys.argv[2:])}`
-- Data: CIFAR-10 training set as shipped in `../shared/data/cifar10` (JPEG, quality about 75: not
-  pixel-exact CIFAR), 45,000 images (validation split of 5,000 held out, seed 0).
-- Loss: MSE + {c['lpips_weight']} * LPIPS-alex (SING Eq. 10); SNR uniform in [{c['snr_range']}] dB per image;
-  Adam {c['lr']}, batch {c['batch']}, {c['steps']} steps, seed {final['seed']}.
+- Data: the `{c['dataset']}` training split (`singlink.data.DatasetSpec`), {c['train_images']:,} images, held
+  out validation split for the table below. The shared CIFAR-10 is a JPEG copy (quality about 75), not
+  pixel-exact CIFAR.
+- Loss: {loss}; SNR uniform in [{c['snr_range']}] dB per image; Adam, peak learning rate {c['lr']:g} after
+  {c['warmup']} warm-up steps, {schedule}; batch {c['batch']}, {c['steps']:,} steps, seed {final['seed']}.
 - Wall time: {final['seconds'] / 60:.1f} min of training on {args.threads or 'all'} CPU thread(s) (2-core machine,
   shared with other jobs).
 - Code: {final['version'].get('git_commit', 'unknown')}
@@ -175,4 +243,6 @@ Validation ({c['val_images']} held-out images, AWGN, seeded):
 | SNR [dB] | PSNR [dB] | MS-SSIM | LPIPS |
 | --- | --- | --- | --- |
 {rows}
+
+![validation PSNR during training](val_psnr.png)
 """
