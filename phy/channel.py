@@ -115,12 +115,19 @@ CHANNELS = {
 }
 
 
-def make_channel(name: str, **kwargs) -> _FlatChannel:
-    """Channel by name: ``awgn``, ``rayleigh-block`` or ``rayleigh-fast``."""
+def make_channel(name: str, **kwargs):
+    """Channel by name: ``awgn``, ``rayleigh-block`` or ``rayleigh-fast`` (flat: return ``(y, h)``),
+    or an OFDM spec ``ofdm-<model>[:key=value...]`` such as ``ofdm-tdl-c:delay_spread=300e-9:csi=ls``
+    (:class:`singlink.phy.ofdm.OFDMLinkChannel`: returns ``(y_equalised, no_eff)``)."""
+    if isinstance(name, str) and name.startswith("ofdm-"):
+        from .ofdm import make_ofdm_channel
+
+        return make_ofdm_channel(name, **kwargs)
     try:
         return CHANNELS[name](**kwargs)
     except KeyError:
-        raise ValueError(f"unknown channel {name!r}; choose one of {', '.join(CHANNELS)}") from None
+        raise ValueError(f"unknown channel {name!r}; choose one of {', '.join(CHANNELS)}, "
+                         f"or ofdm-<model>[:key=value...] (singlink.phy.ofdm)") from None
 
 
 def equalize(y, h, snr_db, method: str = "zf", power: float = 1.0):
@@ -134,6 +141,9 @@ def equalize(y, h, snr_db, method: str = "zf", power: float = 1.0):
     Sionna's MIMO equalisers. Returns ``(z_hat, no_eff)``, both broadcastable to ``y``;
     ``no_eff`` is what a demapper should be given.
     """
+    if not tf.as_dtype(h.dtype).is_complex:
+        raise TypeError("equalize needs the complex channel gains h of a flat channel; an OFDM channel "
+                        "(ofdm-...) returns (y, no_eff), y already equalised and no_eff its real noise variance")
     rdtype = y.dtype.real_dtype
     no = snr_db_to_noise_var(snr_db, power, rdtype)
     if no.shape.rank == 1:

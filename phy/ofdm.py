@@ -1,0 +1,496 @@
+r"""OFDM link over 3GPP TR 38.901 channels (TDL, CDL) with perfect or estimated CSI, built from
+Sionna's blocks: :class:`~sionna.phy.ofdm.ResourceGrid` + :class:`~sionna.phy.ofdm.ResourceGridMapper`,
+a Kronecker pilot pattern, :class:`~sionna.phy.channel.OFDMChannel` over
+:class:`~sionna.phy.channel.tr38901.TDL` / :class:`~sionna.phy.channel.tr38901.CDL`,
+:class:`~sionna.phy.ofdm.LSChannelEstimator` with interpolation, and
+:class:`~sionna.phy.ofdm.OFDMEqualizer` with Sionna's LMMSE or ZF MIMO equaliser (what
+:class:`~sionna.phy.ofdm.LMMSEEqualizer` / :class:`~sionna.phy.ofdm.ZFEqualizer` wrap).
+
+**One string names a channel** everywhere (Python, CLI, sweep config)::
+
+    ofdm-<model>[:key=value[:key=value ...]]
+
+``model``: ``tdl-a`` .. ``tdl-e``, ``cdl-a`` .. ``cdl-e`` (single omni antenna at each end,
+uplink) or ``awgn`` (a one-tap unit channel: per resource element exactly the flat AWGN
+channel). Options are separated by ``:`` (never ``,``, which separates list items on the
+command line); :class:`OFDMSpec` lists them with their defaults, e.g.
+``ofdm-tdl-c:delay_spread=300e-9:speed=3:csi=ls``. :func:`parse_spec` checks a spec and
+:attr:`OFDMSpec.name` gives its canonical form (defaults dropped, fixed key order), which is what
+the sweep stores.
+
+**Interface.** Like the flat channels of :mod:`singlink.phy.channel` the block takes complex rows
+``z`` (N, k), one per image, of average power P, and ``snr_db`` (scalar or (N,)). It returns
+``(y, no_eff)``: ``y`` (N, k) complex, the *equalised* symbol of each data resource element
+(unbiased, :math:`y_j = z_j + e_j`), and ``no_eff`` (N, k) real, the effective noise variance
+:math:`E|e_j|^2` the receiver believes in (Sionna's equaliser output, including the channel
+estimation error variance). A flat channel returns ``(y, h)`` with complex ``h``; ``no_eff`` is
+real, and :func:`singlink.phy.equalize` refuses a real ``h`` with a message naming this
+difference, so code written for flat channels fails loudly instead of equalising twice.
+
+**SNR convention.** Es/N0 per resource element: the channel models are normalised to unit average
+power (Sionna's power delay profiles sum to one; no per-realisation normalisation), and the
+noise per RE is :math:`\sigma^2 = P/10^{\mathrm{SNR}/10}` as in :func:`snr_db_to_noise_var`. Pilots
+have power P too. So ``ofdm-awgn`` with perfect CSI gives ``y = z + n``, :math:`n\sim\mathcal{CN}(0,\sigma^2)`,
+and ``no_eff`` = sigma^2: the AWGN channel exactly (in distribution).
+
+**Budget and slots.** An image's k symbols fill k *data* REs; pilots, nulled guard/DC carriers and
+the cyclic prefix are overhead (:meth:`OFDMLinkChannel.overhead`), not charged to k. A slot
+(one resource grid, by default 14 OFDM symbols x 72 subcarriers, pilots on symbols 2 and 11) has
+D data REs. Images never share a slot: image i occupies its own S = ceil(k / D) slots (``span=0``
+forbids S > 1: then k > D is an error), each slot an independent channel draw (time correlation
+across slots is not modelled). Its k symbols are spread evenly over the S*D data REs (symbol j on
+RE floor(j S D / k) in Sionna's data order: OFDM symbol by symbol, subcarrier by subcarrier), so a
+small image still sees the frequency and time selectivity of the whole slot (the digital baseline
+gets the same interleaving). The S*D - k unused data REs are padded with the unit-power symbol
+sqrt(P) (1+j)/sqrt(2); in this frequency-domain model (no ISI/ICI) padding does not affect the
+image's REs. Every row of a batch is one image; rows are independent given the RNG.
+
+**Channel model.** Sionna's frequency-domain :class:`~sionna.phy.channel.OFDMChannel`: per RE
+:math:`y_{s,n} = H_{s,n} x_{s,n} + w_{s,n}`, H from the channel impulse response sampled once per
+OFDM symbol (Doppler from ``speed``); no inter-symbol or inter-carrier interference, as if the
+cyclic prefix covered the delay spread. The cyclic prefix therefore only sets the symbol duration
+(overhead, Doppler sampling).
+
+**Receiver.** ``csi=perfect``: the true H on the data REs, error variance 0. ``csi=ls``: LS at the
+pilots, :math:`\hat h = y/p` with error variance :math:`\sigma^2/|p|^2`, interpolated (``interp``:
+``nn``, ``lin``, ``lin_time_avg``). Equalisation (``eq``): Sionna's LMMSE (unbiased output) or ZF;
+for one stream both give :math:`\hat z = y/\hat h` and
+:math:`\mathrm{no}_\mathrm{eff} = (\sigma^2 + P\,\sigma_e^2)/|\hat h|^2` (LMMSE adds the
+estimation error variance :math:`\sigma_e^2` to the noise; Sionna's ZF equaliser does as well).
+
+**Effective SNR** for a receiver that needs one number per image (DeepJSCC, SING):
+:func:`effective_snr_db`, :math:`10\log_{10}\big(\frac1k\sum_j P/\mathrm{no}_{\mathrm{eff},j}\big)`,
+the mean per-RE SNR (the rule :meth:`singlink.receiver.Receiver.decode` already applies under flat
+fading, SNR + 10 log10 mean |h|^2, of which this is the generalisation; equal to the nominal SNR for
+``ofdm-awgn`` with perfect CSI).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields, replace
+
+import numpy as np
+import tensorflow as tf
+from sionna.phy import Block
+from sionna.phy.channel import ChannelModel
+from sionna.phy.channel import OFDMChannel as SionnaOFDMChannel
+from sionna.phy.mimo import StreamManagement, lmmse_equalizer, zf_equalizer
+from sionna.phy.ofdm import (LSChannelEstimator, OFDMEqualizer, RemoveNulledSubcarriers, ResourceGrid,
+                             ResourceGridMapper)
+
+from .channel import _check_rows, _row_noise_var
+from .digital import DigitalLink
+
+__all__ = ["OFDMSpec", "parse_spec", "is_ofdm", "OFDMLinkChannel", "OFDMDigitalLink", "UnitChannelModel",
+           "effective_snr_db", "OFDM_MODELS", "make_ofdm_channel"]
+
+PREFIX = "ofdm-"
+OFDM_MODELS = ("awgn",) + tuple(f"tdl-{m}" for m in "abcde") + tuple(f"cdl-{m}" for m in "abcde")
+CSI = ("perfect", "ls")
+INTERPOLATIONS = ("nn", "lin", "lin_time_avg")
+EQUALIZERS = ("lmmse", "zf")
+
+
+def _float(text: str) -> float:
+    """A float, with an optional unit suffix for times (ns, us, ms, s)."""
+    t, scale = text.strip().lower(), 1.0
+    for suffix, factor in (("ns", 1e-9), ("us", 1e-6), ("ms", 1e-3), ("s", 1.0)):
+        if t.endswith(suffix) and t[:-len(suffix)].strip():
+            t, scale = t[:-len(suffix)], factor
+            break
+    return float(format(float(t) * scale, ".12g"))  # 300ns and 300e-9 give the same float
+
+
+def _bool(text: str) -> bool:
+    t = text.strip().lower()
+    if t in ("1", "true", "yes", "on"):
+        return True
+    if t in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(text)
+
+
+def _ints(text: str) -> tuple:
+    return tuple(int(p) for p in text.replace(" ", "").split("+") if p != "")
+
+
+@dataclass(frozen=True)
+class OFDMSpec:
+    """An OFDM channel, as parsed from ``ofdm-<model>[:key=value...]``.
+
+    =================  =====================  ===================================================
+    key                default                meaning
+    =================  =====================  ===================================================
+    delay_spread       100e-9                 RMS delay spread in s (``300ns`` also accepted); TDL/CDL
+    speed              0                      UE speed in m/s (Doppler); TDL/CDL
+    fc                 3.5e9                  carrier frequency in Hz; TDL/CDL
+    csi                perfect                ``perfect`` or ``ls`` (pilot-based LS estimation)
+    interp             lin                    LS interpolation: ``nn``, ``lin``, ``lin_time_avg``
+    eq                 lmmse                  equaliser: ``lmmse`` or ``zf``
+    fft                72                     FFT size (subcarriers, guards included)
+    scs                30e3                   subcarrier spacing in Hz
+    symbols            14                     OFDM symbols per slot
+    cp                 5                      cyclic prefix in samples (5/72 of 1/30 kHz ~ 2.3 us)
+    pilots             2+11                   OFDM symbols carrying pilots (Kronecker pattern)
+    guard              0+0                    nulled guard carriers left+right
+    dc                 0                      1: null the DC carrier
+    span               1                      0: an image must fit one slot (k <= D)
+    =================  =====================  ===================================================
+    """
+
+    model: str = "tdl-a"
+    delay_spread: float = 100e-9
+    speed: float = 0.0
+    fc: float = 3.5e9
+    csi: str = "perfect"
+    interp: str = "lin"
+    eq: str = "lmmse"
+    fft: int = 72
+    scs: float = 30e3
+    symbols: int = 14
+    cp: int = 5
+    pilots: tuple = (2, 11)
+    guard: tuple = (0, 0)
+    dc: bool = False
+    span: bool = True
+
+    def __post_init__(self):
+        where = f"OFDM channel {PREFIX}{self.model}"
+        if self.model not in OFDM_MODELS:
+            raise ValueError(f"unknown OFDM channel model {self.model!r} in {PREFIX}{self.model}; choose one of "
+                             f"{', '.join(PREFIX + m for m in OFDM_MODELS)}")
+        if not (math.isfinite(self.delay_spread) and self.delay_spread >= 0):
+            raise ValueError(f"{where}: delay_spread must be >= 0 seconds (e.g. 300e-9 or 300ns), got {self.delay_spread}")
+        if not (math.isfinite(self.speed) and self.speed >= 0):
+            raise ValueError(f"{where}: speed must be >= 0 m/s, got {self.speed}")
+        if not (math.isfinite(self.fc) and self.fc > 0):
+            raise ValueError(f"{where}: fc (carrier frequency) must be > 0 Hz, got {self.fc}")
+        if self.csi not in CSI:
+            raise ValueError(f"{where}: csi must be one of {', '.join(CSI)}, got {self.csi!r}")
+        if self.interp not in INTERPOLATIONS:
+            raise ValueError(f"{where}: interp must be one of {', '.join(INTERPOLATIONS)}, got {self.interp!r}")
+        if self.eq not in EQUALIZERS:
+            raise ValueError(f"{where}: eq must be one of {', '.join(EQUALIZERS)}, got {self.eq!r}")
+        if self.fft < 2 or self.symbols < 1 or self.cp < 0 or not self.scs > 0:
+            raise ValueError(f"{where}: need fft >= 2, symbols >= 1, cp >= 0 and scs > 0")
+        if len(self.guard) != 2 or min(self.guard) < 0 or sum(self.guard) + int(self.dc) >= self.fft:
+            raise ValueError(f"{where}: guard must be LEFT+RIGHT (>= 0) leaving subcarriers in the FFT of {self.fft}")
+        if not self.pilots or len(set(self.pilots)) != len(self.pilots) or \
+                not all(0 <= p < self.symbols for p in self.pilots) or len(self.pilots) >= self.symbols:
+            raise ValueError(f"{where}: pilots must be distinct OFDM symbol indices in [0, {self.symbols}) "
+                             f"joined by '+', leaving data symbols (e.g. 2+11), got {self.pilots}")
+        if self.model == "awgn" and (self.delay_spread, self.speed) != (100e-9, 0.0):
+            raise ValueError(f"{where} is a one-tap unit channel: it takes no delay_spread or speed")
+
+    @property
+    def name(self) -> str:
+        """Canonical spec: the model, then every option that differs from its default, in key order."""
+        default = OFDMSpec(model=self.model)
+        parts = [PREFIX + self.model]
+        for f in fields(self)[1:]:
+            value = getattr(self, f.name)
+            if value != getattr(default, f.name):
+                parts.append(f"{f.name}={_format(value)}")
+        return ":".join(parts)
+
+    def __str__(self):
+        return self.name
+
+
+def _format(value) -> str:
+    if isinstance(value, bool):
+        return str(int(value))
+    if isinstance(value, tuple):
+        return "+".join(str(v) for v in value)
+    if isinstance(value, float):
+        return format(value, "g")
+    return str(value)
+
+
+_PARSERS = {"delay_spread": _float, "speed": _float, "fc": _float, "scs": _float, "csi": str.lower,
+            "interp": str.lower, "eq": str.lower, "fft": int, "symbols": int, "cp": int, "pilots": _ints,
+            "guard": _ints, "dc": _bool, "span": _bool}
+
+
+def is_ofdm(spec) -> bool:
+    """Whether ``spec`` names an OFDM channel (``ofdm-...``)."""
+    return isinstance(spec, str) and spec.startswith(PREFIX)
+
+
+def parse_spec(spec) -> OFDMSpec:
+    """``ofdm-<model>[:key=value...]`` (module docstring) -> :class:`OFDMSpec`; ValueError (one line)
+    for an unknown model or key, a malformed or out-of-range value."""
+    if isinstance(spec, OFDMSpec):
+        return spec
+    if not is_ofdm(spec):
+        raise ValueError(f"an OFDM channel is named ofdm-<model>[:key=value...], got {spec!r}")
+    head, *options = spec.strip().split(":")
+    kwargs = {"model": head[len(PREFIX):].lower()}
+    for opt in options:
+        key, eq, value = opt.partition("=")
+        key = key.strip().lower().replace("-", "_")
+        if not eq or key not in _PARSERS:
+            raise ValueError(f"bad option {opt!r} in channel {spec!r}: options are key=value joined by ':', "
+                             f"keys {', '.join(_PARSERS)}")
+        if key in kwargs:
+            raise ValueError(f"option {key} given twice in channel {spec!r}")
+        try:
+            kwargs[key] = _PARSERS[key](value)
+        except ValueError:
+            raise ValueError(f"bad value {value!r} for {key} in channel {spec!r}") from None
+    return OFDMSpec(**kwargs)
+
+
+def effective_snr_db(no_eff, power: float = 1.0):
+    r"""One SNR per image from the per-RE effective noise (N, k):
+    :math:`10\log_{10}\big(\frac1k\sum_j P/\mathrm{no}_{\mathrm{eff},j}\big)` (module docstring).
+    TF tensor in, TF tensor (N,) out; torch in, torch out."""
+    if isinstance(no_eff, tf.Tensor):
+        no = tf.maximum(no_eff, tf.cast(1e-30, no_eff.dtype))
+        return 10.0 * tf.math.log(tf.reduce_mean(tf.cast(power, no.dtype) / no, axis=-1)) / math.log(10.0)
+    import torch
+
+    if isinstance(no_eff, torch.Tensor):
+        return 10.0 * torch.log10((power / no_eff.clamp_min(1e-30)).mean(dim=-1))
+    raise TypeError(f"effective_snr_db takes a tf.Tensor or torch.Tensor, got {type(no_eff).__name__}")
+
+
+class UnitChannelModel(ChannelModel):
+    r"""One tap of gain 1 at delay 0 for every example and time step: :math:`H_{s,n} = 1`, so an
+    OFDM link over it is the AWGN channel on every resource element (``ofdm-awgn``).
+
+    Output of ``__call__(batch_size, num_time_steps, sampling_frequency)``: ``a`` [batch, 1, 1,
+    1, 1, 1, num_time_steps] complex ones, ``tau`` [batch, 1, 1, 1] zeros (Sionna's CIR shapes).
+    """
+
+    def __init__(self, precision=None):
+        super().__init__(precision=precision)
+
+    def __call__(self, batch_size, num_time_steps, sampling_frequency):
+        a = tf.ones([batch_size, 1, 1, 1, 1, 1, num_time_steps], self.cdtype)
+        return a, tf.zeros([batch_size, 1, 1, 1], self.rdtype)
+
+
+def _channel_model(spec: OFDMSpec, precision):
+    if spec.model == "awgn":
+        return UnitChannelModel(precision=precision)
+    family, letter = spec.model.split("-")
+    if family == "tdl":
+        from sionna.phy.channel.tr38901 import TDL
+
+        return TDL(letter.upper(), spec.delay_spread, spec.fc, min_speed=spec.speed, precision=precision)
+    from sionna.phy.channel.tr38901 import CDL, AntennaArray
+
+    def omni():
+        return AntennaArray(num_rows=1, num_cols=1, polarization="single", polarization_type="V",
+                            antenna_pattern="omni", carrier_frequency=spec.fc, precision=precision)
+
+    return CDL(letter.upper(), spec.delay_spread, spec.fc, omni(), omni(), "uplink", min_speed=spec.speed,
+               precision=precision)
+
+
+class OFDMLinkChannel(Block):
+    r"""OFDM transmission of complex rows over a 3GPP channel, with channel estimation and equalisation.
+
+    Parameters
+    ----------
+    spec : str or :class:`OFDMSpec`
+        ``ofdm-<model>[:key=value...]`` (module docstring).
+    power : float
+        Average power P per complex symbol of the rows (SNR = P / sigma^2).
+    precision : None | "single" | "double"
+
+    Input
+    -----
+    z : [N, k], complex
+        One row per image.
+    snr_db : scalar or [N], float
+        Es/N0 per resource element in dB.
+
+    Output
+    ------
+    y : [N, k], complex
+        Equalised (unbiased) symbols, :math:`y_j = z_j + e_j`.
+    no_eff : [N, k], float
+        Effective noise variance of :math:`e_j` as the receiver estimates it.
+
+    :meth:`transmit` returns every intermediate (grids, true and estimated channel) for inspection.
+    """
+
+    #: The block returns (equalised symbols, no_eff), not (y, h): see the module docstring.
+    equalized = True
+
+    def __init__(self, spec="ofdm-tdl-a", power: float = 1.0, *, precision=None, **kwargs):
+        super().__init__(precision=precision, **kwargs)
+        self.spec = parse_spec(spec)
+        if not power > 0:
+            raise ValueError(f"power must be > 0, got {power}")
+        self.power = float(power)
+        s = self.spec
+        self.resource_grid = ResourceGrid(num_ofdm_symbols=s.symbols, fft_size=s.fft, subcarrier_spacing=s.scs,
+                                          num_tx=1, num_streams_per_tx=1, cyclic_prefix_length=s.cp,
+                                          num_guard_carriers=s.guard, dc_null=s.dc, pilot_pattern="kronecker",
+                                          pilot_ofdm_symbol_indices=list(s.pilots), precision=precision)
+        rg = self.resource_grid
+        self.data_per_slot = int(rg.num_data_symbols)
+        self._mapper = ResourceGridMapper(rg, precision=precision)
+        self.channel_model = _channel_model(s, precision)
+        self._channel = SionnaOFDMChannel(self.channel_model, rg, normalize_channel=False, return_channel=True,
+                                          precision=precision)
+        self._remove_nulled = RemoveNulledSubcarriers(rg, precision=precision)
+        self._estimator = LSChannelEstimator(rg, interpolation_type=s.interp, precision=precision)
+        sm = StreamManagement(np.ones([1, 1], int), 1)
+        # Sionna's LMMSEEqualizer/ZFEqualizer call the MIMO equaliser without their precision (so
+        # "double" came back as complex64 in 1.2.2): the same OFDMEqualizer, given the precision.
+        if s.eq == "lmmse":
+            def equalizer(y, h, cov):
+                return lmmse_equalizer(y, h, cov, whiten_interference=True, precision=precision)
+        else:
+            def equalizer(y, h, cov):
+                return zf_equalizer(y, h, cov, precision=precision)
+        self._equalizer = OFDMEqualizer(equalizer, rg, sm, precision=precision)
+        # ... and it strips nulled subcarriers with a block of the default precision, which rounds
+        # a double-precision grid to complex64 (gradcheck sees it): give it ours.
+        self._equalizer._removed_nulled_scs = RemoveNulledSubcarriers(rg, precision=precision)
+        self._layouts = {}
+
+    # --- layout ------------------------------------------------------------------------------
+
+    def slots(self, k: int) -> int:
+        """Slots per image for k symbols (ValueError, one line, when it cannot carry them)."""
+        k, d = int(k), self.data_per_slot
+        if k < 1:
+            raise ValueError(f"an image needs k >= 1 channel symbols, got {k}")
+        if k > d and not self.spec.span:
+            raise ValueError(f"k = {k} symbols per image do not fit one slot of {self.spec.name} ({d} data resource "
+                             f"elements) and span=0 forbids spanning slots; lower k or drop span=0")
+        return -(-k // d)
+
+    def layout(self, k: int):
+        """``(slots, positions)``: the data REs (indices into the image's slots x D data REs) that carry
+        its k symbols, spread evenly (module docstring)."""
+        if k not in self._layouts:
+            s = self.slots(k)
+            pos = (np.arange(k, dtype=np.int64) * (s * self.data_per_slot)) // k
+            src = np.full(s * self.data_per_slot, k, np.int64)  # index k = the padding symbol
+            src[pos] = np.arange(k)
+            self._layouts[k] = (s, tf.constant(pos, tf.int32), tf.constant(src, tf.int32))
+        return self._layouts[k]
+
+    def overhead(self, k: int | None = None) -> dict:
+        """What one slot spends besides data, and (given k) what one image occupies."""
+        rg, s = self.resource_grid, self.spec
+        total = s.fft * s.symbols
+        pilots = int(rg.num_pilot_symbols)
+        out = {"spec": s.name, "fft_size": s.fft, "ofdm_symbols": s.symbols, "subcarrier_spacing_hz": s.scs,
+               "cyclic_prefix_samples": s.cp, "resource_elements_per_slot": total,
+               "data_re_per_slot": self.data_per_slot, "pilot_re_per_slot": pilots,
+               "nulled_re_per_slot": total - pilots - self.data_per_slot,
+               "cp_fraction": s.cp / (s.fft + s.cp), "slot_duration_s": s.symbols * (s.fft + s.cp) / (s.fft * s.scs),
+               "bandwidth_hz": s.fft * s.scs}
+        if k is not None:
+            n_slots = self.slots(k)
+            samples = n_slots * s.symbols * (s.fft + s.cp)
+            out |= {"k": int(k), "slots_per_image": n_slots, "padding_re": n_slots * self.data_per_slot - int(k),
+                    "samples_per_image": samples, "data_fraction": int(k) / samples}
+        return out
+
+    # --- transmission ------------------------------------------------------------------------
+
+    def generate(self, num_images: int, k: int):
+        """Draw the true channel for ``num_images`` images of k symbols: h_freq [N*S, 1, 1, 1, 1,
+        symbols, fft] (Sionna's shape). ``call(..., h_freq=...)`` reuses it, so two transmissions
+        (DeepJSCC and the digital baseline) can share one channel draw."""
+        s, _, _ = self.layout(int(k))
+        return self._channel._generate_channel(int(num_images) * s)
+
+    def transmit(self, z, snr_db, h_freq=None) -> dict:
+        """The whole chain; returns a dict with ``y`` and ``no_eff`` (N, k), the received grid
+        ``y_grid`` [N*S, 1, 1, symbols, fft], the true channel ``h`` and its estimate ``h_hat``
+        [N*S, 1, 1, 1, 1, symbols, effective subcarriers], ``err_var`` (broadcastable to h_hat),
+        and ``no`` (N*S,), the noise variance per RE relative to unit-power symbols."""
+        _check_rows(z)
+        z = tf.cast(z, self.cdtype)
+        k = z.shape[1]
+        if k is None:
+            raise ValueError("the number of symbols per row (k) must be known statically")
+        n = tf.shape(z)[0]
+        slots, pos, src = self.layout(int(k))
+        d = self.data_per_slot
+        sqrt_p = tf.cast(math.sqrt(self.power), self.cdtype)
+        # Rows at unit power: pilots, LMMSE and the estimator all assume unit-energy symbols.
+        z1 = z / sqrt_p
+        pad = tf.fill([n, 1], tf.cast(complex(math.sqrt(0.5), math.sqrt(0.5)), self.cdtype))
+        x = tf.gather(tf.concat([z1, pad], axis=1), src, axis=1)              # [N, S*D]
+        x = tf.reshape(x, [n * slots, 1, 1, d])
+        grid = self._mapper(x)                                                 # [N*S, 1, 1, T, F]
+        no = _row_noise_var(snr_db, z, 1.0, self.rdtype)                       # sigma^2/P: (N, 1) or scalar
+        no = tf.reshape(tf.broadcast_to(no, [n, 1]), [n, 1])
+        no = tf.reshape(tf.repeat(no, slots, axis=1), [-1])                    # [N*S]
+        if h_freq is None:
+            h_freq = self.generate(n, int(k))
+        else:
+            h_freq = tf.cast(h_freq, self.cdtype)
+        y_grid = self._channel._apply_channel(grid, h_freq, no)
+        if self.spec.csi == "perfect":
+            h_hat = self._remove_nulled(h_freq)
+            err_var = tf.zeros([1] * 7, self.rdtype)
+        else:
+            h_hat, err_var = self._estimator(y_grid, no)
+        x_hat, no_eff = self._equalizer(y_grid, h_hat, err_var, no)           # [N*S, 1, 1, D]
+        y = tf.gather(tf.reshape(x_hat, [n, slots * d]), pos, axis=1) * sqrt_p
+        no_eff = tf.gather(tf.reshape(no_eff, [n, slots * d]), pos, axis=1) * self.power
+        return {"y": y, "no_eff": no_eff, "y_grid": y_grid, "x_grid": grid, "h": self._remove_nulled(h_freq),
+                "h_hat": h_hat, "err_var": err_var, "no": no, "slots": slots, "positions": pos}
+
+    def call(self, z, snr_db, h_freq=None):
+        out = self.transmit(z, snr_db, h_freq)
+        return out["y"], out["no_eff"]
+
+
+def make_ofdm_channel(spec, power: float = 1.0, *, precision=None, **kwargs) -> OFDMLinkChannel:
+    """:class:`OFDMLinkChannel` from its spec string (what :func:`singlink.phy.make_channel` calls)."""
+    return OFDMLinkChannel(spec, power, precision=precision, **kwargs)
+
+
+class OFDMDigitalLink(DigitalLink):
+    r""":class:`~singlink.phy.DigitalLink` over an OFDM channel: the coded QAM symbols of a row
+    (all its codewords) go through the same grid, channel draw, estimator and equaliser as
+    DeepJSCC's symbols, and are demapped with the per-RE effective noise variance.
+
+    ``channel_uses``: the row's budget k. Rows are padded to k symbols (unit-power padding, dropped
+    at the receiver) so that their REs and slots are exactly those of a DeepJSCC image with the
+    same k: with the same seed, or the same ``h_freq`` (:meth:`OFDMLinkChannel.generate`), both see
+    the same channel. Default: the codewords' own symbol count.
+
+    Input: ``(batch_size, snr_db, bits=None, h_freq=None)``; output ``(bits, bits_hat)``.
+    """
+
+    def __init__(self, config, num_blocks: int = 1, channel_uses: int | None = None, *, precision=None, **kwargs):
+        if not is_ofdm(config.channel):
+            raise ValueError(f"OFDMDigitalLink needs an ofdm-... channel, got {config.channel!r}; use DigitalLink")
+        super().__init__(config, num_blocks, precision=precision, **kwargs)
+        used = super().channel_uses
+        self.budget = used if channel_uses is None else int(channel_uses)
+        if self.budget < used:
+            raise ValueError(f"the codewords need {used} symbols per row, more than channel_uses={channel_uses}")
+        self._channel.slots(self.budget)  # k too large for the grid: one clear line now
+
+    def call(self, batch_size, snr_db, bits=None, h_freq=None):
+        c = self.config
+        if bits is None:
+            bits = self._source([batch_size, self.num_blocks, c.k])
+        cw = self._encoder(bits) if c.coded else bits
+        x = self._mapper(cw)                                    # (B, blocks, n/bps)
+        shape = tf.shape(x)
+        rows = tf.reshape(x, [shape[0], -1])
+        used = self.num_blocks * c.codeword_bits // self.bps
+        if self.budget > used:
+            rows = tf.concat([rows, tf.ones([shape[0], self.budget - used], rows.dtype)], axis=1)
+        rows = tf.ensure_shape(rows, [None, self.budget])
+        y, no_eff = self._channel(rows, snr_db, h_freq)
+        y = tf.reshape(y[:, :used], shape)
+        no_eff = tf.reshape(no_eff[:, :used], shape)
+        llr = self._demapper(y, no_eff)
+        bits_hat = self._decoder(llr) if c.coded else tf.cast(llr > 0, llr.dtype)
+        return bits, bits_hat
