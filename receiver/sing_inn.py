@@ -5,7 +5,15 @@ At each visited step t, after SING-Zero's lines 3-5 (:class:`~.sing_zero.SINGZer
 
 6. :math:`c_t, d_t = INN(\hat x_{0,t}, \mathrm{SNR})`
 7. :math:`\tilde x_{0,t} = INN^{-1}(\mathrm{coarse}(\hat x_\mathrm{JSCC}), d_t, \mathrm{SNR})`
-8. :math:`x_{t-1} = \hat x_{t-1} - \zeta\,\nabla_{x_t} \|\tilde x_{0,t} - \hat x_{0,t}\|_2^2`
+8. :math:`x_{t-1} = \hat x_{t-1} - \zeta\,\nabla_{x_t} \|\tilde x_{0,t} - \hat x_{0,t}\|_2` (default,
+   ``guidance="norm"``) or :math:`\ldots\,\|\tilde x_{0,t} - \hat x_{0,t}\|_2^2` (``guidance="squared"``)
+
+Algorithm 2 writes the squared norm without saying how its code scales the step. The INN-guided
+sampler SING builds on (INDIGO+) and DPS, which SING cites, subtract the gradient of the norm itself,
+:math:`J^\top r / \|r\|`, so the step does not grow with the residual r; the squared form
+multiplies it by :math:`2\|r\|`, which is large early in sampling and, with the paper's zeta of
+0.3-0.5, drives :math:`\hat x_0` into a 2x2 Haar checkerboard (results/README.md, section 3). The
+norm is each image's own: image i's step depends on its residual alone, never on the batch.
 
 The coarse part is the Haar LL band that the INN was trained to match (:mod:`.inn`, Eq. 16), computed
 once per call. The INN works on images in [0, 1] and the sampler in the prior's range [-1, 1]:
@@ -31,6 +39,7 @@ from .sing_zero import SINGZero
 
 # (SNR dB, zeta) knots of the paper's step size: flat over each group of test SNRs, linear between
 ZETA_KNOTS = ((-3.0, 0.3), (-1.0, 0.4), (1.0, 0.4), (3.0, 0.5))
+GUIDANCE = ("norm", "squared")
 RANGE_SLACK_DB = 2.0  # SNRs this far outside the INN's trained range draw a warning
 
 
@@ -54,11 +63,17 @@ class SINGINN:
     inn : :class:`~.inn.ConditionalINN`, or the name/folder of a trained one
     operator, steps : SING-Zero's linear operator A and number of visited timesteps
     zeta : guidance step size; None for :func:`paper_zeta` of each image's SNR
+    guidance : "norm" (default: the gradient of each image's residual norm) or "squared" (of its
+        square), the two readings of Algorithm 2, line 8
     k : channel symbols per image of the receiver's DeepJSCC; refused (UsageError) when the INN
         records that it was trained for another k
     """
 
-    def __init__(self, prior, inn, operator="pool4", steps: int = 100, zeta: float | None = None, k: int | None = None):
+    def __init__(self, prior, inn, operator="pool4", steps: int = 100, zeta: float | None = None, k: int | None = None,
+                 guidance: str = "norm"):
+        if guidance not in GUIDANCE:
+            raise UsageError(f"guidance must be one of {', '.join(GUIDANCE)}, got {guidance!r}")
+        self.guidance = guidance
         if not isinstance(inn, ConditionalINN):
             inn = ConditionalINN.from_pretrained(inn, device=getattr(prior, "device", "cpu"))
         trained_k = (inn.jscc or {}).get("k")
@@ -98,10 +113,10 @@ class SINGINN:
 
     def make_guidance(self, x_jscc: torch.Tensor, snr_db: torch.Tensor):
         r"""The sampler's guidance hook for decoded images ``x_jscc`` (N, C, H, W) in [0, 1] at SNRs
-        ``snr_db`` (N,) float64: ``guidance(x_t, x0_hat, t, snr) = zeta * grad_{x_t} ||x~_{0,t} - x^_{0,t}||^2``
-        (lines 6-8), or None when zeta is 0 for every image. The norm is summed over the batch: as the
-        prior and the INN act on each image alone, image i's gradient is that of its own term, which
-        is then scaled by its own zeta."""
+        ``snr_db`` (N,) float64: ``guidance(x_t, x0_hat, t, snr) = zeta * grad_{x_t} ||x~_{0,t} - x^_{0,t}||``
+        (lines 6-8; squared with ``guidance="squared"``), or None when zeta is 0 for every image. The
+        per-image terms are summed over the batch: as the prior and the INN act on each image alone,
+        image i's gradient is that of its own term, which is then scaled by its own zeta."""
         zeta = paper_zeta(snr_db) if self.zeta is None else torch.full(snr_db.shape, self.zeta, dtype=torch.float64)
         if not bool((zeta > 0).any()):
             return None
@@ -113,7 +128,10 @@ class SINGINN:
         def guidance(x_t, x0_hat, t, _snr):
             _, d = self.inn((x0_hat.to(device=p.device, dtype=p.dtype) + 1) / 2, snr)
             x_tilde = (2 * self.inn.inverse(c_jscc, d, snr) - 1).to(device=x0_hat.device, dtype=x0_hat.dtype)
-            (grad,) = torch.autograd.grad(((x_tilde - x0_hat) ** 2).sum(), x_t)
+            sq = ((x_tilde - x0_hat) ** 2).flatten(1).sum(1)
+            # the norm's gradient J^T r / ||r||; a zero residual (nothing to correct) gives a zero step
+            term = sq if self.guidance == "squared" else torch.sqrt(sq.clamp_min(1e-24))
+            (grad,) = torch.autograd.grad(term.sum(), x_t)
             return zeta.to(device=grad.device, dtype=grad.dtype).view(-1, 1, 1, 1) * grad
 
         return guidance

@@ -162,14 +162,16 @@ def test_zeta_zero_is_sing_zero_exactly(tiny_prior):
     torch.testing.assert_close(alone, batch[1:], rtol=0, atol=1e-8)
 
 
-def test_guidance_is_zeta_times_the_gradient_of_algorithm2_line8(tiny_prior):
-    """Autograd gradient vs central differences of ||x~_{0,t} - x^_{0,t}||^2 as a function of x_t, float64."""
+@pytest.mark.parametrize("reading", ["norm", "squared"])
+def test_guidance_is_zeta_times_the_gradient_of_algorithm2_line8(tiny_prior, reading):
+    """Autograd gradient vs central differences of each image's ||x~_{0,t} - x^_{0,t}|| (or its
+    square) summed over the batch, as a function of x_t, float64."""
     prior = copy.deepcopy(tiny_prior).double()
     inn = random_inn(std=0.1).double()
     g = torch.Generator().manual_seed(5)
     x_jscc = torch.rand(2, 3, 32, 32, generator=g, dtype=torch.float64)
     snr = torch.tensor([-2.0, 4.0], dtype=torch.float64)
-    method = SINGINN(prior, inn, operator="pool4", steps=10, zeta=0.7)
+    method = SINGINN(prior, inn, operator="pool4", steps=10, zeta=0.7, guidance=reading)
     guidance = method.make_guidance(x_jscc, snr)
     A = make_operator("pool4")
     y = A(2 * x_jscc - 1)
@@ -184,7 +186,8 @@ def test_guidance_is_zeta_times_the_gradient_of_algorithm2_line8(tiny_prior):
         xh = x0_hat(x_t)
         _, d = inn((xh + 1) / 2, snr)
         x_tilde = 2 * inn.inverse(inn.coarse(x_jscc), d, snr) - 1
-        return ((x_tilde - xh) ** 2).sum()
+        sq = ((x_tilde - xh) ** 2).flatten(1).sum(1)
+        return (sq if reading == "squared" else sq.sqrt()).sum()
 
     x_t = torch.randn(2, 3, 32, 32, generator=g, dtype=torch.float64).requires_grad_(True)
     grad = guidance(x_t, x0_hat(x_t), t, snr) / 0.7
@@ -203,6 +206,8 @@ def test_bad_inputs(tiny_prior, jscc):
         make_method("sing-inn", prior=tiny_prior)
     with pytest.raises(UsageError, match="zeta"):
         make_method("sing-inn", prior=tiny_prior, inn=random_inn(), zeta=-0.1)
+    with pytest.raises(UsageError, match="guidance must be one of norm, squared"):
+        make_method("sing-inn", prior=tiny_prior, inn=random_inn(), guidance="cubed")
     method = make_method("sing-inn", prior=tiny_prior, inn=random_inn(snr_range=(-5, 5)), steps=2)
     with pytest.raises(UsageError, match="SING-INN needs the channel SNR"):
         method(x, None)
