@@ -89,20 +89,21 @@ class SINGZeroMethod:
 @register_method("sing-inn")
 class SINGINNMethod:
     """SING-INN (Algorithm 2) with options ``inn`` (a trained ConditionalINN, its name or folder;
-    required), ``operator`` (default pool4), ``steps`` (default 100) and ``zeta`` (default None:
-    the paper's SNR-dependent step size). The Receiver passes ``k``, the channel symbols of its
+    required), ``operator`` (default pool4), ``steps`` (default 100), ``zeta`` (default None:
+    the paper's SNR-dependent step size) and ``guidance`` ("norm", default, or "squared": see
+    :mod:`.sing_inn`). The Receiver passes ``k``, the channel symbols of its
     DeepJSCC, so an INN trained for another DeepJSCC is refused."""
 
     needs_prior = True
     accepts_k = True
 
-    def __init__(self, prior, inn=None, operator="pool4", steps=100, zeta=None, k=None):
+    def __init__(self, prior, inn=None, operator="pool4", steps=100, zeta=None, k=None, guidance="norm"):
         from .sing_inn import SINGINN
 
         if inn is None:
             raise UsageError("sing-inn needs a trained conditional INN: pass inn=<name, folder or ConditionalINN> "
                              "(train one for your DeepJSCC with `singlink train-inn`)")
-        self.sampler = SINGINN(prior, inn, operator=operator, steps=steps, zeta=zeta, k=k)
+        self.sampler = SINGINN(prior, inn, operator=operator, steps=steps, zeta=zeta, k=k, guidance=guidance)
         _check_operator(self.sampler.sampler)
 
     def __call__(self, x_jscc, snr_db=None, seed=0, progress=False):
