@@ -260,7 +260,7 @@ class SyncResult:
     reason: str = ""                   # why not ok: "no preamble", "header crc", ...
     metric: float = 0.0                # normalised preamble energy (detection statistic)
     timing: float = 0.0                # burst start (first preamble chip), samples into the buffer
-    cfo: float = 0.0                   # carrier offset, cycles per sample
+    cfo: float = 0.0                   # carrier offset, cycles per sample (preamble; + pilots after finish)
     header: Header | None = None
     snr_db: float | None = None
     gain: complex = 0j
@@ -344,27 +344,40 @@ class Synchronizer:
         return raw, raw * rot
 
     def _phase_track(self, y, lay, nblocks):
-        """Phase per symbol from the preamble and the first ``nblocks`` pilot blocks (residual
-        frequency from consecutive pilot blocks, then a 5-block moving average, unwrapped and
-        linearly interpolated)."""
+        """Phase per symbol from the preamble and the first ``nblocks`` pilot blocks, and the
+        residual frequency (cycles/symbol): a coarse residual from consecutive pilot blocks, then the
+        ML estimate for a constant offset over all blocks, and what is left (phase noise) smoothed
+        over 5 blocks and interpolated."""
         cfg = self.cfg
         pb = lay.pilot_blocks[:nblocks]
         pvals = pilot_symbols(cfg, lay.pilot_blocks.size).reshape(lay.pilot_blocks.shape)[:nblocks]
         c = np.sum(y[pb] * np.conj(pvals), axis=1)
         t = pb.mean(axis=1)
-        c0 = np.sum(y[lay.preamble] * np.conj(self.pre))
-        t0 = float(lay.preamble.mean())
-        fr = 0.0
+        fr0 = 0.0
         if len(c) >= 2:
-            step = float(t[1] - t[0])
-            fr = float(np.angle(np.sum(c[1:] * np.conj(c[:-1])))) / (2 * np.pi * step)
-        cc = np.concatenate([[c0], c]) * np.exp(-2j * np.pi * fr * np.concatenate([[t0], t]))
+            fr0 = float(np.angle(np.sum(c[1:] * np.conj(c[:-1])))) / (2 * np.pi * float(t[1] - t[0]))
+        cc = np.concatenate([[np.sum(y[lay.preamble] * np.conj(self.pre))], c])
+        tt = np.concatenate([[float(lay.preamble.mean())], t])
+        d = cc * np.exp(-2j * np.pi * fr0 * tt)
+        df = 0.0
+        if len(tt) >= 3:
+            # the ML frequency: the peak of |sum_m d_m exp(-j 2 pi f t_m)| near 0 (a periodogram over the
+            # block sums; unlike a line fit through unwrapped phases it cannot slip a cycle when a
+            # pilot block is buried in noise)
+            grid = np.linspace(-2e-3, 2e-3, 401)
+            p = np.abs(np.exp(-2j * np.pi * np.outer(grid, tt)) @ d)
+            j = int(np.clip(np.argmax(p), 1, len(grid) - 2))
+            a, b, c_ = p[j - 1], p[j], p[j + 1]
+            den = a - 2 * b + c_
+            df = float(grid[j] + (0.5 * (a - c_) / den * (grid[1] - grid[0]) if den < 0 else 0.0))
+        slope = 2 * np.pi * df
+        icpt = float(np.angle(np.sum(d * np.exp(-1j * slope * tt))))
+        r = d * np.exp(-1j * (slope * tt + icpt))
         w = 2
-        sm = np.array([cc[max(0, i - w):i + w + 1].sum() for i in range(len(cc))])
-        ph = np.unwrap(np.angle(sm))
-        tt = np.concatenate([[t0], t])
+        sm = np.array([r[max(0, i - w):i + w + 1].sum() for i in range(len(r))])
         n = np.arange(len(y))
-        return np.interp(n, tt, ph) + 2 * np.pi * fr * n
+        fr = fr0 + slope / (2 * np.pi)
+        return 2 * np.pi * fr * n + icpt + np.interp(n, tt, np.unwrap(np.angle(sm))), fr
 
     def header(self, x: np.ndarray, res: SyncResult) -> SyncResult:
         cfg = self.cfg
@@ -372,7 +385,8 @@ class Synchronizer:
         end = lay.header_end()
         nblocks = int(np.sum(lay.pilot_blocks[:, 0] < end))
         raw, y = self._symbols(x, res, end)
-        y = y * np.exp(-1j * self._phase_track(y, lay, nblocks)).astype(np.complex64)
+        phase, _ = self._phase_track(y, lay, nblocks)
+        y = y * np.exp(-1j * phase).astype(np.complex64)
         chips = y[lay.header].reshape(HEADER_BITS, cfg.header_sf)
         soft = np.real(chips @ self.code.astype(np.complex64))
         bits = (soft < 0).astype(np.uint8)
@@ -390,7 +404,10 @@ class Synchronizer:
         k = res.header.k
         lay = Layout.of(cfg, k)
         raw, y = self._symbols(x, res, lay.length)
-        y = y * np.exp(-1j * self._phase_track(y, lay, len(lay.pilot_blocks))).astype(np.complex64)
+        phase, fr = self._phase_track(y, lay, len(lay.pilot_blocks))
+        y = y * np.exp(-1j * phase).astype(np.complex64)
+        res.extra["cfo_preamble"] = res.cfo
+        res.cfo = res.cfo + fr / cfg.sps      # + the residual the pilots saw
         known_idx = np.concatenate([lay.preamble, lay.pilots, lay.header])
         ref = build_burst(np.zeros(k, np.complex64), res.header, cfg, header_bits=res.extra["header_bits"])
         xk, yk = ref[known_idx], y[known_idx]

@@ -227,7 +227,7 @@ class burst_rx(gr.hier_block2):
 
     def __init__(self, method="deepjscc", checkpoint=DEFAULT_CHECKPOINT, prior="", steps=100, zeta=None, inn="",
                  output_dir="", seed=0, batch_size=16, sps=4, rolloff=0.35, rrc_span=11, header_sf=32,
-                 pilot_spacing=64, pilot_len=8, detect_len=64, detect_threshold=0.95, detect_metric=0.08,
+                 pilot_spacing=64, pilot_len=8, detect_len=64, detect_threshold=0.9, detect_metric=0.08,
                  device="cpu"):
         gr.hier_block2.__init__(self, "singlink_burst_rx", gr.io_signature(1, 1, gr.sizeof_gr_complex), gr.io_signature(0, 0, 0))
         from .burst_tx import burst_config

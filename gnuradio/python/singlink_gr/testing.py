@@ -104,7 +104,7 @@ def random_bursts(n, k, config=None, seed=0, gap=0, corrupt=(), truncate=None, f
 
 
 def run_burst_chain(symbols, k, config=None, snr_db=None, cfo=0.0, epsilon=1.0, taps=(1.0,), seed=1,
-                    detect_threshold=0.95, max_items=None):
+                    detect_threshold=0.9, max_items=None):
     """symbols -> GNU Radio's RRC interpolator -> channels.channel_model(noise for ``snr_db``,
     ``cfo`` cycles/sample, ``epsilon``, ``taps``) -> matched filter -> corr_est_cc -> burst_sync
     -> vector sink. Returns (burst_sync block, [(payload (k,), {tag: value})], bursts messages)."""
