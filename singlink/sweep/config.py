@@ -9,7 +9,10 @@ methods             restoration methods (``deepjscc``, ``sing-zero``, ``sing-inn
 rho                 bandwidth ratios k / (3 H W), e.g. ``"1/192"``; DeepJSCC methods need a shipped
                     checkpoint ``deepjscc-cifar10-rho1_<n>`` (and ``inn-cifar10-rho1_<n>`` for sing-inn)
 snr                 SNRs in dB (Es/N0 per channel use); on the command line also ``START:STOP:STEP``
-channel             ``awgn``, ``rayleigh-block`` (or ``rayleigh-fast``)
+channel             ``awgn``, ``rayleigh-block`` (or ``rayleigh-fast``), or OFDM over a 3GPP channel:
+                    ``ofdm-<model>[:key=value...]``, e.g. ``ofdm-tdl-c:delay_spread=300e-9:csi=ls``
+                    (models ``tdl-a``..``tdl-e``, ``cdl-a``..``cdl-e``, ``awgn``; options and
+                    defaults: :class:`singlink.phy.ofdm.OFDMSpec`); stored in canonical form
 images              the first N images of the CIFAR-10 ``split``
 realizations        channel realisations per image
 seed                the run seed; every row's randomness is derived from it and the row's keys
@@ -162,6 +165,36 @@ def _choices(value, key, allowed):
     return tuple(dict.fromkeys(items))
 
 
+def _channels(value, key="channel"):
+    """Flat channel names and OFDM specs, the latter in canonical form (:func:`singlink.phy.parse_spec`)."""
+    out = []
+    for v in _list(value, key):
+        if isinstance(v, str) and v.startswith("ofdm-"):
+            from ..phy.ofdm import parse_spec
+
+            try:
+                out.append(parse_spec(v).name)
+            except ValueError as e:
+                raise UsageError(f"{key}: {e}") from None
+        else:
+            out.extend(_choices([v], key, CHANNELS + ("ofdm-<model>[:key=value...]",)))
+    return tuple(dict.fromkeys(out))
+
+
+def _check_ofdm_budget(cfg) -> None:
+    """An OFDM channel with span=0 must carry each rho's k in one slot (one line otherwise)."""
+    from ..phy.ofdm import OFDMLinkChannel, parse_spec
+
+    for channel in cfg.channel:
+        if channel.startswith("ofdm-") and not parse_spec(channel).span:
+            link = OFDMLinkChannel(channel)
+            for rho in cfg.rho:
+                try:
+                    link.slots(cfg.k(rho))
+                except ValueError as e:
+                    raise UsageError(f"rho {rho}: {e}") from None
+
+
 def _snr_list(value, key="snr", limit=None):
     out = []
     for v in _list(value, key):
@@ -263,7 +296,7 @@ def _checked(raw: dict, max_rows: int | None = None) -> SweepConfig:
         "methods": _choices(raw["methods"], "methods", RECEIVER_METHODS + BASELINE_METHODS),
         "rho": _rho_list(raw["rho"]),
         "snr": _snr_list(raw["snr"], limit=max_rows),
-        "channel": _choices(raw["channel"], "channel", CHANNELS),
+        "channel": _channels(raw["channel"]),
         "images": _int(raw["images"], "images", 1),
         "realizations": _int(raw["realizations"], "realizations", 1),
         "seed": _int(raw["seed"], "seed", 0),
@@ -287,6 +320,7 @@ def _checked(raw: dict, max_rows: int | None = None) -> SweepConfig:
     with torch.no_grad():  # raises UsageError naming the known operators, or why it does not fit the images
         make_operator(c["operator"])(torch.zeros(1, *IMAGE_SHAPE))
     cfg = SweepConfig(**c)
+    _check_ofdm_budget(cfg)
     if max_rows is not None and cfg.grid_rows > max_rows:
         raise UsageError(f"the grid has {cfg.grid_rows} rows (methods x rho x snr x channel x images x realizations), "
                          f"more than the limit of {max_rows}; shrink it or raise the limit with --max-rows")
