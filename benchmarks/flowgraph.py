@@ -14,6 +14,17 @@ Both sides send the same ``--n`` images (the first of ``--images``) with the sam
   PDUs), timed from ``tb.start()`` to the end of ``tb.wait()``; blocks are built before the clock
   starts, as the direct side's objects are.
 
+- ``over the air``: ``burst_tx -> channels.channel_model -> burst_rx`` (bursts with preamble,
+  spread header, pilots and RRC pulses at ``--sps``; noise for ``--snr``, carrier offset
+  ``--cfo``, sample clock ``1 + --sro``), the receiver synchronising and estimating the SNR
+  itself; timed like the flowgraph. Its rate counts the same payload symbols (n * k), so
+  ``over_the_air_vs_direct`` = over-the-air rate / direct rate says what the whole radio
+  path costs; ``ota_samples_per_s`` counts the complex samples through the channel model.
+  The decoder's own time (``Decoder.restore`` on the same images, in a worker thread) is
+  measured alone as ``decoder_seconds`` and set against the over-the-air blocks' overhead
+  (over-the-air seconds - direct seconds): ``ota_overhead_vs_decoder``; ``burst_sync_seconds``
+  is the time the synchroniser itself spent. ``--no-ota`` skips this part.
+
 Channel symbols per second = n * k / seconds. The runs alternate (direct, flowgraph, direct, ...)
 ``--reps`` times after one small warm-up of each; the medians are reported, with
 ``flowgraph_vs_direct`` = flowgraph rate / direct rate (goal >= 0.8), ``outputs_equal`` (the
@@ -52,6 +63,7 @@ from gnuradio import blocks, gr  # noqa: E402
 
 import singlink_gr  # noqa: E402
 from singlink_gr.common import parse_image_message, resolve_images  # noqa: E402
+from singlink_gr.burst import Layout  # noqa: E402
 from singlink_gr.link import Channel, Decoder, Encoder, direct_link, load_jscc  # noqa: E402
 from singlink_gr.testing import run_flowgraph  # noqa: E402
 
@@ -89,6 +101,59 @@ def run_flowgraph_once(paths, args, jscc):
     return seconds, cpu, np.stack(images) if images else np.zeros((0,), np.uint8)
 
 
+def run_ota_once(paths, args, jscc):
+    """burst_tx -> channels.channel_model -> burst_rx; returns (seconds, cpu seconds, images (N, H, W, 3) in
+    image order, samples through the channel, receiver stats, synchroniser seconds)."""
+    from gnuradio import channels
+
+    tx = singlink_gr.burst_tx(checkpoint=jscc, snr_db=args.snr, images=[str(p) for p in paths], batch_size=args.batch,
+                              sps=args.sps)
+    ch = channels.channel_model(10 ** (-args.snr / 20), args.cfo, 1.0 + args.sro, [1.0], float(args.seed + 1), True)
+    rx = singlink_gr.burst_rx("deepjscc", checkpoint=jscc, batch_size=args.batch, sps=args.sps)
+    counter = blocks.probe_rate(gr.sizeof_gr_complex)   # only to count items: a pass-through tap
+    dbg = blocks.message_debug()
+    tb = gr.top_block()
+    tb.connect(tx, ch, rx)
+    tb.connect(ch, counter)
+    tb.msg_connect(rx, "images_out", dbg, "store")
+    t0, c0 = time.perf_counter(), time.process_time()
+    run_flowgraph(tb, timeout=600)
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
+    got = [parse_image_message(dbg.get_message(i)) for i in range(dbg.num_messages())]
+    images = np.zeros((len(paths), *got[0][0].shape), np.uint8) if got else np.zeros((0,), np.uint8)
+    for image, meta in got:
+        images[int(str(meta["image_id"])[3:]) % max(len(paths), 1)] = image
+    samples = len(paths) * (Layout.of(tx.config, jscc.config.k).length + tx.config.guard) * args.sps
+    return seconds, cpu, images, samples, rx.stats, rx.sync.process_seconds
+
+
+def run_decoder_only(paths, args, jscc):
+    """Decoder.restore alone on the images' received symbols (direct AWGN), in a worker thread: the
+    DeepJSCC decoder's own cost."""
+    enc, ch, dec = Encoder(jscc), Channel("awgn", seed=args.seed), Decoder(jscc, method="deepjscc")
+    z = np.concatenate([enc.encode([enc.load(p) for p in paths[s:s + args.batch]], args.snr)
+                        for s in range(0, len(paths), args.batch)])
+    y = np.stack([ch.apply(z[i], args.snr, i)[0] for i in range(len(z))])
+    result = {}
+
+    def body():
+        t0 = time.perf_counter()
+        for s in range(0, len(paths), args.batch):
+            idx = list(range(s, min(len(paths), s + args.batch)))
+            dec.restore(y[idx], [args.snr] * len(idx), [None] * len(idx), idx)
+        result["s"] = time.perf_counter() - t0
+
+    worker = threading.Thread(target=body)
+    worker.start()
+    worker.join()
+    return result["s"]
+
+
+def psnr_mean(a, b):
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2, axis=(1, 2, 3))
+    return float(np.mean(10 * np.log10(255.0 ** 2 / mse)))
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--checkpoint", default="deepjscc-cifar10-rho1_192", help="DeepJSCC checkpoint (default %(default)s)")
@@ -101,6 +166,10 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--direct-thread", choices=["worker", "main"], default="worker",
                    help="thread the direct chain runs in (default %(default)s; see the module docstring)")
+    p.add_argument("--no-ota", action="store_true", help="skip the over-the-air (burst) chain")
+    p.add_argument("--sps", type=int, default=4, help="over the air: samples per symbol (default %(default)s)")
+    p.add_argument("--cfo", type=float, default=2e-4, help="over the air: carrier offset, cycles/sample (default %(default)s)")
+    p.add_argument("--sro", type=float, default=1e-6, help="over the air: sample clock offset (default %(default)s)")
     args = p.parse_args(argv)
 
     jscc = load_jscc(args.checkpoint)
@@ -112,6 +181,10 @@ def main(argv=None):
     warm = paths[:min(len(paths), 2 * args.batch)]  # TensorFlow/torch first-call costs, both paths
     run_direct(warm, args, jscc)
     run_flowgraph_once(warm, args, jscc)
+    if not args.no_ota:
+        run_ota_once(warm, args, jscc)
+    ota_s, ota_cpu, ota_sync, ota_psnr, dec_s = [], [], [], [], []
+    sent = np.stack([Encoder(jscc).load(p) for p in paths])
 
     direct_s, flow_s, direct_cpu, flow_cpu, equal = [], [], [], [], True
     print(f"flowgraph vs direct: {args.n} images x k={k} symbols ({args.checkpoint}), {args.channel}, "
@@ -129,6 +202,17 @@ def main(argv=None):
         flow_cpu.append(cf)
         print(f"{rep:3d} {sd:9.3f} {sf:12.3f} {args.n * k / sd:13.0f} {args.n * k / sf:16.0f} {cd:13.3f} {cf:16.3f}",
               flush=True)
+        if not args.no_ota:
+            so, co, out_o, samples, stats, sync_s = run_ota_once(paths, args, jscc)
+            dec_s.append(run_decoder_only(paths, args, jscc))
+            ota_s.append(so)
+            ota_cpu.append(co)
+            ota_sync.append(sync_s)
+            ota_psnr.append((psnr_mean(out_o, sent) if len(out_o) == len(sent) else float("nan"), psnr_mean(out_d, sent)))
+            print(f"    over the air {so:7.3f} s ({samples / so / 1e6:.2f} Msamples/s through channel_model, "
+                  f"{args.n * k / so:.0f} payload sym/s; burst_sync {sync_s:.3f} s; decoder alone {dec_s[-1]:.3f} s); "
+                  f"bursts {stats['bursts']}/{args.n}; PSNR {ota_psnr[-1][0]:.2f} dB vs direct {ota_psnr[-1][1]:.2f} dB",
+                  flush=True)
 
     symbols = args.n * k
     direct_rate = symbols / statistics.median(direct_s)
@@ -147,6 +231,27 @@ def main(argv=None):
         "outputs_equal": equal, "gnuradio": gr.version(), "torch_threads": torch.get_num_threads(),
         "cpu_count": os.cpu_count(), "load_avg_1min": round(os.getloadavg()[0], 2), "python": platform.python_version(),
     }
+    if not args.no_ota:
+        ota_med, dec_med, direct_med = statistics.median(ota_s), statistics.median(dec_s), statistics.median(direct_s)
+        result.update({
+            "ota_seconds": [round(x, 4) for x in ota_s], "ota_cpu_seconds": [round(x, 4) for x in ota_cpu],
+            "ota_symbols_per_s": round(symbols / ota_med, 1),
+            "ota_samples_per_s": round(samples / ota_med, 1), "ota_samples_per_image": samples // args.n,
+            "sps": args.sps, "cfo": args.cfo, "sro": args.sro,
+            "over_the_air_vs_direct": round((symbols / ota_med) / direct_rate, 3),
+            "burst_sync_seconds": [round(x, 4) for x in ota_sync],
+            "decoder_seconds": [round(x, 4) for x in dec_s],
+            # what the radio path adds over the direct link, in units of the decoder's own time
+            "ota_overhead_seconds": round(ota_med - direct_med, 4),
+            "ota_overhead_vs_decoder": round((ota_med - direct_med) / dec_med, 3),
+            "ota_psnr_db": round(float(np.nanmean([p[0] for p in ota_psnr])), 3),
+            "direct_psnr_db": round(float(np.mean([p[1] for p in ota_psnr])), 3),
+            "ota_bursts": stats["bursts"], "ota_stats": stats,
+        })
+        print(f"over the air: {result['ota_symbols_per_s']:.0f} payload sym/s, {result['ota_samples_per_s'] / 1e6:.2f} "
+              f"Msamples/s, over_the_air_vs_direct {result['over_the_air_vs_direct']:.3f}; overhead "
+              f"{result['ota_overhead_seconds']:.3f} s = {result['ota_overhead_vs_decoder']:.2f} x the decoder's "
+              f"{dec_med:.3f} s; PSNR {result['ota_psnr_db']:.2f} dB (direct {result['direct_psnr_db']:.2f} dB)")
     print(f"median: direct {direct_rate:.0f} sym/s, flowgraph {flow_rate:.0f} sym/s, "
           f"flowgraph_vs_direct {result['flowgraph_vs_direct']:.3f} (goal >= 0.8); outputs equal: {equal}")
     print(json.dumps(result))

@@ -364,17 +364,19 @@ class Synchronizer:
             # the ML frequency: the peak of |sum_m d_m exp(-j 2 pi f t_m)| near 0 (a periodogram over the
             # block sums; unlike a line fit through unwrapped phases it cannot slip a cycle when a
             # pilot block is buried in noise)
-            grid = np.linspace(-2e-3, 2e-3, 401)
-            p = np.abs(np.exp(-2j * np.pi * np.outer(grid, tt)) @ d)
-            j = int(np.clip(np.argmax(p), 1, len(grid) - 2))
-            a, b, c_ = p[j - 1], p[j], p[j + 1]
-            den = a - 2 * b + c_
-            df = float(grid[j] + (0.5 * (a - c_) / den * (grid[1] - grid[0]) if den < 0 else 0.0))
+            # (coarse grid over +-2e-3 cycles/symbol, fine grid around its peak, parabolic refinement)
+            for grid in (np.linspace(-2e-3, 2e-3, 41), None):
+                if grid is None:
+                    grid = df + np.linspace(-1e-4, 1e-4, 21)
+                p = np.abs(np.exp(-2j * np.pi * np.outer(grid, tt)) @ d)
+                j = int(np.clip(np.argmax(p), 1, len(grid) - 2))
+                a, b, c_ = p[j - 1], p[j], p[j + 1]
+                den = a - 2 * b + c_
+                df = float(grid[j] + (0.5 * (a - c_) / den * (grid[1] - grid[0]) if den < 0 else 0.0))
         slope = 2 * np.pi * df
         icpt = float(np.angle(np.sum(d * np.exp(-1j * slope * tt))))
         r = d * np.exp(-1j * (slope * tt + icpt))
-        w = 2
-        sm = np.array([r[max(0, i - w):i + w + 1].sum() for i in range(len(r))])
+        sm = np.convolve(r, np.ones(5), mode="same")   # 5-block moving sum
         n = np.arange(len(y))
         fr = fr0 + slope / (2 * np.pi)
         return 2 * np.pi * fr * n + icpt + np.interp(n, tt, np.unwrap(np.angle(sm))), fr
