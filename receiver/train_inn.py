@@ -173,7 +173,7 @@ def run(args):
     out = Path(args.out or f"runs/train-inn/{spec.tag}-rho{rho_tag}")
     out.mkdir(parents=True, exist_ok=True)
     hparams = {key: getattr(args, key) for key in ("jscc", "rho", "batch", "lr", "snr_range", "fixed_snr", "hidden",
-                                                  "val_images", "seed", "train_images", "init")} | spec.to_dict()
+                                                  "val_images", "seed", "train_images")} | spec.to_dict()
     resumed, step, seconds, history = resume(out, hparams, args.steps, model=inn, optimizer=opt)
     x_train, x_val = load_tensors(spec, args.train_images, args.val_images)
     val_snrs = sorted({float(s) for s in np.linspace(snr_lo, snr_hi, VAL_POINTS)})

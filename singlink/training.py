@@ -123,7 +123,7 @@ def load_state(out: Path, hparams: dict):
     except Exception as e:  # noqa: BLE001 - any unreadable or unsafe file is refused the same way
         raise UsageError(f"{path} is not a readable singlink training state ({str(e).splitlines()[0][:160]}); "
                          "delete it or use another --out") from None
-    if state["hparams"] != hparams:
+    if _set(state["hparams"]) != _set(hparams):
         raise UsageError(f"{out} holds a run with other settings ({state['hparams']}); use another --out")
     log = Path(out) / "log.jsonl"
     if log.exists():
@@ -169,6 +169,11 @@ def save_state(out: Path, state: dict) -> None:
     tmp = path.with_suffix(".tmp")
     torch.save(state, tmp)
     tmp.replace(path)
+
+
+def _set(hparams: dict) -> dict:
+    """Settings compared on resume; an unset (None) option equals one the run did not record."""
+    return {k: v for k, v in hparams.items() if v is not None}
 
 
 def _log_step(line):

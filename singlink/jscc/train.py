@@ -125,7 +125,7 @@ def run(args):
         warm_start(model, args.init, DeepJSCC.from_pretrained)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     keys = ("rho", "channel", "batch", "lr", "lr_schedule", "lr_min", "warmup", "lpips_weight", "snr_range",
-            "channels", "seed", "train_images", "init")
+            "channels", "seed", "train_images")
     hparams = {key: getattr(args, key) for key in keys} | spec.to_dict()
     if args.lr_schedule == "cosine":
         hparams["steps"] = args.steps  # the schedule depends on it
@@ -182,7 +182,7 @@ def run(args):
     log.close()
 
     final = {"config": hparams | {"steps": step, "k": k, "val_images": args.val_images,
-                                  "train_images": len(x_train)},
+                                  "train_images": len(x_train), "init": args.init},
              "seed": args.seed, "version": code_version(), "seconds": seconds,
              "validation": history[-1]["val"] if history else []}
     model.save_pretrained(out / "model", extra=final)
