@@ -333,14 +333,17 @@ class Synchronizer:
                          metric=metric, timing=t0, cfo=f / sps)
         return res
 
-    def _symbols(self, x, res, n):
-        """n burst symbols at the found timing, carrier offset removed."""
+    def _symbols(self, x, res, n, first=0):
+        """Burst symbols first..n-1 at the found timing: as sampled, and with the carrier offset removed."""
         sps = self.cfg.sps
-        t = res.timing + sps * np.arange(n)
+        m = np.arange(first, n)
+        if not len(m):
+            return np.zeros(0, np.complex64), np.zeros(0, np.complex64)
+        t = res.timing + sps * m
         if t[-1] + 3 > len(x):
             raise IndexError("burst runs past the buffer")
         raw = cubic_interp(x, t)
-        rot = np.exp(-2j * np.pi * res.cfo * sps * np.arange(n)).astype(np.complex64)
+        rot = np.exp(-2j * np.pi * res.cfo * sps * m).astype(np.complex64)
         return raw, raw * rot
 
     def _phase_track(self, y, lay, nblocks):
@@ -387,6 +390,7 @@ class Synchronizer:
         end = lay.header_end()
         nblocks = int(np.sum(lay.pilot_blocks[:, 0] < end))
         raw, y = self._symbols(x, res, end)
+        res.extra["header_symbols"] = (raw, y)   # finish() goes on from here
         phase, _ = self._phase_track(y, lay, nblocks)
         y = y * np.exp(-1j * phase).astype(np.complex64)
         chips = y[lay.header].reshape(HEADER_BITS, cfg.header_sf)
@@ -405,7 +409,9 @@ class Synchronizer:
         cfg = self.cfg
         k = res.header.k
         lay = Layout.of(cfg, k)
-        raw, y = self._symbols(x, res, lay.length)
+        raw0, y0 = res.extra.pop("header_symbols", (np.zeros(0, np.complex64),) * 2)
+        raw1, y1 = self._symbols(x, res, lay.length, first=len(raw0))
+        raw, y = np.concatenate([raw0, raw1]), np.concatenate([y0, y1])
         phase, fr = self._phase_track(y, lay, len(lay.pilot_blocks))
         y = y * np.exp(-1j * phase).astype(np.complex64)
         res.extra["cfo_preamble"] = res.cfo

@@ -128,7 +128,7 @@ class burst_sync(gr.basic_block):
             info.update(metric=float(res.metric), cfo=float(res.cfo))
             if res.header is not None:
                 info.update(seq=res.header.seq, image_id=res.header.image_id, k=res.header.k)
-        self.message_port_pub(self._port, pmt.to_pmt(info))
+        self._publish(info)
 
     def _window(self, a, nsamples):
         lo = a - self.sync.margin() - self._base
@@ -215,7 +215,12 @@ class burst_sync(gr.basic_block):
         self.results.append((int(anchor), h, float(res.snr_db), float(res.cfo)))
         info = {"status": "ok", "offset": int(anchor), "seq": h.seq, "image_id": h.image_id, "k": h.k,
                 "flags": h.flags, "snr_db": float(res.snr_db), "cfo": float(res.cfo), "metric": float(res.metric)}
-        self.message_port_pub(self._port, to_pmt(info))
+        self._publish(info)
+
+    def _publish(self, info):
+        # only when someone listens: building and posting the message costs more than a burst's sync
+        if pmt.length(self.message_subscribers(self._port)):
+            self.message_port_pub(self._port, to_pmt(info))
 
 
 class burst_rx(gr.hier_block2):
