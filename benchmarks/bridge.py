@@ -16,6 +16,14 @@ Measures, for ``--n`` complex64 values (default 1e7, i.e. 80 MB):
   ``phy.TFModule`` runs it, and ``link_step_graph_ms`` for the same step under ``tf.function``;
 - ``bridge_share`` = ``dlpack_ms`` / the faster of the two link-step times (goal <= 0.01).
 
+At 1e7 values the exchange is cheap next to anything, so the same measurements are repeated at the
+sizes a sweep actually moves (``--sweep-sizes``, default ``16x16,16x64,16x512``: one task's batch of
+16 images at rho 1/192, 1/48 and 1/6), in ``sweep_sizes``: per size ``bridge_share`` as above, and
+``tfmodule_share``, the whole cost of crossing the bridge the way a sweep does (``phy.TFModule``
+around the channel, torch in and out, with its gradient tape) over the channel alone called in
+TensorFlow: ``(tfmodule_ms - channel_ms) / channel_ms``. ``bridge_share_sweep_max`` and
+``tfmodule_share_sweep_max`` are the largest over those sizes.
+
 Every timing is the median of ``--reps`` single runs after a warm-up; on GPU each run ends with a
 device synchronisation. The human-readable table comes first; the last line of stdout is one
 JSON object.
@@ -116,7 +124,15 @@ def main(argv=None):
                    help="N of the (N, k) link-step tensor; k = n / N (default 1000)")
     p.add_argument("--reps", type=int, default=20, help="timed repetitions per measurement (median)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--sweep-sizes", default="16x16,16x64,16x512",
+                   help="ROWSxK sizes a sweep moves per task (default %(default)s)")
     args = p.parse_args(argv)
+    try:
+        sweep_sizes = [tuple(int(v) for v in s.lower().split("x")) for s in args.sweep_sizes.split(",") if s.strip()]
+        if any(len(s) != 2 or min(s) < 1 for s in sweep_sizes):
+            raise ValueError
+    except ValueError:
+        p.error(f"--sweep-sizes must be a comma list of ROWSxK with positive integers, got {args.sweep_sizes!r}")
 
     n = int(args.n)
     if n < 1 or args.rows < 1 or args.reps < 1:
@@ -220,6 +236,44 @@ def main(argv=None):
     graph_ms, graph_times = median_ms(run_graph, args.reps, sync)
     bridge_share = dlpack_ms / min(step_ms, graph_ms)
 
+    # --- the sizes a sweep moves ---------------------------------------------------------------
+    sweep = []
+    module = phy.TFModule(channel)
+    reps_small = max(args.reps, 50)  # microsecond timings: more repetitions for a steady median
+    for rows_s, k_s in sweep_sizes:
+        with tf.device(tf_dev):
+            ts = tf.complex(rng.normal([rows_s, k_s]), rng.normal([rows_s, k_s]))
+        xs = phy.tf_to_torch(ts).clone()
+        step_s = tf.function(link_step)
+
+        def rt():
+            return phy.torch_to_tf(phy.tf_to_torch(ts))
+
+        def eager_s():
+            with tf.device(tf_dev):
+                return link_step(ts)
+
+        def graph_s():
+            with tf.device(tf_dev):
+                return step_s(ts)
+
+        def channel_tf():
+            with tf.device(tf_dev):
+                return channel(ts, snr_db)
+
+        def channel_torch():
+            with torch.no_grad():
+                return module(xs, snr_db)
+
+        d_ms, _ = median_ms(rt, reps_small, sync)
+        e_ms, _ = median_ms(eager_s, reps_small, sync)
+        g_ms, _ = median_ms(graph_s, reps_small, sync)
+        c_ms, _ = median_ms(channel_tf, reps_small, sync)
+        m_ms, _ = median_ms(channel_torch, reps_small, sync)
+        sweep.append({"shape": [rows_s, k_s], "dlpack_ms": d_ms, "link_step_ms": e_ms, "link_step_graph_ms": g_ms,
+                      "bridge_share": d_ms / min(e_ms, g_ms), "channel_ms": c_ms, "tfmodule_ms": m_ms,
+                      "tfmodule_share": (m_ms - c_ms) / c_ms})
+
     res = {
         "benchmark": "bridge",
         "n_values": n,
@@ -236,6 +290,9 @@ def main(argv=None):
         "link_step_graph_ms": graph_ms,
         "bridge_share": bridge_share,
         "bridge_share_goal": 0.01,
+        "sweep_sizes": sweep,
+        "bridge_share_sweep_max": max((r["bridge_share"] for r in sweep), default=None),
+        "tfmodule_share_sweep_max": max((r["tfmodule_share"] for r in sweep), default=None),
         "dlpack_ms_min_max": [min(dl_times), max(dl_times)],
         "numpy_ms_min_max": [min(np_times), max(np_times)],
         "link_step_ms_min_max": [min(step_times), max(step_times)],
@@ -252,6 +309,12 @@ def main(argv=None):
     print(f"  {f'link step {rows}x{k} tf.function':<44}{graph_ms:>12.3f}")
     print(f"  bridge_share = DLPack / faster link step = {bridge_share:.2e} (goal <= 0.01); "
           f"DLPack is {res['speedup']:.0f}x faster than the numpy round trip")
+    print(f"  at the sizes a sweep moves (median of {reps_small}):")
+    print(f"  {'rows x k':<12}{'DLPack ms':>11}{'step ms':>10}{'bridge_share':>14}{'channel ms':>12}{'TFModule ms':>13}"
+          f"{'tfmodule_share':>16}")
+    for r in sweep:
+        print(f"  {'x'.join(map(str, r['shape'])):<12}{r['dlpack_ms']:>11.4f}{min(r['link_step_ms'], r['link_step_graph_ms']):>10.3f}"
+              f"{r['bridge_share']:>14.2e}{r['channel_ms']:>12.3f}{r['tfmodule_ms']:>13.3f}{r['tfmodule_share']:>16.2f}")
     sys.stdout.flush()
     print(json.dumps(res))
 

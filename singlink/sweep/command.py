@@ -64,7 +64,7 @@ def _check_out(out: Path) -> None:
     try:
         os.rmdir(tempfile.mkdtemp(prefix=".singlink-probe-", dir=probe))
     except OSError as e:
-        raise UsageError(f"--out {out} is not writable ({probe}: {e.strerror or e})") from None
+        raise UsageError(f"--out {out} is not writable (cannot create a folder in {probe}: {e.strerror or e})") from None
 
 
 def _dataset(cfg: SweepConfig):

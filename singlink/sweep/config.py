@@ -209,7 +209,8 @@ def _snr_list(value, key="snr", limit=None):
                 raise UsageError(f"{key} range {v!r} needs STEP > 0 and STOP >= START")
             span = (stop - start) / step
             if not math.isfinite(span) or (limit is not None and span + 1 > limit):
-                raise UsageError(f"{key} range {v!r} has {span + 1:.3g} points, more than the grid limit of {limit} "
+                points = f"{math.floor(span + 1e-9) + 1:,}" if span < 1e15 else f"{span:.3g}"
+                raise UsageError(f"{key} range {v!r} has {points} points, more than the grid limit of {limit or 0:,} "
                                  f"rows; use a coarser STEP (or raise the limit with --max-rows)")
             count = math.floor(span + 1e-9) + 1
             _snr_bounds(start, key, v), _snr_bounds(stop, key, v)
@@ -322,8 +323,8 @@ def _checked(raw: dict, max_rows: int | None = None) -> SweepConfig:
     cfg = SweepConfig(**c)
     _check_ofdm_budget(cfg)
     if max_rows is not None and cfg.grid_rows > max_rows:
-        raise UsageError(f"the grid has {cfg.grid_rows} rows (methods x rho x snr x channel x images x realizations), "
-                         f"more than the limit of {max_rows}; shrink it or raise the limit with --max-rows")
+        raise UsageError(f"the grid has {cfg.grid_rows:,} rows (methods x rho x snr x channel x images x realizations), "
+                         f"more than the limit of {max_rows:,}; shrink it or raise the limit with --max-rows")
     return cfg
 
 
