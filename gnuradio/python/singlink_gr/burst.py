@@ -346,11 +346,13 @@ class Synchronizer:
         rot = np.exp(-2j * np.pi * res.cfo * sps * m).astype(np.complex64)
         return raw, raw * rot
 
-    def _phase_track(self, y, lay, nblocks):
+    def _phase_track(self, y, lay, nblocks, metric=0.5):
         """Phase per symbol from the preamble and the first ``nblocks`` pilot blocks, and the
         residual frequency (cycles/symbol): a coarse residual from consecutive pilot blocks, then the
         ML estimate for a constant offset over all blocks, and what is left (phase noise) smoothed
-        over 5 blocks and interpolated."""
+        and interpolated. The smoothing spans enough pilot symbols for a 0.1 rad phase error at the
+        SNR the preamble metric indicates (rho ~ snr / (1 + snr)): 3 blocks from about 5 dB up, 21
+        at -5 dB, where slow phase noise matters less than noisy pilots."""
         cfg = self.cfg
         pb = lay.pilot_blocks[:nblocks]
         pvals = pilot_symbols(cfg, lay.pilot_blocks.size).reshape(lay.pilot_blocks.shape)[:nblocks]
@@ -379,7 +381,9 @@ class Synchronizer:
         slope = 2 * np.pi * df
         icpt = float(np.angle(np.sum(d * np.exp(-1j * slope * tt))))
         r = d * np.exp(-1j * (slope * tt + icpt))
-        sm = np.convolve(r, np.ones(5), mode="same")   # 5-block moving sum
+        snr = min(max(metric, 1e-3), 0.999) / (1 - min(max(metric, 1e-3), 0.999))
+        width = int(np.clip(2 * np.ceil(50.0 / (snr * cfg.pilot_len) / 2) + 1, 3, 21))
+        sm = np.convolve(r, np.ones(width), mode="same")   # moving sum over `width` blocks
         n = np.arange(len(y))
         fr = fr0 + slope / (2 * np.pi)
         return 2 * np.pi * fr * n + icpt + np.interp(n, tt, np.unwrap(np.angle(sm))), fr
@@ -391,7 +395,7 @@ class Synchronizer:
         nblocks = int(np.sum(lay.pilot_blocks[:, 0] < end))
         raw, y = self._symbols(x, res, end)
         res.extra["header_symbols"] = (raw, y)   # finish() goes on from here
-        phase, _ = self._phase_track(y, lay, nblocks)
+        phase, _ = self._phase_track(y, lay, nblocks, res.metric)
         y = y * np.exp(-1j * phase).astype(np.complex64)
         chips = y[lay.header].reshape(HEADER_BITS, cfg.header_sf)
         soft = np.real(chips @ self.code.astype(np.complex64))
@@ -412,7 +416,7 @@ class Synchronizer:
         raw0, y0 = res.extra.pop("header_symbols", (np.zeros(0, np.complex64),) * 2)
         raw1, y1 = self._symbols(x, res, lay.length, first=len(raw0))
         raw, y = np.concatenate([raw0, raw1]), np.concatenate([y0, y1])
-        phase, fr = self._phase_track(y, lay, len(lay.pilot_blocks))
+        phase, fr = self._phase_track(y, lay, len(lay.pilot_blocks), res.metric)
         y = y * np.exp(-1j * phase).astype(np.complex64)
         res.extra["cfo_preamble"] = res.cfo
         res.cfo = res.cfo + fr / cfg.sps      # + the residual the pilots saw
