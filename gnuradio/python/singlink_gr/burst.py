@@ -383,7 +383,8 @@ class Synchronizer:
         r = d * np.exp(-1j * (slope * tt + icpt))
         snr = min(max(metric, 1e-3), 0.999) / (1 - min(max(metric, 1e-3), 0.999))
         width = int(np.clip(2 * np.ceil(50.0 / (snr * cfg.pilot_len) / 2) + 1, 3, 21))
-        sm = np.convolve(r, np.ones(width), mode="same")   # moving sum over `width` blocks
+        cs, h, i = np.concatenate([[0], np.cumsum(r)]), width // 2, np.arange(len(r))
+        sm = cs[np.minimum(i + h + 1, len(r))] - cs[np.maximum(i - h, 0)]   # moving sum over `width` blocks
         n = np.arange(len(y))
         fr = fr0 + slope / (2 * np.pi)
         return 2 * np.pi * fr * n + icpt + np.interp(n, tt, np.unwrap(np.angle(sm))), fr

@@ -22,7 +22,7 @@ from .burst import BurstConfig, Layout, Synchronizer, detect_template, rrc_taps
 from .common import DEFAULT_CHECKPOINT, TAG_EOB, TAG_FRAME, TAG_IMAGE_ID, TAG_SNR, to_pmt
 from .jscc_rx import jscc_rx
 
-STATS = ("candidates", "no_preamble", "header_crc", "wrong_k", "truncated", "bursts")
+STATS = ("candidates", "no_preamble", "header_crc", "wrong_k", "truncated", "errors", "bursts")
 
 
 class burst_sync(gr.basic_block):
@@ -82,7 +82,12 @@ class burst_sync(gr.basic_block):
                 self._buf, self._base = np.zeros(0, np.complex64), start
             self._buf = np.concatenate([self._buf, np.asarray(inp, np.complex64)])
             t0 = time.perf_counter()
-            self._process()
+            while True:
+                try:
+                    self._process()
+                    break
+                except Exception as e:   # a bug must cost one burst, not the flowgraph
+                    self._fail(e)
             self.process_seconds += time.perf_counter() - t0
             self.consume(0, n)
         return self._write(output_items[0])
@@ -197,6 +202,16 @@ class burst_sync(gr.basic_block):
         if keep_from > self._base:
             self._buf = self._buf[keep_from - self._base:]
             self._base = keep_from
+
+    def _fail(self, error):
+        """Drop the first candidate group after an unexpected error in the synchroniser."""
+        if not self._cands:
+            return
+        self._cands.sort()
+        c0 = self._cands[0][0]
+        self._pending.pop(c0, None)
+        self._drop(c0, "errors", f"{type(error).__name__}: {error}")
+        self._remove(lambda c: c[0] <= c0 + 2 * self.cfg.sps)
 
     def _remove(self, pred):
         self._cands = [c for c in self._cands if not pred(c)]
