@@ -20,7 +20,17 @@ same SNR (Es/N0 per channel use, DESIGN.md). Variants (:data:`VARIANTS`):
 ``bpg-capacity``
     The ideal bound: ``floor(sum_j log2(1 + |h_j|^2 SNR))`` error-free bits per image, i.e.
     ``floor(k log2(1 + SNR))`` on AWGN; under fading the image's drawn gain(s) (same model and
-    seed as the channel) are taken as known to the transmitter.
+    seed as the channel) are taken as known to the transmitter. Over OFDM: the same sum over the
+    image's k data REs of the drawn channel, ``|H_j|^2 SNR``, whatever the ``csi`` option (a genie
+    bound: it ignores the receiver, so it is the same with perfect and estimated CSI).
+
+**OFDM channels** (``ofdm-<model>[:key=value...]``, :mod:`singlink.phy.ofdm`). The coded QAM symbols
+of an image (all its codewords, padded to k) go through :class:`singlink.phy.OFDMDigitalLink`: the
+same resource grid, slots, RE positions, estimator and equaliser as DeepJSCC's k symbols, demapped
+with the per-RE effective noise. ``transmit(..., channel_seed=s)`` draws the batch's channel the
+way a DeepJSCC transmission seeded with ``s`` does (:meth:`singlink.phy.OFDMLinkChannel.generate`),
+so the sweep gives both the *same channel realisation* per image (the noise differs). The MCS
+error-rate estimates of ``bpg-ldpc-best`` are taken over the same OFDM channel model and receiver.
 
 **Channel coding.** For a modulation of ``bps`` bits per symbol and rate r, the k channel uses
 carry ``n_total = k * bps`` coded bits, split into ``B`` equal codewords of ``n`` bits (a multiple
@@ -215,7 +225,10 @@ class SeparationBaseline:
         if key not in self._links:
             cfg = phy.DigitalLinkConfig(k=split.k_info, n=split.n, modulation=split.modulation,
                                         channel=channel, num_iter=self.num_iter)
-            self._links[key] = phy.DigitalLink(cfg, num_blocks=split.codewords)
+            if phy.is_ofdm(channel):  # padded to the image's k: DeepJSCC's slots and REs
+                self._links[key] = phy.OFDMDigitalLink(cfg, num_blocks=split.codewords, channel_uses=self.k)
+            else:
+                self._links[key] = phy.DigitalLink(cfg, num_blocks=split.codewords)
         return self._links[key]
 
     def image_error_rate(self, split: CodeSplit, snr_db: float, channel: str = "awgn", seed: int = 0):
@@ -272,12 +285,14 @@ class SeparationBaseline:
     # --- transmission ------------------------------------------------------------------------
 
     def transmit(self, images: torch.Tensor, snr_db: float, channel: str = "awgn", seed: int = 0,
-                 mcs_seed: int | None = None):
+                 mcs_seed: int | None = None, channel_seed: int | None = None):
         """Send ``images`` (N, 3, H, W) in [0, 1] at ``snr_db`` (one scalar) over ``channel``.
 
         ``seed`` seeds the transmission; ``mcs_seed`` (default ``seed``) the ``bpg-ldpc-best`` MCS
         error-rate estimates, so that callers sending many batches (one seed per batch and channel
-        realisation) estimate them once per SNR (they are cached per seed).
+        realisation) estimate them once per SNR (they are cached per seed). ``channel_seed`` (OFDM
+        only) draws the channel realisation of the batch as a DeepJSCC transmission seeded with it
+        would (module docstring); default: derived from ``seed``.
 
         Returns ``(images_hat, info)``: ``images_hat`` (N, 3, H, W) float32, and ``info`` one dict
         per image with ``qp`` (None when nothing was sent), ``payload_bits``, ``bits_sent``
@@ -288,8 +303,15 @@ class SeparationBaseline:
         """
         if images.ndim != 4 or images.shape[1] != 3:
             raise UsageError(f"images must be (N, 3, H, W), got shape {tuple(images.shape)}")
-        if channel not in phy.CHANNELS:
-            raise UsageError(f"unknown channel {channel!r}; choose one of {', '.join(phy.CHANNELS)}")
+        ofdm = phy.is_ofdm(channel)
+        if ofdm:
+            try:
+                phy.make_channel(channel).slots(self.k)
+            except ValueError as e:
+                raise UsageError(str(e)) from None
+        elif channel not in phy.CHANNELS:
+            raise UsageError(f"unknown channel {channel!r}; choose one of {', '.join(phy.CHANNELS)} "
+                             f"or ofdm-<model>[:key=value...]")
         if np.ndim(snr_db) != 0:
             raise UsageError("snr_db must be one number (dB) for the whole batch")
         snr_db = float(snr_db)
@@ -303,12 +325,17 @@ class SeparationBaseline:
         if self.variant == "bpg-ldpc-best":
             rates = self.mcs_error_rates(snr_db, channel, seed if mcs_seed is None else mcs_seed)
             splits = [self.choose_mcs(images[i], mean, rates) for i in range(n_img)]
+        h_freq = None
+        if ofdm:  # the batch's channel realisation, drawn first (as DeepJSCC's transmission draws it)
+            phy.set_seed(derive_seed(seed, "separation-channel", self.k, snr_db, channel)
+                         if channel_seed is None else channel_seed)
+            h_freq = phy.make_channel(channel).generate(n_img, self.k)
         phy.set_seed(derive_seed(seed, "separation", self.variant, self.k, snr_db, channel))
         images_hat = mean.unsqueeze(0).repeat(n_img, 1, 1, 1).contiguous()
         info = [self._row(split, snr_db, channel, rates.get(split)) for split in splits]
 
         if self.variant == "bpg-capacity":
-            budgets = self._capacity_bits(n_img, snr_db, channel)
+            budgets = self._capacity_bits(n_img, snr_db, channel, h_freq)
         else:
             budgets = [split.info_bits if split is not None and split.valid else None for split in splits]
             for row, budget in zip(info, budgets):
@@ -333,7 +360,7 @@ class SeparationBaseline:
             received = {}
             for split in sorted({splits[i] for i in payloads}, key=lambda s: (s.modulation, s.coderate)):
                 group = {i: p for i, p in payloads.items() if splits[i] == split}
-                received |= self._send(group, split, snr_db, channel, info)
+                received |= self._send(group, split, snr_db, channel, info, h_freq)
         for i in payloads:
             row = info[i]
             if capacity:  # error free: exactly the payload, within the image's capacity
@@ -362,14 +389,19 @@ class SeparationBaseline:
                 "symbols_used": 0, "budget_bits": 0, "qp": None, "payload_bits": 0, "bits_sent": 0,
                 "decoded_ok": False, "status": None, "mcs_error_rate": error_rate}
 
-    def _capacity_bits(self, n_img: int, snr_db: float, channel: str) -> list[int]:
-        """floor(sum_j log2(1 + |h_j|^2 SNR)) per image, h drawn by the channel model."""
-        _, h = phy.make_channel(channel)(tf.zeros([n_img, self.k], tf.complex64), snr_db)
+    def _capacity_bits(self, n_img: int, snr_db: float, channel: str, h_freq=None) -> list[int]:
+        """floor(sum_j log2(1 + |h_j|^2 SNR)) per image, h drawn by the channel model (OFDM: the
+        true H on the image's k REs of the channel ``h_freq``)."""
+        if phy.is_ofdm(channel):
+            h = phy.make_channel(channel).transmit(tf.zeros([n_img, self.k], tf.complex64), snr_db, h_freq)["h_data"]
+        else:
+            _, h = phy.make_channel(channel)(tf.zeros([n_img, self.k], tf.complex64), snr_db)
         gain = np.broadcast_to(np.abs(h.numpy()) ** 2, (n_img, self.k))
         bits = np.log2(1.0 + gain * 10.0 ** (snr_db / 10.0)).sum(axis=1)
         return [int(math.floor(b)) for b in bits]
 
-    def _send(self, payloads: dict, split: CodeSplit, snr_db: float, channel: str, info: list) -> dict:
+    def _send(self, payloads: dict, split: CodeSplit, snr_db: float, channel: str, info: list,
+              h_freq=None) -> dict:
         """Pad, encode, send and decode the payloads; {index: received bytes} of the images whose
         codewords all arrived without error."""
         received, order = {}, sorted(payloads)
@@ -382,7 +414,13 @@ class SeparationBaseline:
                 bits[row, :len(payload_bits)] = payload_bits
                 info[i]["symbols_used"] = split.symbols
             sent = bits.reshape(len(ids), split.codewords, split.k_info)
-            _, bits_hat = link(len(ids), tf.fill([len(ids)], tf.constant(snr_db, tf.float32)), bits=tf.constant(sent))
+            snr = tf.fill([len(ids)], tf.constant(snr_db, tf.float32))
+            if h_freq is None:
+                _, bits_hat = link(len(ids), snr, bits=tf.constant(sent))
+            else:  # these images' slots of the batch's channel draw
+                slots = link._channel.slots(self.k)
+                rows = [i * slots + s for i in ids for s in range(slots)]
+                _, bits_hat = link(len(ids), snr, bits=tf.constant(sent), h_freq=tf.gather(h_freq, rows))
             bits_hat = bits_hat.numpy().reshape(len(ids), -1)
             for row, i in enumerate(ids):
                 if np.array_equal(bits_hat[row], bits[row]):

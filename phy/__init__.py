@@ -10,7 +10,7 @@ from .channel import (AWGNChannel, CHANNELS, RayleighBlockFadingChannel, Rayleig
                       equalize, make_channel, snr_db_to_noise_var)
 from .digital import MODULATIONS, DigitalLink, DigitalLinkConfig, bits_per_symbol, ebno_db_to_snr_db
 from .montecarlo import ErrorRateEstimate, MonteCarloRunner, clopper_pearson
-from .ofdm import OFDMDigitalLink, OFDMLinkChannel, OFDMSpec, effective_snr_db, is_ofdm, parse_spec
+from .ofdm import OFDMDigitalLink, OFDMLinkChannel, OFDMSpec, effective_snr_db, is_ofdm, jscc_input, parse_spec
 from .power import normalize_power, num_channel_symbols
 
 __all__ = [
@@ -19,5 +19,5 @@ __all__ = [
     "RayleighFastFadingChannel", "equalize", "make_channel", "snr_db_to_noise_var", "MODULATIONS",
     "DigitalLink", "DigitalLinkConfig", "bits_per_symbol", "ebno_db_to_snr_db", "ErrorRateEstimate",
     "MonteCarloRunner", "clopper_pearson", "normalize_power", "num_channel_symbols",
-    "OFDMDigitalLink", "OFDMLinkChannel", "OFDMSpec", "effective_snr_db", "is_ofdm", "parse_spec",
+    "OFDMDigitalLink", "OFDMLinkChannel", "OFDMSpec", "effective_snr_db", "is_ofdm", "jscc_input", "parse_spec",
 ]

@@ -62,7 +62,8 @@ estimation error variance :math:`\sigma_e^2` to the noise; Sionna's ZF equaliser
 :func:`effective_snr_db`, :math:`10\log_{10}\big(\frac1k\sum_j P/\mathrm{no}_{\mathrm{eff},j}\big)`,
 the mean per-RE SNR (the rule :meth:`singlink.receiver.Receiver.decode` already applies under flat
 fading, SNR + 10 log10 mean |h|^2, of which this is the generalisation; equal to the nominal SNR for
-``ofdm-awgn`` with perfect CSI).
+``ofdm-awgn`` with perfect CSI). :func:`jscc_input` gives DeepJSCC's decoder its input symbols
+and that SNR.
 """
 from __future__ import annotations
 
@@ -82,7 +83,7 @@ from .channel import _check_rows, _row_noise_var
 from .digital import DigitalLink
 
 __all__ = ["OFDMSpec", "parse_spec", "is_ofdm", "OFDMLinkChannel", "OFDMDigitalLink", "UnitChannelModel",
-           "effective_snr_db", "OFDM_MODELS", "make_ofdm_channel"]
+           "effective_snr_db", "jscc_input", "OFDM_MODELS", "make_ofdm_channel"]
 
 PREFIX = "ofdm-"
 OFDM_MODELS = ("awgn",) + tuple(f"tdl-{m}" for m in "abcde") + tuple(f"cdl-{m}" for m in "abcde")
@@ -255,6 +256,33 @@ def effective_snr_db(no_eff, power: float = 1.0):
     raise TypeError(f"effective_snr_db takes a tf.Tensor or torch.Tensor, got {type(no_eff).__name__}")
 
 
+def jscc_input(y, no_eff, power: float = 1.0):
+    r"""What a DeepJSCC decoder trained on AWGN gets from equalised OFDM symbols: ``(y_in, snr_db)``.
+
+    ``snr_db`` = :func:`effective_snr_db` (N,), i.e. :math:`\bar\sigma^2 = P / 10^{\mathrm{snr}/10}`
+    is the harmonic mean of the per-RE effective noise. Symbols whose effective noise is at most
+    :math:`\bar\sigma^2` pass unchanged (unbiased, as on the AWGN channel the decoder was trained
+    on); noisier ones (faded REs, poor estimates) are shrunk MMSE-style towards 0 by
+    :math:`(P + \bar\sigma^2)/(P + \mathrm{no}_{\mathrm{eff},j})`, so one deep fade does not hand
+    the decoder a huge outlier. With a one-tap unit channel and perfect CSI this is the identity and
+    the nominal SNR: the AWGN decoder input exactly.
+
+    Measured on 64 CIFAR-10 test images with the shipped DeepJSCC (rho 1/6 and 1/192; TDL-A and
+    TDL-C 300 ns with LS; 0 and 10 dB), this rule was best or within 0.16 dB of the best of: plain
+    MMSE (biased) symbols, unbiased symbols with the mean-SNR, mean-noise or geometric-mean rule;
+    plain MMSE lost up to 3 dB at rho 1/6, unbiased symbols up to 0.9 dB at rho 1/192.
+    TF tensors in, TF out; torch in, torch out.
+    """
+    snr = effective_snr_db(no_eff, power)
+    if isinstance(no_eff, tf.Tensor):
+        ref = tf.cast(power, no_eff.dtype) * tf.pow(tf.cast(10.0, no_eff.dtype), -snr / 10.0)[:, None]
+        scale = tf.minimum(tf.cast(1.0, no_eff.dtype), (power + ref) / (power + no_eff))
+        return y * tf.cast(scale, y.dtype), snr
+    ref = power * 10.0 ** (-snr / 10.0)[:, None]
+    scale = ((power + ref) / (power + no_eff)).clamp(max=1.0)
+    return y * scale.to(y.dtype), snr
+
+
 class UnitChannelModel(ChannelModel):
     r"""One tap of gain 1 at delay 0 for every example and time step: :math:`H_{s,n} = 1`, so an
     OFDM link over it is the AWGN channel on every resource element (``ofdm-awgn``).
@@ -333,6 +361,8 @@ class OFDMLinkChannel(Block):
                                           pilot_ofdm_symbol_indices=list(s.pilots), precision=precision)
         rg = self.resource_grid
         self.data_per_slot = int(rg.num_data_symbols)
+        # data REs in Sionna's mapping order, as indices into a slot's (symbols x effective subcarriers)
+        self._data_ind = np.flatnonzero(np.asarray(rg.pilot_pattern.mask)[0, 0].reshape(-1) == 0).astype(np.int32)
         self._mapper = ResourceGridMapper(rg, precision=precision)
         self.channel_model = _channel_model(s, precision)
         self._channel = SionnaOFDMChannel(self.channel_model, rg, normalize_channel=False, return_channel=True,
@@ -374,7 +404,7 @@ class OFDMLinkChannel(Block):
             pos = (np.arange(k, dtype=np.int64) * (s * self.data_per_slot)) // k
             src = np.full(s * self.data_per_slot, k, np.int64)  # index k = the padding symbol
             src[pos] = np.arange(k)
-            self._layouts[k] = (s, tf.constant(pos, tf.int32), tf.constant(src, tf.int32))
+            self._layouts[k] = (s, pos.astype(np.int32), src.astype(np.int32))  # numpy: usable in any graph
         return self._layouts[k]
 
     def overhead(self, k: int | None = None) -> dict:
@@ -405,7 +435,8 @@ class OFDMLinkChannel(Block):
         return self._channel._generate_channel(int(num_images) * s)
 
     def transmit(self, z, snr_db, h_freq=None) -> dict:
-        """The whole chain; returns a dict with ``y`` and ``no_eff`` (N, k), the received grid
+        """The whole chain; returns a dict with ``y`` and ``no_eff`` (N, k), ``h_data`` (N, k) the true
+        channel on each symbol's RE, the received grid
         ``y_grid`` [N*S, 1, 1, symbols, fft], the true channel ``h`` and its estimate ``h_hat``
         [N*S, 1, 1, 1, 1, symbols, effective subcarriers], ``err_var`` (broadcastable to h_hat),
         and ``no`` (N*S,), the noise variance per RE relative to unit-power symbols."""
@@ -440,7 +471,10 @@ class OFDMLinkChannel(Block):
         x_hat, no_eff = self._equalizer(y_grid, h_hat, err_var, no)           # [N*S, 1, 1, D]
         y = tf.gather(tf.reshape(x_hat, [n, slots * d]), pos, axis=1) * sqrt_p
         no_eff = tf.gather(tf.reshape(no_eff, [n, slots * d]), pos, axis=1) * self.power
-        return {"y": y, "no_eff": no_eff, "y_grid": y_grid, "x_grid": grid, "h": self._remove_nulled(h_freq),
+        h = self._remove_nulled(h_freq)
+        h_data = tf.gather(tf.reshape(h, [n * slots, -1]), self._data_ind, axis=1)   # [N*S, D]
+        h_data = tf.gather(tf.reshape(h_data, [n, slots * d]), pos, axis=1)
+        return {"y": y, "no_eff": no_eff, "h_data": h_data, "y_grid": y_grid, "x_grid": grid, "h": h,
                 "h_hat": h_hat, "err_var": err_var, "no": no, "slots": slots, "positions": pos}
 
     def call(self, z, snr_db, h_freq=None):

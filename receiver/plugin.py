@@ -151,11 +151,14 @@ class Receiver:
             raise UsageError(f"unknown equalizer {equalizer!r}; choose mmse or zf")
         self.equalizer = equalizer
 
-    def decode(self, y, snr_db, h=None):
+    def decode(self, y, snr_db, h=None, no_eff=None):
         """Received symbols (N, k) -> DeepJSCC reconstruction x_JSCC (N, C, H, W) in [0, 1].
 
         Under fading the symbols are equalised with perfect CSI and the decoder is told the
-        per-image effective SNR, SNR + 10 log10(mean |h|^2) (exact for block fading)."""
+        per-image effective SNR, SNR + 10 log10(mean |h|^2) (exact for block fading).
+        After an OFDM channel (``phy.make_channel("ofdm-...")`` returns ``(y, no_eff)``, ``y``
+        already equalised) pass ``no_eff``: the decoder gets :func:`singlink.phy.jscc_input`'s
+        symbols and SNR (10 log10 of the mean per-symbol SNR P/no_eff); ``snr_db`` is then unused."""
         if not torch.is_tensor(y) or not torch.is_complex(y) or y.ndim != 2:
             raise UsageError(f"received symbols must be a complex (N, k) tensor, got {getattr(y, 'shape', type(y).__name__)}")
         n, k = y.shape
@@ -163,7 +166,21 @@ class Receiver:
             raise UsageError("received symbols hold no images (N = 0); give at least one row")
         if k != self.jscc.config.k:
             raise UsageError(f"received symbols have k = {k} per image but the DeepJSCC sends k = {self.jscc.config.k}")
+        if no_eff is not None:
+            if h is not None:
+                raise UsageError("give h (flat fading, y not equalised) or no_eff (OFDM, y equalised), not both")
+            if not torch.is_tensor(no_eff) or no_eff.is_complex() or tuple(no_eff.shape) != (n, k):
+                raise UsageError(f"no_eff must be the real ({n}, {k}) effective noise variances an OFDM channel "
+                                 f"returns, got {tuple(no_eff.shape) if torch.is_tensor(no_eff) else type(no_eff).__name__}")
+            from .. import phy
+
+            y, snr = phy.jscc_input(y, no_eff.to(y.real.dtype), self.jscc.config.power)
+            with torch.no_grad():
+                return self.jscc.decode(y, snr)
         snr = _snr_tensor(snr_db, n, y.device)
+        if torch.is_tensor(h) and not h.is_complex():
+            raise UsageError("h is real: an OFDM channel returns (y, no_eff) with y already equalised; "
+                             "pass it as decode(y, snr_db, no_eff=no_eff)")
         if h is not None:
             if not torch.is_tensor(h) or h.ndim != 2 or h.shape[0] != n or h.shape[1] not in (1, k):
                 raise UsageError(f"h must be the channel gains as an (N, 1) or (N, k) tensor, here ({n}, 1) or "
@@ -193,5 +210,12 @@ class Receiver:
         snr = _snr_tensor(snr_db, x_jscc.shape[0], x_jscc.device)
         return self.method(x_jscc, snr, seed=seed, progress=progress)
 
-    def __call__(self, y, snr_db, h=None, seed=0, progress=False):
-        return self.restore(self.decode(y, snr_db, h), snr_db, seed=seed, progress=progress)
+    def __call__(self, y, snr_db, h=None, seed=0, progress=False, no_eff=None):
+        """decode, then restore; after an OFDM channel (``no_eff`` given) restoration is told each
+        image's effective SNR (:func:`singlink.phy.effective_snr_db`), as the decoder is."""
+        x_jscc = self.decode(y, snr_db, h, no_eff=no_eff)
+        if no_eff is not None:
+            from .. import phy
+
+            snr_db = phy.effective_snr_db(no_eff.to(torch.float32), self.jscc.config.power)
+        return self.restore(x_jscc, snr_db, seed=seed, progress=progress)

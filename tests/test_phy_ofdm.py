@@ -138,6 +138,11 @@ def test_uncoded_qpsk_over_tdl_with_perfect_csi_matches_rayleigh_closed_form(spe
         theory = rayleigh_qpsk_ber(snr_db)
         # REs of one slot are correlated: the tolerance allows for ~400 x 2 independent looks
         assert abs(ber / theory - 1) < 0.1, (spec, snr_db, ber, theory)
+    phy.set_seed(1)
+    out = phy.make_channel(spec).transmit(qpsk_rows(400, 864), 10.0)
+    h = out["h_data"].numpy()
+    assert abs(np.mean(np.abs(h) ** 2) - 1) < 0.05                 # unit average power
+    np.testing.assert_allclose(out["no_eff"].numpy(), 0.1 / np.abs(h) ** 2, rtol=1e-4)  # sigma^2/|H|^2
 
 
 def test_estimated_csi_is_never_better_than_perfect_csi():
@@ -185,3 +190,86 @@ def test_coded_link_over_ofdm_decodes_at_high_snr_and_pads_to_the_budget():
     assert np.mean(bits.numpy() != bits_hat.numpy()) < 1e-3
     with pytest.raises(ValueError, match="more than channel_uses"):
         phy.OFDMDigitalLink(phy.DigitalLinkConfig(k=256, n=512, channel="ofdm-awgn"), channel_uses=100)
+
+
+# --- receiver, baselines, sweep ------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def cifar16():
+    from singlink.data import dataset_by_name, load_batch
+
+    return load_batch(dataset_by_name("cifar10", "test"), range(16))[0]
+
+
+def test_receiver_decodes_equalised_symbols_and_refuses_them_as_h(one_thread):
+    from singlink.errors import UsageError
+    from singlink.jscc.model import DeepJSCC, DeepJSCCConfig
+    from singlink.receiver import Receiver
+
+    torch.manual_seed(0)
+    rx = Receiver(DeepJSCC(DeepJSCCConfig(k=64, channels=8)).eval(), "deepjscc")
+    x = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        z = rx.jscc.encode(x, 3.0)
+    phy.set_seed(0)
+    y, no_eff = phy.TFModule(phy.make_channel("ofdm-awgn"))(z, 3.0)
+    # one-tap unit channel, perfect CSI: the decoder input is the AWGN one, at the nominal SNR
+    torch.testing.assert_close(rx.decode(y, 3.0, no_eff=no_eff), rx.decode(y, 3.0), atol=1e-5, rtol=0)
+    y, no_eff = phy.TFModule(phy.make_channel("ofdm-tdl-a:csi=ls"))(z, 3.0)
+    assert rx.decode(y, 3.0, no_eff=no_eff).shape == x.shape
+    with pytest.raises(UsageError, match="OFDM channel"):
+        rx.decode(y, 3.0, h=no_eff)
+
+
+def test_estimated_csi_never_beats_perfect_csi_in_psnr(cifar16, one_thread):
+    from singlink.jscc.model import DeepJSCC
+    from singlink.metrics import psnr
+    from singlink.receiver import Receiver
+
+    rx = Receiver(DeepJSCC.from_pretrained("deepjscc-cifar10-rho1_6"), "deepjscc")
+    for snr_db in (0.0, 10.0):
+        with torch.no_grad():
+            z = rx.jscc.encode(cifar16, snr_db)
+        scores = {}
+        for csi in ("perfect", "ls"):
+            phy.set_seed(7)  # same channel and noise draw
+            y, no_eff = phy.TFModule(phy.make_channel(f"ofdm-tdl-c:delay_spread=300e-9:csi={csi}"))(z, snr_db)
+            scores[csi] = psnr(rx.decode(y, snr_db, no_eff=no_eff), cifar16)
+        diff = scores["ls"] - scores["perfect"]  # paired, per image
+        assert float(diff.mean()) <= 2 * float(diff.std()) / 4, (snr_db, scores)
+
+
+def test_baselines_share_deepjscc_channel_draw_and_capacity_ignores_the_estimator(cifar16):
+    from singlink.baselines import SeparationBaseline
+    from singlink.errors import UsageError
+
+    mean = cifar16.mean(0)
+    images = cifar16[:3]
+    cap = SeparationBaseline("bpg-capacity", mean, 512)
+    budgets = {csi: [r["budget_bits"] for r in cap.transmit(images, 10.0, f"ofdm-tdl-a:csi={csi}", seed=1,
+                                                            channel_seed=42)[1]] for csi in ("perfect", "ls")}
+    # the genie bound on DeepJSCC's draw: sum_j log2(1 + |H_j|^2 SNR) over the image's REs
+    phy.set_seed(42)
+    h = phy.make_channel("ofdm-tdl-a").transmit(tf.zeros([3, 512], tf.complex64), 10.0)["h_data"].numpy()
+    expect = np.floor(np.log2(1 + 10 * np.abs(h) ** 2).sum(1)).astype(int).tolist()
+    assert budgets["perfect"] == budgets["ls"] == expect
+    ldpc = SeparationBaseline("bpg-ldpc", mean, 512, modulation="16qam", coderate=2 / 3)
+    _, info = ldpc.transmit(images, 30.0, "ofdm-tdl-a:csi=ls", seed=0, channel_seed=3)
+    assert [r["status"] for r in info] == ["ok"] * 3 and all(r["symbols_used"] <= 512 for r in info)
+    with pytest.raises(UsageError, match="do not fit one slot"):
+        SeparationBaseline("bpg-capacity", mean, 1024).transmit(images, 10.0, "ofdm-tdl-a:span=0")
+
+
+def test_sweep_config_takes_ofdm_specs_in_canonical_form():
+    from singlink.errors import UsageError
+    from singlink.sweep.config import build_config
+
+    cfg = build_config("ofdm")
+    assert any("csi=ls" in c for c in cfg.channel) and any("csi" not in c for c in cfg.channel)
+    cfg = build_config(None, None, {"channel": "awgn,ofdm-tdl-c:csi=ls:delay_spread=300ns", "methods": "deepjscc"})
+    assert cfg.channel == ("awgn", "ofdm-tdl-c:delay_spread=3e-07:csi=ls")
+    with pytest.raises(UsageError, match="unknown OFDM channel model"):
+        build_config(None, None, {"channel": "ofdm-tdl-z", "methods": "deepjscc"})
+    with pytest.raises(UsageError, match="rho 1/6: k = 512 .* span=0"):
+        build_config(None, None, {"channel": "ofdm-tdl-a:symbols=4:pilots=1:span=0", "methods": "deepjscc",
+                                  "rho": "1/6"})

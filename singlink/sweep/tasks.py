@@ -17,6 +17,14 @@ Under fading the receiver equalises with perfect CSI and DeepJSCC decodes at eac
 effective SNR (:meth:`singlink.receiver.Receiver.decode`); SING's step size and SING-INN's
 conditioning use the nominal SNR of the cell, the only SNR the INN was trained with (AWGN).
 
+Over OFDM channels (``ofdm-...``, :mod:`singlink.phy.ofdm`) the channel returns equalised symbols
+and their per-RE effective noise (with estimated CSI when ``csi=ls``); DeepJSCC decodes them with
+:func:`singlink.phy.jscc_input`, and SING is told the same per-image effective SNR,
+:func:`singlink.phy.effective_snr_db` (10 log10 of the mean per-RE SNR P/no_eff). The separation
+baselines get the *same channel realisation* as DeepJSCC for each image: their transmission draws
+the batch's channel from the ``"sweep-channel"`` seed above (``transmit(channel_seed=...)``), their
+noise from ``"sweep-digital"``.
+
 Rows are bit-identical on CPU for a given ``threads`` setting (oneDNN's convolutions sum in an
 order that depends on the thread count); wall_s is the only field that varies.
 """
@@ -171,7 +179,8 @@ def execute(task: Task, cfg: SweepConfig, mean_image: np.ndarray | None = None) 
     if task.method in BASELINE_METHODS:
         base = ctx.baseline(task.method, task.rho)
         x_hat, info = base.transmit(x, task.snr_db, task.channel, seed=derive_seed(cfg.seed, "sweep-digital", *cell),
-                                    mcs_seed=cfg.seed)
+                                    mcs_seed=cfg.seed, channel_seed=derive_seed(cfg.seed, "sweep-channel", *cell)
+                                    if phy.is_ofdm(task.channel) else None)
         bits = [r["bits_sent"] for r in info]
         status = [r["status"] for r in info]
     else:
@@ -181,10 +190,15 @@ def execute(task: Task, cfg: SweepConfig, mean_image: np.ndarray | None = None) 
         with torch.no_grad():
             y, h = phy.TFModule(phy.make_channel(task.channel, power=jscc.config.power))(jscc.encode(x, task.snr_db),
                                                                                         task.snr_db)
-        x_jscc = rx.decode(y, task.snr_db, h=None if task.channel == "awgn" else h)
+        snr_rx = task.snr_db
+        if phy.is_ofdm(task.channel):  # y is equalised and h is no_eff, the per-RE effective noise
+            x_jscc = rx.decode(y, task.snr_db, no_eff=h)
+            snr_rx = phy.effective_snr_db(h, jscc.config.power)
+        else:
+            x_jscc = rx.decode(y, task.snr_db, h=None if task.channel == "awgn" else h)
         seeds = [derive_seed(cfg.seed, task.method, task.rho, task.snr_db, task.channel, task.realization, i)
                  for i in task.image_ids]
-        x_hat = rx.restore(x_jscc, task.snr_db, seed=seeds).detach()
+        x_hat = rx.restore(x_jscc, snr_rx, seed=seeds).detach()
         bits, status = [None] * len(task.image_ids), ["ok"] * len(task.image_ids)
     scores = score(x_hat, x)
     wall = (time.perf_counter() - t0) / len(task.image_ids)
