@@ -496,6 +496,24 @@ def test_burst_truncated_wrong_k_and_garbage_are_dropped_and_the_flowgraph_goes_
     assert "dropped burst" in logged and "k = 64" in logged and "the stream ended inside the burst" in logged
 
 
+def test_burst_sync_error_costs_one_burst_not_the_flowgraph(monkeypatch, capfd):
+    """An exception inside the synchroniser (here: injected for the burst with seq 2) drops that
+    burst, counted as 'errors', and the stream goes on."""
+    real_finish = B.Synchronizer.finish
+
+    def finish(self, x, res):
+        if res.header.seq == 2:
+            raise FloatingPointError("injected")
+        return real_finish(self, x, res)
+
+    monkeypatch.setattr(B.Synchronizer, "finish", finish)
+    sym, _, _ = random_bursts(5, BURST_K, seed=9)
+    sync, frames, _ = run_burst_chain(sym, BURST_K, snr_db=10.0, seed=9)
+    assert [t["frame"] for _, t in frames] == [0, 1, 3, 4]
+    assert sync.stats["errors"] == 1 and sync.stats["bursts"] == 4
+    assert "FloatingPointError: injected" in "".join(capfd.readouterr())
+
+
 def test_burst_multipath_snr_estimate_agrees_with_the_payload():
     """Two paths a quarter symbol apart: the burst is still found and equalised (its gain is
     estimated, not assumed) and the estimated SNR is the one the payload actually has."""
