@@ -343,7 +343,7 @@ class Synchronizer:
         if t[-1] + 3 > len(x):
             raise IndexError("burst runs past the buffer")
         raw = cubic_interp(x, t)
-        rot = np.exp(-2j * np.pi * res.cfo * sps * m).astype(np.complex64)
+        rot = np.exp(np.float32(-2 * np.pi * res.cfo * sps) * m.astype(np.float32) * 1j)   # complex64
         return raw, raw * rot
 
     def _phase_track(self, y, lay, nblocks, metric=0.5):
@@ -385,9 +385,10 @@ class Synchronizer:
         width = int(np.clip(2 * np.ceil(50.0 / (snr * cfg.pilot_len) / 2) + 1, 3, 21))
         cs, h, i = np.concatenate([[0], np.cumsum(r)]), width // 2, np.arange(len(r))
         sm = cs[np.minimum(i + h + 1, len(r))] - cs[np.maximum(i - h, 0)]   # moving sum over `width` blocks
-        n = np.arange(len(y))
+        n = np.arange(len(y), dtype=np.float32)
         fr = fr0 + slope / (2 * np.pi)
-        return 2 * np.pi * fr * n + icpt + np.interp(n, tt, np.unwrap(np.angle(sm))), fr
+        wobble = np.interp(n, tt, np.unwrap(np.angle(sm))).astype(np.float32)
+        return np.float32(2 * np.pi * fr) * n + np.float32(icpt) + wobble, fr
 
     def header(self, x: np.ndarray, res: SyncResult) -> SyncResult:
         cfg = self.cfg
@@ -397,7 +398,7 @@ class Synchronizer:
         raw, y = self._symbols(x, res, end)
         res.extra["header_symbols"] = (raw, y)   # finish() goes on from here
         phase, _ = self._phase_track(y, lay, nblocks, res.metric)
-        y = y * np.exp(-1j * phase).astype(np.complex64)
+        y = y * np.exp(-1j * phase)
         chips = y[lay.header].reshape(HEADER_BITS, cfg.header_sf)
         soft = np.real(chips @ self.code.astype(np.complex64))
         bits = (soft < 0).astype(np.uint8)
@@ -418,7 +419,7 @@ class Synchronizer:
         raw1, y1 = self._symbols(x, res, lay.length, first=len(raw0))
         raw, y = np.concatenate([raw0, raw1]), np.concatenate([y0, y1])
         phase, fr = self._phase_track(y, lay, len(lay.pilot_blocks), res.metric)
-        y = y * np.exp(-1j * phase).astype(np.complex64)
+        y = y * np.exp(-1j * phase)
         res.extra["cfo_preamble"] = res.cfo
         res.cfo = res.cfo + fr / cfg.sps      # + the residual the pilots saw
         known_idx = np.concatenate([lay.preamble, lay.pilots, lay.header])
