@@ -22,7 +22,8 @@ sizes a sweep actually moves (``--sweep-sizes``, default ``16x16,16x64,16x512``:
 ``tfmodule_share``, the whole cost of crossing the bridge the way a sweep does (``phy.TFModule``
 around the channel, torch in and out, with its gradient tape) over the channel alone called in
 TensorFlow: ``(tfmodule_ms - channel_ms) / channel_ms``. ``bridge_share_sweep_max`` and
-``tfmodule_share_sweep_max`` are the largest over those sizes.
+``tfmodule_share_sweep_max`` are the largest over those sizes. At these sizes the five
+measurements alternate within each repetition (median of at least 100).
 
 Every timing is the median of ``--reps`` single runs after a warm-up; on GPU each run ends with a
 device synchronisation. The human-readable table comes first; the last line of stdout is one
@@ -97,6 +98,23 @@ def median_ms(fn, reps: int, sync, warmup: int = 2):
         sync()
         times.append((time.perf_counter() - t0) * 1e3)
     return statistics.median(times), times
+
+
+def interleaved_median_ms(fns: dict, reps: int, sync, warmup: int = 2) -> dict:
+    """Median ms of each of ``fns`` ({name: fn}), run in turn within every repetition so that a
+    change in the machine's load affects them alike."""
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+            sync()
+    times = {name: [] for name in fns}
+    for _ in range(reps):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            sync()
+            times[name].append((time.perf_counter() - t0) * 1e3)
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def device_info(device: str) -> dict:
@@ -239,7 +257,7 @@ def main(argv=None):
     # --- the sizes a sweep moves ---------------------------------------------------------------
     sweep = []
     module = phy.TFModule(channel)
-    reps_small = max(args.reps, 50)  # microsecond timings: more repetitions for a steady median
+    reps_small = max(args.reps, 100)  # small timings: more repetitions for a steady median
     for rows_s, k_s in sweep_sizes:
         with tf.device(tf_dev):
             ts = tf.complex(rng.normal([rows_s, k_s]), rng.normal([rows_s, k_s]))
@@ -265,11 +283,9 @@ def main(argv=None):
             with torch.no_grad():
                 return module(xs, snr_db)
 
-        d_ms, _ = median_ms(rt, reps_small, sync)
-        e_ms, _ = median_ms(eager_s, reps_small, sync)
-        g_ms, _ = median_ms(graph_s, reps_small, sync)
-        c_ms, _ = median_ms(channel_tf, reps_small, sync)
-        m_ms, _ = median_ms(channel_torch, reps_small, sync)
+        m = interleaved_median_ms({"dlpack": rt, "eager": eager_s, "graph": graph_s, "channel": channel_tf,
+                                   "tfmodule": channel_torch}, reps_small, sync)
+        d_ms, e_ms, g_ms, c_ms, m_ms = (m[k] for k in ("dlpack", "eager", "graph", "channel", "tfmodule"))
         sweep.append({"shape": [rows_s, k_s], "dlpack_ms": d_ms, "link_step_ms": e_ms, "link_step_graph_ms": g_ms,
                       "bridge_share": d_ms / min(e_ms, g_ms), "channel_ms": c_ms, "tfmodule_ms": m_ms,
                       "tfmodule_share": (m_ms - c_ms) / c_ms})

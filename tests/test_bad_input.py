@@ -372,7 +372,7 @@ def test_retrained_weights_are_refused(env, tmp_path, capsys):
     before = _digests(out)
     assert main(["sweep", "--config", str(config), "--out", str(out)]) == 2
     err = _one_line(capsys.readouterr().err, "--new-run")
-    assert f"weights of prior {prior}" in err
+    assert "weights of" in err and str(prior) in err
     assert _digests(out) == before
 
 
