@@ -439,7 +439,7 @@ class OFDMLinkChannel(Block):
         channel on each symbol's RE, the received grid
         ``y_grid`` [N*S, 1, 1, symbols, fft], the true channel ``h`` and its estimate ``h_hat``
         [N*S, 1, 1, 1, 1, symbols, effective subcarriers], ``err_var`` (broadcastable to h_hat),
-        and ``no`` (N*S,), the noise variance per RE relative to unit-power symbols."""
+        and ``no`` ((N*S,) or a scalar), the noise variance per RE relative to unit-power symbols."""
         _check_rows(z)
         z = tf.cast(z, self.cdtype)
         k = z.shape[1]
@@ -450,14 +450,16 @@ class OFDMLinkChannel(Block):
         d = self.data_per_slot
         sqrt_p = tf.cast(math.sqrt(self.power), self.cdtype)
         # Rows at unit power: pilots, LMMSE and the estimator all assume unit-energy symbols.
-        z1 = z / sqrt_p
-        pad = tf.fill([n, 1], tf.cast(complex(math.sqrt(0.5), math.sqrt(0.5)), self.cdtype))
-        x = tf.gather(tf.concat([z1, pad], axis=1), src, axis=1)              # [N, S*D]
-        x = tf.reshape(x, [n * slots, 1, 1, d])
+        z1 = z if self.power == 1.0 else z / sqrt_p
+        full = int(k) == slots * d  # the image fills its slots: identity layout, no gathers
+        if not full:
+            pad = tf.fill([n, 1], tf.cast(complex(math.sqrt(0.5), math.sqrt(0.5)), self.cdtype))
+            z1 = tf.gather(tf.concat([z1, pad], axis=1), src, axis=1)         # [N, S*D]
+        x = tf.reshape(z1, [n * slots, 1, 1, d])
         grid = self._mapper(x)                                                 # [N*S, 1, 1, T, F]
         no = _row_noise_var(snr_db, z, 1.0, self.rdtype)                       # sigma^2/P: (N, 1) or scalar
-        no = tf.reshape(tf.broadcast_to(no, [n, 1]), [n, 1])
-        no = tf.reshape(tf.repeat(no, slots, axis=1), [-1])                    # [N*S]
+        if no.shape.rank != 0:
+            no = tf.reshape(tf.repeat(no, slots, axis=1), [-1])                # [N*S]
         if h_freq is None:
             h_freq = self.generate(n, int(k))
         else:
@@ -469,11 +471,15 @@ class OFDMLinkChannel(Block):
         else:
             h_hat, err_var = self._estimator(y_grid, no)
         x_hat, no_eff = self._equalizer(y_grid, h_hat, err_var, no)           # [N*S, 1, 1, D]
-        y = tf.gather(tf.reshape(x_hat, [n, slots * d]), pos, axis=1) * sqrt_p
-        no_eff = tf.gather(tf.reshape(no_eff, [n, slots * d]), pos, axis=1) * self.power
+        def picked(t):  # [N*S, ..., D] -> the image's k symbols (N, k)
+            t = tf.reshape(t, [n, slots * d])
+            return t if full else tf.gather(t, pos, axis=1)
+
+        y, no_eff = picked(x_hat), picked(no_eff)
+        if self.power != 1.0:
+            y, no_eff = y * sqrt_p, no_eff * self.power
         h = self._remove_nulled(h_freq)
-        h_data = tf.gather(tf.reshape(h, [n * slots, -1]), self._data_ind, axis=1)   # [N*S, D]
-        h_data = tf.gather(tf.reshape(h_data, [n, slots * d]), pos, axis=1)
+        h_data = picked(tf.gather(tf.reshape(h, [n * slots, -1]), self._data_ind, axis=1))
         return {"y": y, "no_eff": no_eff, "h_data": h_data, "y_grid": y_grid, "x_grid": grid, "h": h,
                 "h_hat": h_hat, "err_var": err_var, "no": no, "slots": slots, "positions": pos}
 
