@@ -476,8 +476,8 @@ def test_burst_corrupted_headers_are_counted_and_dropped():
 def test_burst_truncated_wrong_k_and_garbage_are_dropped_and_the_flowgraph_goes_on(capfd):
     cfg = B.BurstConfig()
     lay = B.Layout.of(cfg, BURST_K)
-    # burst 1 is cut inside its header (the next preamble lands there: its CRC fails), burst 3
-    # ten symbols before its end (a valid preamble starts inside it: truncated)
+    # burst 1 is cut inside its header, burst 3 ten symbols before its end: a valid preamble
+    # starts inside each (truncated)
     good, payloads, _ = random_bursts(6, BURST_K, seed=5, truncate={1: 1200, 3: lay.length - 10})
     other_k, _, _ = random_bursts(1, 64, seed=6)      # a valid burst for another decoder (k = 64)
     rng = np.random.default_rng(0)
@@ -487,26 +487,35 @@ def test_burst_truncated_wrong_k_and_garbage_are_dropped_and_the_flowgraph_goes_
     sym = np.concatenate([good, other_k, garbage, tail, good[:5000]])
     sync, frames, msgs = run_burst_chain(sym, BURST_K, snr_db=12.0, seed=6)
     assert [t["frame"] for _, t in frames] == [0, 2, 4, 5, 0, 1, 0]
-    assert sync.stats["header_crc"] == 1 and sync.stats["truncated"] == 3 and sync.stats["wrong_k"] == 1, sync.stats
+    assert sync.stats["truncated"] == 4 and sync.stats["wrong_k"] == 1 and sync.stats["header_crc"] == 0, sync.stats
     # (the two drops at the end of the stream happen in stop(): counted and logged, but their
     # messages are published while the flowgraph shuts down and may not be delivered)
     assert [m["status"] for m in msgs if m["status"] != "no_preamble"][:10] == [
-        "ok", "header_crc", "ok", "truncated", "ok", "ok", "wrong_k", "ok", "ok", "ok"]
+        "ok", "truncated", "ok", "truncated", "ok", "ok", "wrong_k", "ok", "ok", "ok"]
     logged = "".join(capfd.readouterr())
     assert "dropped burst" in logged and "k = 64" in logged and "the stream ended inside the burst" in logged
+
+
+def test_burst_sync_with_any_k_reads_the_length_from_each_header():
+    a, pa, _ = random_bursts(2, 16, seed=10)
+    b, pb, _ = random_bursts(2, 64, seed=11)
+    sync, frames, _ = run_burst_chain(np.concatenate([a, b]), 0, snr_db=8.0, seed=10)   # k = 0: any
+    assert [len(z) for z, _ in frames] == [16, 16, 64, 64]
+    assert payload_snr_db(frames[:2], pa) == pytest.approx(8.0, abs=1.0)
+    assert payload_snr_db(frames[2:], pb) == pytest.approx(8.0, abs=1.0)
 
 
 def test_burst_sync_error_costs_one_burst_not_the_flowgraph(monkeypatch, capfd):
     """An exception inside the synchroniser (here: injected for the burst with seq 2) drops that
     burst, counted as 'errors', and the stream goes on."""
-    real_finish = B.Synchronizer.finish
+    real_equalise = B.Synchronizer._equalise
 
-    def finish(self, x, res):
+    def equalise(self, res, *args):
         if res.header.seq == 2:
             raise FloatingPointError("injected")
-        return real_finish(self, x, res)
+        return real_equalise(self, res, *args)
 
-    monkeypatch.setattr(B.Synchronizer, "finish", finish)
+    monkeypatch.setattr(B.Synchronizer, "_equalise", equalise)
     sym, _, _ = random_bursts(5, BURST_K, seed=9)
     sync, frames, _ = run_burst_chain(sym, BURST_K, snr_db=10.0, seed=9)
     assert [t["frame"] for _, t in frames] == [0, 1, 3, 4]

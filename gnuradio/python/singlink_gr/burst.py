@@ -275,7 +275,8 @@ class Synchronizer:
     """Data-aided burst receiver for matched-filter output ``x`` (complex64, ``cfg.sps`` samples
     per symbol). :meth:`detect` finds timing and carrier offset near a guess;
     :meth:`header` decodes the header; :meth:`finish` tracks phase over the whole burst,
-    estimates gain and SNR and returns the equalised payload."""
+    estimates gain and SNR and returns the equalised payload; :meth:`decode` does both at once
+    when the receiver knows k."""
 
     SEGMENT = 15   # preamble chips per non-coherent segment in the timing search (255 = 17 x 15)
 
@@ -390,36 +391,57 @@ class Synchronizer:
         wobble = np.interp(n, tt, np.unwrap(np.angle(sm))).astype(np.float32)
         return np.float32(2 * np.pi * fr) * n + np.float32(icpt) + wobble, fr
 
-    def header(self, x: np.ndarray, res: SyncResult) -> SyncResult:
+    def _read_header(self, y, lay, res) -> bool:
+        """De-spread the header chips of phase-corrected symbols y; False when the CRC fails."""
         cfg = self.cfg
-        lay = Layout.of(cfg, 0)
-        end = lay.header_end()
-        nblocks = int(np.sum(lay.pilot_blocks[:, 0] < end))
-        raw, y = self._symbols(x, res, end)
-        res.extra["header_symbols"] = (raw, y)   # finish() goes on from here
-        phase, _ = self._phase_track(y, lay, nblocks, res.metric)
-        y = y * np.exp(-1j * phase)
         chips = y[lay.header].reshape(HEADER_BITS, cfg.header_sf)
         soft = np.real(chips @ self.code.astype(np.complex64))
         bits = (soft < 0).astype(np.uint8)
         h, ok = bits_to_header(bits)
         res.extra["header_soft"] = soft
         res.extra["header_bits"] = bits
+        res.header = h if ok else None
         if not ok:
-            res.ok, res.reason, res.header = False, "header crc", None
-            return res
-        res.header = h
+            res.ok, res.reason = False, "header crc"
+        return ok
+
+    def header(self, x: np.ndarray, res: SyncResult) -> SyncResult:
+        """Decode the header alone (when k is not known in advance)."""
+        lay = Layout.of(self.cfg, 0)
+        end = lay.header_end()
+        nblocks = int(np.sum(lay.pilot_blocks[:, 0] < end))
+        raw, y = self._symbols(x, res, end)
+        res.extra["header_symbols"] = (raw, y)   # finish() goes on from here
+        phase, _ = self._phase_track(y, lay, nblocks, res.metric)
+        self._read_header(y * np.exp(-1j * phase), lay, res)
         return res
 
     def finish(self, x: np.ndarray, res: SyncResult) -> SyncResult:
-        cfg = self.cfg
-        k = res.header.k
-        lay = Layout.of(cfg, k)
+        """After :meth:`header`: the rest of the burst, phase over all pilots, gain, SNR, payload."""
+        lay = Layout.of(self.cfg, res.header.k)
         raw0, y0 = res.extra.pop("header_symbols", (np.zeros(0, np.complex64),) * 2)
         raw1, y1 = self._symbols(x, res, lay.length, first=len(raw0))
         raw, y = np.concatenate([raw0, raw1]), np.concatenate([y0, y1])
         phase, fr = self._phase_track(y, lay, len(lay.pilot_blocks), res.metric)
+        return self._equalise(res, lay, raw, y * np.exp(-1j * phase), fr)
+
+    def decode(self, x: np.ndarray, res: SyncResult, k: int) -> SyncResult:
+        """Header and payload in one pass, for a receiver that knows its k (the burst is buffered
+        for that k): one interpolation and one phase track over the whole burst. A header
+        announcing another k leaves ``ok`` False with reason "wrong k" (``header`` set)."""
+        lay = Layout.of(self.cfg, k)
+        raw, y = self._symbols(x, res, lay.length)
+        phase, fr = self._phase_track(y, lay, len(lay.pilot_blocks), res.metric)
         y = y * np.exp(-1j * phase)
+        if not self._read_header(y, lay, res):
+            return res
+        if res.header.k != k:
+            res.ok, res.reason = False, "wrong k"
+            return res
+        return self._equalise(res, lay, raw, y, fr)
+
+    def _equalise(self, res, lay, raw, y, fr):
+        cfg, k = self.cfg, res.header.k
         res.extra["cfo_preamble"] = res.cfo
         res.cfo = res.cfo + fr / cfg.sps      # + the residual the pilots saw
         known_idx = np.concatenate([lay.preamble, lay.pilots, lay.header])

@@ -33,12 +33,14 @@ class burst_sync(gr.basic_block):
     strongest). For each, :class:`~singlink_gr.burst.Synchronizer` searches the timing within
     +- ``timing_search`` samples, estimates the carrier offset over the whole preamble and keeps
     the candidate only when the normalised preamble energy reaches ``detect_metric`` (counted
-    ``no_preamble`` otherwise), decodes the header (``header_crc`` when its CRC fails), reads k from
-    it (``wrong_k`` when it differs from the receiver's k) and, once the whole burst is buffered,
-    tracks the phase over the pilots, estimates gain and SNR from every known symbol and emits
-    the equalised payload. A burst inside which another valid preamble starts is ``truncated``
-    and dropped, as is one the stream ends in. Nothing stops the flowgraph; each drop is one
-    warning and one ``bursts`` message with ``status``.
+    ``no_preamble`` otherwise). A burst inside which another valid preamble starts is
+    ``truncated``, as is one the stream ends in. With the receiver's ``k`` given, the block waits
+    until a whole burst of that k is buffered and then decodes header and payload in one pass
+    (phase over all pilots; ``header_crc`` when the CRC fails, ``wrong_k`` when the header
+    announces another k); with ``k`` = 0 it decodes the header first and waits for the length
+    it announces. Gain and SNR come from every known symbol; the equalised payload goes out.
+    Nothing stops the flowgraph (an exception costs one burst: ``errors``); each drop is one
+    warning (except ``no_preamble``) and one ``bursts`` message with ``status``.
     """
 
     def __init__(self, k=0, config: BurstConfig | None = None, length_tag_key="packet_len", keep_last=True,
@@ -105,6 +107,7 @@ class burst_sync(gr.basic_block):
                 self._drop(c[0], "truncated", "the stream ended inside the burst")
         self._cands.clear()
         self._pending.clear()
+        self.logger.info("bursts: " + ", ".join(f"{key} {value}" for key, value in self.stats.items()))
         return True
 
     def _write(self, out):
@@ -140,68 +143,107 @@ class burst_sync(gr.basic_block):
         return self._buf[max(lo, 0):lo + nsamples], self.sync.margin() + min(lo, 0)
 
     def _process(self):
-        cfg, sps = self.cfg, self.cfg.sps
         end = self._base + len(self._buf)
         while self._cands:
             self._cands.sort()
             c0 = self._cands[0][0]
-            group = [c for c in self._cands if c[0] <= c0 + 2 * sps]
+            group = [c for c in self._cands if c[0] <= c0 + 2 * self.cfg.sps]
             a = max(group, key=lambda c: c[1])[0]
             strength = max(c[1] for c in group)
-            res = self._pending.get(a)
-            if res is None:
-                need = a - self.sync.margin() + self.sync.samples_needed(None)
-                if end < need:
-                    break
-                self.stats["candidates"] += 1
-                x, guess = self._window(a, self.sync.samples_needed(None))
-                res = self.sync.detect(x, guess)
-                if not res.ok:
-                    self._drop(a, "no_preamble", f"preamble metric {res.metric:.3f} < {cfg.detect_metric}", res)
-                    self._remove(lambda c: c in group)
-                    continue
-                res = self.sync.header(x, res)
-                if res.header is None:
-                    self._drop(a, "header_crc", "header CRC failed", res)
-                    self._remove(lambda c: c in group)
-                    continue
-                res.extra["strength"] = strength
-                self._pending[a] = res
-            k = res.header.k
-            length = Layout.of(cfg, k).length * sps
-            burst_end = a + length
-            if self.k is not None and k != self.k:
-                self._pending.pop(a, None)
-                self._drop(a, "wrong_k", f"header says k = {k}, the decoder takes k = {self.k}", res)
-                self._remove(lambda c, e=burst_end: c[0] < e)
-                continue
-            need = a - self.sync.margin() + self.sync.samples_needed(k)
-            # another preamble inside this burst (as strong as this one) means this one was cut short
-            inner = [c for c in self._cands if a + 4 * sps < c[0] < burst_end and c[1] >= 0.25 * res.extra["strength"]]
-            if inner:
-                need = max(need, max(c[0] for c in inner) - self.sync.margin() + self.sync.preamble_samples())
-            if end < need:
+            step = self._known_k(a, group, strength, end) if self.k is not None else \
+                self._any_k(a, group, strength, end)
+            if not step:
                 break
-            cut = None
-            for c in sorted(inner):
-                x, guess = self._window(c[0], self.sync.preamble_samples())
-                if self.sync.detect(x, guess).ok:
-                    cut = c[0]
-                    break
-            self._pending.pop(a, None)
-            if cut is not None:
-                self._drop(a, "truncated", f"a new preamble at item {cut}, {cut - a} of {length} samples in", res)
-                self._remove(lambda c, e=cut: c[0] < e)
-                continue
-            x, guess = self._window(a, self.sync.samples_needed(k))
-            res = self.sync.finish(x, res)
-            self._emit(a, res)
-            self._remove(lambda c, e=burst_end: c[0] < e)
         # keep what a candidate still needs, or the last few samples a new tag could point back to
         keep_from = min([c[0] for c in self._cands], default=end) - self.sync.margin() - 8
         if keep_from > self._base:
             self._buf = self._buf[keep_from - self._base:]
             self._base = keep_from
+
+    def _cut_by(self, a, burst_end, strength, end):
+        """(samples needed, first valid preamble starting inside [a, burst_end) or None): another
+        preamble as strong as this one inside the burst means this burst was cut short."""
+        inner = [c for c in self._cands if a + 4 * self.cfg.sps < c[0] < burst_end and c[1] >= 0.25 * strength]
+        if not inner:
+            return 0, None
+        need = max(c[0] for c in inner) - self.sync.margin() + self.sync.preamble_samples()
+        if end < need:
+            return need, None
+        for c in sorted(inner):
+            x, guess = self._window(c[0], self.sync.preamble_samples())
+            if self.sync.detect(x, guess).ok:
+                return need, c[0]
+        return need, None
+
+    def _known_k(self, a, group, strength, end) -> bool:
+        """The receiver's k is known: wait for a whole burst of that k, then detect, check for a cut,
+        and decode header and payload in one pass. False: wait for more samples."""
+        cfg, sps = self.cfg, self.cfg.sps
+        length = Layout.of(cfg, self.k).length * sps
+        burst_end = a + length
+        need_cut, _ = self._cut_by(a, burst_end, strength, -1)
+        if end < max(a - self.sync.margin() + self.sync.samples_needed(self.k), need_cut):
+            return False
+        self.stats["candidates"] += 1
+        x, guess = self._window(a, self.sync.samples_needed(self.k))
+        res = self.sync.detect(x, guess)
+        if not res.ok:
+            self._drop(a, "no_preamble", f"preamble metric {res.metric:.3f} < {cfg.detect_metric}", res)
+            self._remove(lambda c: c in group)
+            return True
+        _, cut = self._cut_by(a, burst_end, strength, end)
+        if cut is not None:
+            self._drop(a, "truncated", f"a new preamble at item {cut}, {cut - a} of {length} samples in", res)
+            self._remove(lambda c, e=cut: c[0] < e)
+            return True
+        res = self.sync.decode(x, res, self.k)
+        if res.header is None:
+            self._drop(a, "header_crc", "header CRC failed", res)
+            self._remove(lambda c: c in group)
+        elif not res.ok:   # a valid header for another k: skip that burst
+            k = res.header.k
+            self._drop(a, "wrong_k", f"header says k = {k}, the decoder takes k = {self.k}", res)
+            self._remove(lambda c, e=a + Layout.of(cfg, k).length * sps: c[0] < e)
+        else:
+            self._emit(a, res)
+            self._remove(lambda c, e=burst_end: c[0] < e)
+        return True
+
+    def _any_k(self, a, group, strength, end) -> bool:
+        """k = 0 (any): decode the header first, then wait for the burst length it announces."""
+        cfg, sps = self.cfg, self.cfg.sps
+        res = self._pending.get(a)
+        if res is None:
+            if end < a - self.sync.margin() + self.sync.samples_needed(None):
+                return False
+            self.stats["candidates"] += 1
+            x, guess = self._window(a, self.sync.samples_needed(None))
+            res = self.sync.detect(x, guess)
+            if not res.ok:
+                self._drop(a, "no_preamble", f"preamble metric {res.metric:.3f} < {cfg.detect_metric}", res)
+                self._remove(lambda c: c in group)
+                return True
+            res = self.sync.header(x, res)
+            if res.header is None:
+                self._drop(a, "header_crc", "header CRC failed", res)
+                self._remove(lambda c: c in group)
+                return True
+            self._pending[a] = res
+        k = res.header.k
+        length = Layout.of(cfg, k).length * sps
+        burst_end = a + length
+        need_cut, cut = self._cut_by(a, burst_end, strength, end)
+        if end < max(a - self.sync.margin() + self.sync.samples_needed(k), need_cut):
+            return False
+        self._pending.pop(a, None)
+        if cut is not None:
+            self._drop(a, "truncated", f"a new preamble at item {cut}, {cut - a} of {length} samples in", res)
+            self._remove(lambda c, e=cut: c[0] < e)
+            return True
+        x, guess = self._window(a, self.sync.samples_needed(k))
+        self._emit(a, self.sync.finish(x, res))
+        self._remove(lambda c, e=burst_end: c[0] < e)
+        return True
 
     def _fail(self, error):
         """Drop the first candidate group after an unexpected error in the synchroniser."""
