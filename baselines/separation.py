@@ -29,7 +29,9 @@ of an image (all its codewords, padded to k) go through :class:`singlink.phy.OFD
 same resource grid, slots, RE positions, estimator and equaliser as DeepJSCC's k symbols, demapped
 with the per-RE effective noise. ``transmit(..., channel_seed=s)`` draws the batch's channel the
 way a DeepJSCC transmission seeded with ``s`` does (:meth:`singlink.phy.OFDMLinkChannel.generate`),
-so the sweep gives both the *same channel realisation* per image (the noise differs). The MCS
+so the sweep gives both the *same channel realisation* per image (the noise differs). Channels that
+differ only in the receiver's options (``csi``, ``interp``, ``eq``) are seeded alike
+(:attr:`singlink.phy.OFDMSpec.draw_name`): perfect and estimated CSI see the same draws. The MCS
 error-rate estimates of ``bpg-ldpc-best`` are taken over the same OFDM channel model and receiver.
 
 **Channel coding.** For a modulation of ``bps`` bits per symbol and rate r, the k channel uses
@@ -149,20 +151,23 @@ def code_split(k: int, modulation: str, coderate) -> CodeSplit:
     return CodeSplit(modulation.lower(), r, int(k), blocks, n, math.floor(n * r))
 
 
-def training_mean_image(data_root=None, num_images: int | None = None, batch: int = 500) -> torch.Tensor:
-    """Mean (3, 32, 32) image of the CIFAR-10 training split (``cifar10_splits(root)["train"]``,
-    45,000 images), or of its first ``num_images`` (the split order is a seeded shuffle, so a
-    prefix is a random sample). What the separation baseline outputs when a transmission fails."""
-    from ..data import cifar10_splits, load_batch
+def training_mean_image(data=None, num_images: int | None = None, batch: int = 500) -> torch.Tensor:
+    """Mean (3, H, W) image of a training split: ``data`` a :class:`~singlink.data.DatasetSpec`, or
+    a data root (or None) for CIFAR-10's 45,000-image training split; of its first ``num_images``
+    only when given (CIFAR-10's split order is a seeded shuffle, so a prefix is a random sample).
+    What the separation baseline outputs when a transmission fails."""
+    from ..data import DatasetSpec, load_batch
 
-    train = cifar10_splits(data_root)["train"]
+    spec = data if isinstance(data, DatasetSpec) else DatasetSpec.parse("cifar10", None, data)
+    train = spec.dataset("train")
     n = len(train) if num_images is None else min(int(num_images), len(train))
     if n < 1:
         raise UsageError(f"num_images must be >= 1, got {num_images}")
-    total = torch.zeros(3, 32, 32, dtype=torch.float64)
+    total = None
     for start in range(0, n, batch):
         images, _ = load_batch(train, range(start, min(start + batch, n)))
-        total += images.to(torch.float64).sum(0)
+        part = images.to(torch.float64).sum(0)
+        total = part if total is None else total + part
     return (total / n).to(torch.float32)
 
 
@@ -325,12 +330,13 @@ class SeparationBaseline:
         if self.variant == "bpg-ldpc-best":
             rates = self.mcs_error_rates(snr_db, channel, seed if mcs_seed is None else mcs_seed)
             splits = [self.choose_mcs(images[i], mean, rates) for i in range(n_img)]
-        h_freq = None
+        h_freq, draw = None, channel
         if ofdm:  # the batch's channel realisation, drawn first (as DeepJSCC's transmission draws it)
-            phy.set_seed(derive_seed(seed, "separation-channel", self.k, snr_db, channel)
+            draw = phy.parse_spec(channel).draw_name  # the same draws whatever the receiver options
+            phy.set_seed(derive_seed(seed, "separation-channel", self.k, snr_db, draw)
                          if channel_seed is None else channel_seed)
             h_freq = phy.make_channel(channel).generate(n_img, self.k)
-        phy.set_seed(derive_seed(seed, "separation", self.variant, self.k, snr_db, channel))
+        phy.set_seed(derive_seed(seed, "separation", self.variant, self.k, snr_db, draw))
         images_hat = mean.unsqueeze(0).repeat(n_img, 1, 1, 1).contiguous()
         info = [self._row(split, snr_db, channel, rates.get(split)) for split in splits]
 

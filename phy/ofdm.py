@@ -194,6 +194,12 @@ class OFDMSpec:
                 parts.append(f"{f.name}={_format(value)}")
         return ":".join(parts)
 
+    @property
+    def draw_name(self) -> str:
+        """:attr:`name` without the receiver's options (csi, interp, eq): what determines the channel
+        and noise draws. Links differing only in the receiver can share one seed (paired comparison)."""
+        return replace(self, csi="perfect", interp="lin", eq="lmmse").name
+
     def __str__(self):
         return self.name
 

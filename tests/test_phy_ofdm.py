@@ -41,6 +41,7 @@ def test_spec_canonical_names_and_options():
     assert s.name == "ofdm-tdl-c:delay_spread=3e-07:speed=3:csi=ls"
     assert phy.parse_spec(s.name) == s
     assert phy.parse_spec("ofdm-tdl-a").name == "ofdm-tdl-a"  # defaults are dropped
+    assert phy.parse_spec("ofdm-tdl-c:speed=3:csi=ls:eq=zf").draw_name == "ofdm-tdl-c:speed=3"
     assert phy.parse_spec("ofdm-tdl-a:pilots=2+7+11:guard=4+3:dc=1").pilots == (2, 7, 11)
     ch = phy.make_channel("ofdm-tdl-a:guard=4+3:dc=1")
     o = ch.overhead(100)
@@ -273,3 +274,19 @@ def test_sweep_config_takes_ofdm_specs_in_canonical_form():
     with pytest.raises(UsageError, match="rho 1/6: k = 512 .* span=0"):
         build_config(None, None, {"channel": "ofdm-tdl-a:symbols=4:pilots=1:span=0", "methods": "deepjscc",
                                   "rho": "1/6"})
+
+
+def test_sweep_over_ofdm_pairs_deepjscc_and_the_baselines_on_one_draw(tmp_path, capsys):
+    from singlink.cli import main
+    from singlink.sweep import ResultStore
+
+    config = tmp_path / "ofdm.toml"
+    config.write_text('methods = ["deepjscc", "bpg-capacity"]\nrho = ["1/6"]\nsnr = [10]\nimages = 2\nbatch = 2\n'
+                      'mean_images = 50\nexamples = 1\nchannel = ["ofdm-tdl-a", "ofdm-tdl-a:csi=ls"]\n')
+    assert main(["sweep", "--config", str(config), "--out", str(tmp_path / "out")]) == 0
+    capsys.readouterr()
+    rows = {(r["method"], r["channel"], r["image_id"]): r for r in ResultStore(tmp_path / "out").rows()}
+    assert len(rows) == 2 * 2 * 2 and all(r["channel_uses"] == 512 for r in rows.values())
+    for i in range(2):  # the genie capacity sees the channel DeepJSCC saw, whatever the receiver's CSI
+        assert rows[("bpg-capacity", "ofdm-tdl-a", i)]["bits_sent"] == rows[("bpg-capacity", "ofdm-tdl-a:csi=ls", i)]["bits_sent"]
+    assert (tmp_path / "out" / "examples_rho1_6_ofdm-tdl-a:csi=ls.png").is_file()

@@ -23,7 +23,9 @@ and their per-RE effective noise (with estimated CSI when ``csi=ls``); DeepJSCC 
 :func:`singlink.phy.effective_snr_db` (10 log10 of the mean per-RE SNR P/no_eff). The separation
 baselines get the *same channel realisation* as DeepJSCC for each image: their transmission draws
 the batch's channel from the ``"sweep-channel"`` seed above (``transmit(channel_seed=...)``), their
-noise from ``"sweep-digital"``.
+noise from ``"sweep-digital"``. For OFDM both seeds take the channel without its receiver
+options (:attr:`singlink.phy.OFDMSpec.draw_name`): cells that differ only in ``csi``, ``interp``
+or ``eq`` see the same channel and noise draws, so perfect and estimated CSI are compared paired.
 
 Rows are bit-identical on CPU for a given ``threads`` setting (oneDNN's convolutions sum in an
 order that depends on the thread count); wall_s is the only field that varies.
@@ -176,6 +178,8 @@ def execute(task: Task, cfg: SweepConfig, mean_image: np.ndarray | None = None) 
     t0 = time.perf_counter()
     x, _ = load_batch(ctx.data, list(task.image_ids))
     cell = (task.rho, task.snr_db, task.channel, task.realization, task.batch_index)
+    if phy.is_ofdm(task.channel):  # one draw for every receiver (csi, interp, eq) of this channel
+        cell = (task.rho, task.snr_db, phy.parse_spec(task.channel).draw_name, task.realization, task.batch_index)
     if task.method in BASELINE_METHODS:
         base = ctx.baseline(task.method, task.rho)
         x_hat, info = base.transmit(x, task.snr_db, task.channel, seed=derive_seed(cfg.seed, "sweep-digital", *cell),
