@@ -258,7 +258,8 @@ def connect_ray(address: str, workers: int | None):
     kwargs = {"include_dashboard": False, "log_to_driver": False, "logging_level": "ERROR"}
     try:
         if address == "local":
-            ray.init(num_cpus=workers or os.cpu_count(), **kwargs)
+            # address="local": always a new cluster of our own, even where `ray start` runs one
+            ray.init(address="local", num_cpus=workers or os.cpu_count(), **kwargs)
         else:
             ray.init(address=address, **kwargs)
     except (ConnectionError, RuntimeError, ValueError) as e:
