@@ -71,6 +71,8 @@ def test_k_larger_than_a_slot_spans_or_fails_in_one_line():
     ch = phy.make_channel("ofdm-tdl-a")
     y, no = ch(qpsk_rows(2, 2000), 10.0)
     assert y.shape == no.shape == (2, 2000) and ch.overhead(2000)["slots_per_image"] == 3
+    y, no = phy.make_channel("ofdm-cdl-c:speed=3:csi=ls")(qpsk_rows(2, 100), 10.0)  # single-antenna CDL
+    assert y.shape == no.shape == (2, 100) and np.all(no.numpy() > 0)
     with pytest.raises(ValueError, match="do not fit one slot .* span=0") as e:
         phy.make_channel("ofdm-tdl-a:span=0")(qpsk_rows(2, 865), 10.0)
     assert "\n" not in str(e.value)
