@@ -579,7 +579,7 @@ def test_burst_images_through_channel_model_match_the_simulated_link(jscc, cifar
 def test_burst_grc_flowgraphs_compile_and_the_channel_loopback_runs_headless(image_dir, tmp_path):
     env = dict(os.environ, GRC_BLOCKS_PATH=str(GR_BLOCKS),
                PYTHONPATH=os.pathsep.join([str(GR_PYTHON), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep))
-    for name in ("burst_channel_loopback", "burst_uhd"):
+    for name in ("burst_channel_loopback", "burst_uhd", "burst_soapy"):
         built = subprocess.run(["grcc", "-o", str(tmp_path), str(REPO / "gnuradio" / "examples" / f"{name}.grc")],
                                env=env, capture_output=True, text=True, timeout=120)
         assert built.returncode == 0 and (tmp_path / f"{name}.py").is_file(), built.stdout + built.stderr
@@ -589,6 +589,9 @@ def test_burst_grc_flowgraphs_compile_and_the_channel_loopback_runs_headless(ima
     code = (tmp_path / "burst_uhd.py").read_text()
     for block in ("singlink_gr.burst_tx(", "uhd.usrp_sink(", "uhd.usrp_source(", "singlink_gr.burst_rx("):
         assert block in code   # grcc silently leaves out blocks it has no .block.yml for
+    code = (tmp_path / "burst_soapy.py").read_text()
+    for block in ("singlink_gr.burst_tx(", "soapy.sink(", "soapy.source(", "singlink_gr.burst_rx("):
+        assert block in code
     out_dir = tmp_path / "png"
     ran = subprocess.run([sys.executable, str(tmp_path / "burst_channel_loopback.py"), "--image-dir", str(image_dir),
                           "--num-images", "4", "--out-dir", str(out_dir), "--channel-snr-db", "8", "--cfo", "4e-4",
@@ -596,11 +599,12 @@ def test_burst_grc_flowgraphs_compile_and_the_channel_loopback_runs_headless(ima
                          env=env, cwd=tmp_path, capture_output=True, text=True, timeout=180)
     assert ran.returncode == 0, ran.stdout[-2000:] + ran.stderr[-4000:]
     assert [f.name for f in sorted(out_dir.glob("*.png"))] == [f"{i:06d}_img{i:05d}.png" for i in range(4)]
-    try:
-        from gnuradio import uhd  # noqa: F401
-    except ImportError:
-        return
-    # without a radio the UHD flowgraph gets as far as UHD's device lookup
-    ran = subprocess.run([sys.executable, str(tmp_path / "burst_uhd.py"), "--image-dir", str(image_dir)],
-                         env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
-    assert ran.returncode != 0 and "No devices found" in ran.stdout + ran.stderr
+    # without radios the SDR flowgraphs get as far as the device lookup
+    for name, module, error in (("burst_uhd", "uhd", "No devices found"), ("burst_soapy", "soapy", "no match")):
+        try:
+            __import__(f"gnuradio.{module}")
+        except ImportError:
+            continue
+        ran = subprocess.run([sys.executable, str(tmp_path / f"{name}.py"), "--image-dir", str(image_dir)],
+                             env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        assert ran.returncode != 0 and error in ran.stdout + ran.stderr, ran.stdout[-1000:] + ran.stderr[-2000:]
