@@ -69,12 +69,15 @@ class BurstConfig:
     guard: int = 64               # zero symbols after every burst
     detect_metric: float = 0.08   # receiver: normalised preamble energy a burst must reach
     timing_search: int = 8        # receiver: +- samples searched around a corr_est_cc tag
+    eq_taps: int = 0              # receiver: symbol-spaced LS equaliser taps (odd; 0 = none)
 
     def __post_init__(self):
         if self.sps < 2 or self.pilot_len < 1 or self.pilot_spacing < 1 or self.header_sf < 1:
             raise ValueError(f"invalid burst config {self}")
         if not 16 <= self.detect_len <= self.preamble_len:
             raise ValueError(f"detect_len must lie in [16, {self.preamble_len}]")
+        if self.eq_taps < 0 or (self.eq_taps and self.eq_taps % 2 == 0):
+            raise ValueError(f"eq_taps must be 0 or odd, not {self.eq_taps}")
 
     @property
     def preamble_len(self) -> int:
@@ -347,6 +350,29 @@ class Synchronizer:
         rot = np.exp(np.float32(-2 * np.pi * res.cfo * sps) * m.astype(np.float32) * 1j)   # complex64
         return raw, raw * rot
 
+    def _linear_eq(self, y, lay, nblocks):
+        """Symbol-spaced linear equaliser (``cfg.eq_taps`` taps), least squares on every known symbol
+        so far (preamble and the first ``nblocks`` pilot blocks) as targets: for echoes longer than
+        a fraction of a symbol, which the single complex gain cannot undo. GNU Radio's
+        ``linear_equalizer`` adapts sample by sample (LMS/CMA) and would spend the preamble
+        converging at low SNR; a block LS solve uses all of it at once."""
+        L = self.cfg.eq_taps
+        if not L:
+            return y
+        h = L // 2
+        targets = np.concatenate([lay.preamble, lay.pilot_blocks[:nblocks].reshape(-1)])
+        values = np.concatenate([self.pre, pilot_symbols(self.cfg, lay.pilot_blocks.size)[:nblocks * self.cfg.pilot_len]])
+        keep = (targets >= h) & (targets < len(y) - h)
+        targets, values = targets[keep], values[keep]
+        a = y[targets[:, None] + np.arange(-h, h + 1)[None, :]]
+        ridge = 1e-3 * np.real(np.vdot(a, a)) / len(targets)
+        w = np.linalg.solve(a.conj().T @ a + ridge * np.eye(L), a.conj().T @ values)
+        out = np.zeros_like(y)
+        for j in range(-h, h + 1):
+            lo, hi = max(0, -j), len(y) - max(0, j)
+            out[lo:hi] += w[j + h] * y[lo + j:hi + j]
+        return out.astype(np.complex64)
+
     def _phase_track(self, y, lay, nblocks, metric=0.5):
         """Phase per symbol from the preamble and the first ``nblocks`` pilot blocks, and the
         residual frequency (cycles/symbol): a coarse residual from consecutive pilot blocks, then the
@@ -412,6 +438,7 @@ class Synchronizer:
         nblocks = int(np.sum(lay.pilot_blocks[:, 0] < end))
         raw, y = self._symbols(x, res, end)
         res.extra["header_symbols"] = (raw, y)   # finish() goes on from here
+        y = self._linear_eq(y, lay, nblocks)
         phase, _ = self._phase_track(y, lay, nblocks, res.metric)
         self._read_header(y * np.exp(-1j * phase), lay, res)
         return res
@@ -422,6 +449,7 @@ class Synchronizer:
         raw0, y0 = res.extra.pop("header_symbols", (np.zeros(0, np.complex64),) * 2)
         raw1, y1 = self._symbols(x, res, lay.length, first=len(raw0))
         raw, y = np.concatenate([raw0, raw1]), np.concatenate([y0, y1])
+        y = self._linear_eq(y, lay, len(lay.pilot_blocks))
         phase, fr = self._phase_track(y, lay, len(lay.pilot_blocks), res.metric)
         return self._equalise(res, lay, raw, y * np.exp(-1j * phase), fr)
 
@@ -431,6 +459,7 @@ class Synchronizer:
         announcing another k leaves ``ok`` False with reason "wrong k" (``header`` set)."""
         lay = Layout.of(self.cfg, k)
         raw, y = self._symbols(x, res, lay.length)
+        y = self._linear_eq(y, lay, len(lay.pilot_blocks))
         phase, fr = self._phase_track(y, lay, len(lay.pilot_blocks), res.metric)
         y = y * np.exp(-1j * phase)
         if not self._read_header(y, lay, res):
@@ -444,7 +473,9 @@ class Synchronizer:
         cfg, k = self.cfg, res.header.k
         res.extra["cfo_preamble"] = res.cfo
         res.cfo = res.cfo + fr / cfg.sps      # + the residual the pilots saw
-        known_idx = np.concatenate([lay.preamble, lay.pilots, lay.header])
+        # with the equaliser on, preamble and pilots trained it (their residual is optimistic): the
+        # header chips alone (2,304 by default) then give gain and SNR
+        known_idx = lay.header if cfg.eq_taps else np.concatenate([lay.preamble, lay.pilots, lay.header])
         ref = build_burst(np.zeros(k, np.complex64), res.header, cfg, header_bits=res.extra["header_bits"])
         xk, yk = ref[known_idx], y[known_idx]
         n = len(known_idx)
