@@ -94,6 +94,22 @@ def _betas_float64(config) -> torch.Tensor:
     return DDPMScheduler.from_config(config).betas.to(torch.float64)
 
 
+def find_prior(dataset: str, image_size: int) -> str:
+    """The shipped prior trained on ``dataset`` at ``image_size`` (by its ``provenance.json``; priors
+    that predate the record are CIFAR-10 32x32). One line when none is shipped."""
+    have = []
+    for name in available():
+        prov = CHECKPOINTS / name / "provenance.json"
+        config = json.loads(prov.read_text()).get("config", {}) if prov.is_file() else {}
+        data, size = config.get("dataset", "cifar10"), config.get("image_size", 32)
+        have.append(f"{name} ({data}, {size}x{size})")
+        if data == dataset and int(size) == int(image_size):
+            return name
+    raise UsageError(f"no shipped diffusion prior for {dataset} at {image_size}x{image_size}; shipped: "
+                     f"{', '.join(have) or 'none'}; train one with `singlink train-prior --dataset {dataset}` "
+                     "or pass a prior folder")
+
+
 def available() -> list[str]:
     """Names of the diffusion priors shipped in ``singlink/checkpoints/``."""
     if not CHECKPOINTS.is_dir():

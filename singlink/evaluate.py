@@ -1,5 +1,5 @@
-"""``singlink evaluate``: DeepJSCC and SING restorations of CIFAR-10 images through the Sionna
-channel, per image, with means and 95% confidence intervals.
+"""``singlink evaluate``: DeepJSCC and SING restorations of images (``--dataset``, CIFAR-10 by
+default) through the Sionna channel, per image, with means and 95% confidence intervals.
 
 Writes into ``--out``: ``rows.csv`` (one row per method, SNR and image), ``summary.csv``,
 ``summary.md`` (table plus the config, seed and code version) and ``examples.png``. Lists in
@@ -19,20 +19,24 @@ from .errors import UsageError
 def add_arguments(p):
     p.add_argument("--rho", default=None, help="bandwidth ratio of the shipped DeepJSCC checkpoint (default 1/192; "
                    "with --jscc it is taken from the checkpoint, and a contradicting --rho is refused)")
-    p.add_argument("--jscc", default=None, help="DeepJSCC checkpoint name or folder (default: the shipped one for --rho)")
+    p.add_argument("--jscc", default=None, help="DeepJSCC checkpoint name or folder (default: the shipped one for "
+                   "--dataset, --image-size and --rho)")
+    p.add_argument("--dataset", default=None,
+                   help="cifar10, celeba, kodak or a folder of images (default: the --jscc checkpoint's, else cifar10)")
+    p.add_argument("--image-size", default=None, type=int, help="image side (default: the data set's or the checkpoint's)")
     p.add_argument("--methods", default="deepjscc,sing-zero", help="comma list of restoration methods (default %(default)s)")
     p.add_argument("--snr", default="-5,-1,3", help="comma list of SNRs in dB, 'inf' for a noiseless channel (default %(default)s)")
     p.add_argument("--channel", default="awgn", help="awgn, rayleigh-block or rayleigh-fast (default %(default)s)")
     p.add_argument("--images", default="256", help="number of images (default %(default)s)")
-    p.add_argument("--split", default="test", choices=["test", "val"], help="CIFAR-10 split (default %(default)s)")
+    p.add_argument("--split", default="test", choices=["test", "val"], help="data split (default %(default)s)")
     p.add_argument("--operators", default="pool4", help="SING-Zero operator(s) A, comma list (default %(default)s)")
     p.add_argument("--steps", default="100", help="SING-Zero step count(s), comma list (default %(default)s)")
-    p.add_argument("--inn", default=None, help="SING-INN network name or folder (default: the shipped one for --rho)")
+    p.add_argument("--inn", default=None, help="SING-INN network name or folder (default: the shipped one for the DeepJSCC's data and k)")
     p.add_argument("--zeta", default=None, help="SING-INN guidance step (default: the paper's SNR schedule)")
-    p.add_argument("--prior", default=None, help="diffusion prior name, folder or hub id (default: the shipped prior)")
+    p.add_argument("--prior", default=None, help="diffusion prior name, folder or hub id (default: the shipped prior for the data set)")
     p.add_argument("--batch", default="64", help="images per batch (default %(default)s)")
     p.add_argument("--seed", default="0", help="run seed (default %(default)s)")
-    p.add_argument("--data-root", default=None, help="folder holding cifar10/ (default: see singlink.data)")
+    p.add_argument("--data-root", default=None, help="folder holding the data sets (default: see singlink.data)")
     p.add_argument("--out", required=True, help="output folder")
 
 
@@ -89,9 +93,11 @@ def _zeta(text):
 
 
 def _model(args):
-    """The DeepJSCC to evaluate, its k and the rho it implies; a --rho that contradicts --jscc is refused."""
+    """The DeepJSCC to evaluate, its k, the rho it implies and the data set spec; a --rho that
+    contradicts --jscc, or a data set of another image size, is refused."""
     from . import phy
-    from .jscc.model import DeepJSCC
+    from .data import DatasetSpec
+    from .jscc.model import DeepJSCC, find_checkpoint
 
     def k_of(rho, shape):
         try:
@@ -100,10 +106,14 @@ def _model(args):
             raise UsageError(f"--rho {rho!r}: {e}") from None
 
     if args.jscc is None:
+        spec = DatasetSpec.parse(args.dataset or "cifar10", args.image_size, args.data_root)
+        if spec.image_size is None:
+            raise UsageError(f"--dataset {args.dataset}: give --image-size")
         rho = args.rho or "1/192"
-        k = k_of(rho, (3, 32, 32))
+        k = k_of(rho, (3, spec.image_size, spec.image_size))
         try:
-            jscc = DeepJSCC.from_pretrained(f"deepjscc-cifar10-rho1_{round(3072 / k)}")
+            args.jscc = find_checkpoint(spec.name, spec.image_size, k)
+            jscc = DeepJSCC.from_pretrained(args.jscc)
         except UsageError as e:
             raise UsageError(f"--rho {rho}: {e}") from None
     else:
@@ -111,13 +121,16 @@ def _model(args):
             jscc = DeepJSCC.from_pretrained(args.jscc)
         except UsageError as e:
             raise UsageError(f"--jscc {args.jscc}: {e}") from None
+        spec = DatasetSpec.parse(args.dataset or jscc.config.dataset, args.image_size or jscc.config.image_size[-1],
+                                 args.data_root)
+    spec.check_model(jscc.config.image_size, f"the DeepJSCC {args.jscc}")
     shape = tuple(jscc.config.image_size)
     k = jscc.config.k
     rho = str(Fraction(k, math.prod(shape)))
     if args.rho is not None and k_of(args.rho, shape) != k:
         raise UsageError(f"--rho {args.rho} means k = {k_of(args.rho, shape)} symbols per image but the checkpoint "
                          f"{args.jscc} sends k = {k} (rho {rho}); drop --rho or pass --rho {rho}")
-    return jscc, k, rho
+    return jscc, k, rho, spec
 
 
 def run(args):
@@ -140,8 +153,9 @@ def run(args):
     _check_out(out)
 
     from . import phy
-    from .data import DatasetNotFoundError, cifar10_splits, load_batch
+    from .data import load_batch
     from .evaluation import run_cell, summarize
+    from .jscc.model import find_checkpoint
     from .provenance import code_version, write_atomic
     from .receiver import Receiver, available_methods, make_operator
     from .receiver.prior import DiffusionPrior
@@ -151,23 +165,22 @@ def run(args):
         raise UsageError(f"--methods: unknown method(s) {', '.join(unknown)}; available: {', '.join(available_methods())}")
     import torch
 
-    for o in operators:
-        try:
-            with torch.no_grad():
-                make_operator(o)(torch.zeros(1, 3, 32, 32))
-        except UsageError as e:
-            raise UsageError(f"--operators {o}: {e}") from None
     try:
         phy.make_channel(args.channel)
     except (ValueError, TypeError) as e:
         raise UsageError(f"--channel: {str(e).splitlines()[0]}") from None
-    jscc, k, rho = _model(args)
+    jscc, k, rho, spec = _model(args)
+    for o in operators:
+        try:
+            with torch.no_grad():
+                make_operator(o)(torch.zeros(1, *jscc.config.image_size))
+        except UsageError as e:
+            raise UsageError(f"--operators {o}: {e}") from None
     try:
-        splits = cifar10_splits(args.data_root)
-        data = splits[args.split]
+        data = spec.dataset(args.split)
         n = min(images, len(data))
         x, _ = load_batch(data, range(n))
-    except DatasetNotFoundError as e:
+    except UsageError as e:
         raise UsageError(f"--data-root {args.data_root or '(default)'}: {e}") from None
     except (OSError, ValueError) as e:
         raise UsageError(f"cannot read the {args.split} images (--data-root {args.data_root}): "
@@ -184,13 +197,13 @@ def run(args):
             receivers[m] = Receiver(jscc, m)
             continue
         if prior is None:
-            from .receiver.plugin import DEFAULT_PRIOR
+            from .receiver.prior import find_prior
 
-            prior = DiffusionPrior.from_pretrained(args.prior or DEFAULT_PRIOR)
+            prior = DiffusionPrior.from_pretrained(args.prior or find_prior(spec.name, spec.image_size))
         for o in operators:
             for s in steps:
                 name = m if len(operators) == len(steps) == 1 else f"{m}({o},{s})"
-                extra = {"inn": args.inn or f"inn-cifar10-rho1_{round(1 / Fraction(rho))}", "zeta": zeta} \
+                extra = {"inn": args.inn or find_checkpoint(spec.name, spec.image_size, k, kind="inn"), "zeta": zeta} \
                     if m == "sing-inn" else {}
                 receivers[name] = Receiver(jscc, m, prior=prior, operator=o, steps=s, **extra)
     out.mkdir(parents=True, exist_ok=True)
@@ -214,12 +227,12 @@ def run(args):
     for r in summary:
         table.append(f"| {r['method']} | {r['snr_db']:g} | {r['n']} | {r['psnr_mean']:.2f} ± {r['psnr_ci95']:.2f} | "
                      f"{r['lpips_mean']:.4f} ± {r['lpips_ci95']:.4f} | {r['ms_ssim_mean']:.4f} ± {r['ms_ssim_ci95']:.4f} |")
-    md = "\n".join(["# singlink evaluate", "", f"k = {k} (rho = {rho}), channel {args.channel}, {n} CIFAR-10 "
-                    f"{args.split} images (JPEG copy, not pixel-exact CIFAR); mean ± 95% CI over images.", "",
+    data_note = " (JPEG copy, not pixel-exact CIFAR)" if spec.name == "cifar10" else ""
+    md = "\n".join(["# singlink evaluate", "", f"k = {k} (rho = {rho}), channel {args.channel}, {n} {spec.tag} "
+                    f"{args.split} images{data_note}; mean ± 95% CI over images.", "",
                     *table, "", "```json", json.dumps({"config": config, "seed": seed, "version": code_version(), "k": k,
-                                                       "rho": rho, "jscc": {"name": args.jscc or
-                                                                            f"deepjscc-cifar10-rho1_{round(1 / Fraction(rho))}",
-                                                                            "config": jscc.config.__dict__}},
+                                                       "rho": rho, "dataset": spec.to_dict(),
+                                                       "jscc": {"name": args.jscc, "config": jscc.config.__dict__}},
                                                       indent=1, default=str),
                     "```", ""])
     write_atomic(out / "rows.csv", to_csv(rows))

@@ -76,6 +76,9 @@ def test_uninterrupted_run_writes_every_output(tiny):
                       "lpips_ci95")
     assert len(lines) == 3 * 2 and all(",6," in line for line in lines)
     assert "deepjscc" in stdout and "summary.csv" in stdout
+    # the checkpoints are picked by (data set, image size, k) and named
+    assert ("sweep: cifar10 rho 1/192 (k = 16): jscc deepjscc-cifar10-rho1_192, prior ddpm-cifar10-32-singlink"
+            in stdout)
     assert len(_rows(ref)) == GRID_ROWS
 
 
@@ -163,7 +166,10 @@ def test_baselines_through_the_sweep_respect_the_budget_and_fall_off_the_cliff(t
 
 BAD = [
     (["--methods", "deepjscc,teleport"], "unknown methods 'teleport'"),
-    (["--rho", "1/96"], "no shipped jscc checkpoint deepjscc-cifar10-rho1_96"),
+    (["--rho", "1/96"], "no shipped deepjscc checkpoint for cifar10 at 32x32 with k=32"),
+    (["--dataset", "imagenet"], "--dataset 'imagenet' is neither a known data set"),
+    (["--dataset", "celeba"], "no shipped deepjscc checkpoint for celeba at 64x64"),
+    (["--dataset", "celeba", "--image-size", "60"], "need a ratio in (0, 1] with integer k"),
     (["--rho", "1/100"], "need a ratio in (0, 1] with integer k"),
     (["--snr", ""], "snr is empty"),
     (["--snr", "-5,loud"], "snr values must be numbers"),

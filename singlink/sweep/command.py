@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 
 from ..errors import UsageError
-from .config import BASELINE_METHODS, MAX_ROWS, RECEIVER_METHODS, SweepConfig, build_config, checkpoint_names, preset_names
+from .config import BASELINE_METHODS, MAX_ROWS, SweepConfig, build_config, checkpoint_names, preset_names
 
 
 def add_arguments(p):
@@ -27,7 +27,9 @@ def add_arguments(p):
     p.add_argument("--rho", help="comma list of bandwidth ratios, e.g. 1/192,1/48")
     p.add_argument("--snr", help="comma list of SNRs in dB, or START:STOP:STEP (both ends included)")
     p.add_argument("--channel", help="comma list: awgn, rayleigh-block, rayleigh-fast")
-    p.add_argument("--images", help="number of CIFAR-10 images (the first N of --split)")
+    p.add_argument("--dataset", help="cifar10, celeba, kodak or a folder of images (default cifar10)")
+    p.add_argument("--image-size", help="side of the square images (default: the data set's)")
+    p.add_argument("--images", help="number of images (the first N of --split)")
     p.add_argument("--realizations", help="channel realisations per image")
     p.add_argument("--seed", help="run seed")
     p.add_argument("--out", help="output folder: results store, summary.csv, plots")
@@ -36,8 +38,8 @@ def add_arguments(p):
     p.add_argument("--zeta", help="SING-INN guidance step ('paper' for the paper's SNR schedule)")
     p.add_argument("--batch", help="images per task")
     p.add_argument("--threads", help="torch threads per task (rows are bit-identical for a given value)")
-    p.add_argument("--split", help="CIFAR-10 split: test or val")
-    p.add_argument("--data-root", help="folder holding cifar10/ (default: see singlink.data)")
+    p.add_argument("--split", help="data split: test or val")
+    p.add_argument("--data-root", help="folder holding the data sets (default: see singlink.data)")
     p.add_argument("--ray", default=None, metavar="ADDRESS",
                    help="run the tasks on the Ray cluster at ADDRESS (host:port), or 'local' to start one here")
     p.add_argument("--workers", default=None, help="with --ray local: worker processes (default: CPU cores)")
@@ -48,7 +50,7 @@ def add_arguments(p):
 
 
 OVERRIDES = ("methods", "rho", "snr", "channel", "images", "realizations", "seed", "out", "steps", "operator", "zeta",
-             "batch", "threads", "split", "data_root")
+             "batch", "threads", "split", "data_root", "dataset", "image_size")
 
 
 def _check_out(out: Path) -> None:
@@ -153,24 +155,18 @@ def weights_identity(cfg: SweepConfig) -> dict:
     names = {}
     for rho in cfg.rho:
         names.update({name: name for name in checkpoint_names(cfg, rho).values()})
-    if any(m.startswith("sing") for m in cfg.methods if m in RECEIVER_METHODS):
-        from ..receiver.plugin import DEFAULT_PRIOR
-
-        prior = cfg.prior or DEFAULT_PRIOR
-        names[f"prior {prior}"] = prior
     out = {}
     for label, name in names.items():
         folder = Path(name) if Path(name).is_dir() else CHECKPOINTS / name
         if folder.is_dir():
             out[label] = folder_sha256(folder)
-        elif label.startswith("prior"):
+        else:
             from ..receiver.prior import HUB_ID
 
-            if not HUB_ID.match(name):
-                raise UsageError(f"prior {name!r} is not a folder, a shipped prior or a Hugging Face id (owner/name)")
+            if not HUB_ID.match(str(name)):
+                raise UsageError(f"no checkpoint or prior {name!r}: not a folder, not shipped in {CHECKPOINTS}, "
+                                 f"not a Hugging Face id (owner/name)")
             out[label] = f"hub id {name} (not hashed)"
-        else:
-            raise UsageError(f"no checkpoint {name} (looked in {CHECKPOINTS})")
     return out
 
 
@@ -188,11 +184,11 @@ def _mean_image(store, cfg: SweepConfig):
     if blob is None:
         from ..baselines import training_mean_image
 
-        print(f"computing the mean of {cfg.mean_images} CIFAR-10 training images (once per store)", flush=True)
-        mean = training_mean_image(cfg.data_root, cfg.mean_images).numpy().astype(np.float32)
+        print(f"computing the mean of {cfg.mean_images} {cfg.spec.tag} training images (once per store)", flush=True)
+        mean = training_mean_image(cfg.spec, cfg.mean_images).numpy().astype(np.float32)
         store.put_blob("mean_image", mean.tobytes())
         return mean
-    return np.frombuffer(blob, np.float32).reshape(3, 32, 32).copy()
+    return np.frombuffer(blob, np.float32).reshape(cfg.image_shape).copy()
 
 
 def run_local(tasks, cfg, mean):
@@ -343,6 +339,10 @@ def run(args):
     if not args.new_run:
         store.check_settings(cfg.settings)  # the cheap part first
     _check_data(cfg)
+    for rho in cfg.rho:  # say which checkpoints the grid uses: they are picked by data set, size and k
+        used = checkpoint_names(cfg, rho)
+        if used:
+            print(f"sweep: {cfg.spec.tag} rho {rho} (k = {cfg.k(rho)}): " + ", ".join(f"{kind} {name}" for kind, name in used.items()))
     identity = sweep_identity(cfg)
     store.check_settings(cfg.settings, identity, new_run=args.new_run)
     ray = connect_ray(args.ray, workers) if args.ray else None

@@ -7,13 +7,16 @@ Keys (types are checked; every error is one line naming the key and the fix):
 methods             restoration methods (``deepjscc``, ``sing-zero``, ``sing-inn``) and separation
                     baselines (``bpg-ldpc``, ``bpg-ldpc-best``, ``bpg-capacity``)
 rho                 bandwidth ratios k / (3 H W), e.g. ``"1/192"``; DeepJSCC methods need a shipped
-                    checkpoint ``deepjscc-cifar10-rho1_<n>`` (and ``inn-cifar10-rho1_<n>`` for sing-inn)
+                    checkpoint for (dataset, image_size, k) (and an INN for sing-inn), found by what
+                    the checkpoints' configs record (:func:`singlink.jscc.model.find_checkpoint`)
 snr                 SNRs in dB (Es/N0 per channel use); on the command line also ``START:STOP:STEP``
 channel             ``awgn``, ``rayleigh-block`` (or ``rayleigh-fast``), or OFDM over a 3GPP channel:
                     ``ofdm-<model>[:key=value...]``, e.g. ``ofdm-tdl-c:delay_spread=300e-9:csi=ls``
                     (models ``tdl-a``..``tdl-e``, ``cdl-a``..``cdl-e``, ``awgn``; options and
                     defaults: :class:`singlink.phy.ofdm.OFDMSpec`); stored in canonical form
-images              the first N images of the CIFAR-10 ``split``
+dataset,            the data set (``cifar10``, ``celeba``, ``kodak`` or a folder) and its image side
+image_size          (None: the data set's default), as :class:`singlink.data.DatasetSpec` reads them
+images              the first N images of the data set's ``split``
 realizations        channel realisations per image
 seed                the run seed; every row's randomness is derived from it and the row's keys
 split               ``test`` or ``val``
@@ -26,7 +29,7 @@ mean_images         training images averaged into the baselines' failure image
 ldpc_modulation,    bpg-ldpc's fixed MCS (default BPSK, 2/3: the DiffJSCC paper's choice)
 ldpc_rate
 prior               diffusion prior name or folder (None: the shipped prior)
-data_root           folder holding cifar10/ (None: see :mod:`singlink.data`)
+data_root           folder holding the data sets (None: see :mod:`singlink.data`)
 out                 output folder: the results store, summary.csv, plots
 ==================  ==========================================================================
 """
@@ -45,7 +48,6 @@ PRESETS = Path(__file__).resolve().parent / "presets"
 RECEIVER_METHODS = ("deepjscc", "sing-zero", "sing-inn")
 BASELINE_METHODS = ("bpg-ldpc", "bpg-ldpc-best", "bpg-capacity")
 CHANNELS = ("awgn", "rayleigh-block", "rayleigh-fast")
-IMAGE_SHAPE = (3, 32, 32)
 
 # Settings that change a row's numbers: a store remembers them and refuses to mix rows made
 # under other values (the grid itself, methods x rho x SNR x channel x images x realisations x
@@ -64,6 +66,8 @@ class SweepConfig:
     realizations: int = 1
     seed: int = 0
     split: str = "test"
+    dataset: str = "cifar10"
+    image_size: int | None = None
     operator: str = "pool2"
     steps: int = 50
     zeta: float | None = None
@@ -92,9 +96,20 @@ class SweepConfig:
         return (len(self.methods) * len(self.rho) * len(self.snr) * len(self.channel) * self.images
                 * self.realizations)
 
+    @property
+    def spec(self):
+        """The :class:`~singlink.data.DatasetSpec` of ``dataset``, ``image_size`` and ``data_root``."""
+        from ..data import DatasetSpec
+
+        return DatasetSpec(self.dataset, self.image_size, self.data_root)
+
+    @property
+    def image_shape(self) -> tuple:
+        return (3, self.image_size, self.image_size)
+
     def k(self, rho: str) -> int:
         """Channel uses per image at bandwidth ratio ``rho``."""
-        return int(Fraction(rho) * math.prod(IMAGE_SHAPE))
+        return int(Fraction(rho) * math.prod(self.image_shape))
 
 
 KEYS = tuple(f.name for f in dataclasses.fields(SweepConfig) if f.name != "preset")
@@ -236,7 +251,7 @@ def _snr_bounds(x, key, given):
                          f"{given!r}")
 
 
-def _rho_list(value, key="rho"):
+def _rho_list(value, shape, key="rho"):
     out = []
     for v in _list(value, key):
         try:
@@ -245,10 +260,10 @@ def _rho_list(value, key="rho"):
             r = Fraction(v) if isinstance(v, (str, int)) else Fraction(v).limit_denominator(10000)
         except (TypeError, ValueError, ZeroDivisionError):
             raise UsageError(f"{key} values must be ratios such as '1/192', got {v!r}") from None
-        k = r * math.prod(IMAGE_SHAPE)
+        k = r * math.prod(shape)
         if not 0 < r <= 1 or k.denominator != 1:
-            raise UsageError(f"{key} {v!r} gives k = {float(k):g} channel uses per 3x32x32 image; "
-                             f"need a ratio in (0, 1] with integer k, e.g. 1/192 (k = 16)")
+            raise UsageError(f"{key} {v!r} gives k = {float(k):g} channel uses per {'x'.join(map(str, shape))} image; "
+                             f"need a ratio in (0, 1] with integer k, e.g. 1/192")
         out.append(str(r))
     return tuple(dict.fromkeys(out))
 
@@ -293,9 +308,16 @@ def _checked(raw: dict, max_rows: int | None = None) -> SweepConfig:
     from ..receiver.operators import make_operator
     from ..phy import MODULATIONS
 
+    from ..data import DatasetSpec
+
+    data_root = _str(raw["data_root"], "data_root", optional=True)
+    spec = DatasetSpec.parse(raw["dataset"], raw["image_size"], data_root)
+    if spec.image_size is None:
+        raise UsageError(f"dataset {raw['dataset']!r}: give image_size (--image-size), the side of the square images")
+    shape = (3, spec.image_size, spec.image_size)
     c = {
         "methods": _choices(raw["methods"], "methods", RECEIVER_METHODS + BASELINE_METHODS),
-        "rho": _rho_list(raw["rho"]),
+        "rho": _rho_list(raw["rho"], shape),
         "snr": _snr_list(raw["snr"], limit=max_rows),
         "channel": _channels(raw["channel"]),
         "images": _int(raw["images"], "images", 1),
@@ -312,14 +334,16 @@ def _checked(raw: dict, max_rows: int | None = None) -> SweepConfig:
         "ldpc_modulation": _str(raw["ldpc_modulation"], "ldpc_modulation", tuple(MODULATIONS)),
         "ldpc_rate": _rate(raw["ldpc_rate"]),
         "prior": _str(raw["prior"], "prior", optional=True),
-        "data_root": _str(raw["data_root"], "data_root", optional=True),
+        "data_root": data_root,
+        "dataset": spec.name,
+        "image_size": spec.image_size,
         "out": _str(raw["out"], "out"),
         "preset": raw.get("preset"),
     }
     import torch
 
     with torch.no_grad():  # raises UsageError naming the known operators, or why it does not fit the images
-        make_operator(c["operator"])(torch.zeros(1, *IMAGE_SHAPE))
+        make_operator(c["operator"])(torch.zeros(1, *shape))
     cfg = SweepConfig(**c)
     _check_ofdm_budget(cfg)
     if max_rows is not None and cfg.grid_rows > max_rows:
@@ -360,24 +384,25 @@ def build_config(preset: str | None = None, config_file=None, overrides: dict | 
 
 
 def checkpoint_names(cfg: SweepConfig, rho: str) -> dict:
-    """{kind: shipped checkpoint name} that ``cfg``'s methods need at ``rho``."""
-    n = round(1 / Fraction(rho))
+    """{kind: shipped checkpoint name} that ``cfg``'s methods need at ``rho``, chosen by what the
+    checkpoints record (data set, image size, k); a missing one is one line of error."""
+    from ..jscc.model import find_checkpoint
+    from ..receiver.prior import find_prior
+
     names = {}
     if any(m in RECEIVER_METHODS for m in cfg.methods):
-        names["jscc"] = f"deepjscc-cifar10-rho1_{n}"
+        names["jscc"] = find_checkpoint(cfg.dataset, cfg.image_size, cfg.k(rho))
     if "sing-inn" in cfg.methods:
-        names["inn"] = f"inn-cifar10-rho1_{n}"
+        names["inn"] = find_checkpoint(cfg.dataset, cfg.image_size, cfg.k(rho), kind="inn")
+    if any(m.startswith("sing") for m in cfg.methods):
+        names["prior"] = cfg.prior or find_prior(cfg.dataset, cfg.image_size)
     return names
 
 
 def check_checkpoints(cfg: SweepConfig) -> None:
     """Every checkpoint the grid needs is shipped (one line naming the missing ones otherwise)."""
-    from ..jscc.model import CHECKPOINTS
-
     for rho in cfg.rho:
-        for kind, name in checkpoint_names(cfg, rho).items():
-            if not (CHECKPOINTS / name / "config.json").is_file():
-                shipped = sorted(p.name for p in CHECKPOINTS.glob("deepjscc-*"))
-                raise UsageError(f"no shipped {kind} checkpoint {name} for rho {rho}; DeepJSCC is shipped for "
-                                 f"{', '.join(s.split('-rho')[1].replace('_', '/') for s in shipped)}; "
-                                 f"drop rho {rho} or train one (singlink train-jscc / train-inn --export {name})")
+        try:
+            checkpoint_names(cfg, rho)
+        except UsageError as e:
+            raise UsageError(f"rho {rho}: {e}; drop rho {rho} or train one (singlink train-jscc / train-inn)") from None

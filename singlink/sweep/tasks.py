@@ -40,7 +40,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..provenance import derive_seed
-from .config import BASELINE_METHODS, IMAGE_SHAPE, SweepConfig, checkpoint_names
+from .config import BASELINE_METHODS, SweepConfig, checkpoint_names
 
 # Rough cost per image relative to a DeepJSCC decode, for a progress bar whose ETA holds while
 # cheap and expensive tasks interleave (SING-INN differentiates through the prior: ~3.3x SING-Zero).
@@ -90,11 +90,11 @@ class _Context:
     baselines (with one codec, so HEVC payload sizes are computed once per image)."""
 
     def __init__(self, cfg: SweepConfig, mean_image: np.ndarray | None):
-        from ..data import DatasetNotFoundError, cifar10_splits
+        from ..data import DatasetNotFoundError
         from ..errors import UsageError
 
         try:
-            self.data = cifar10_splits(cfg.data_root)[cfg.split]
+            self.data = cfg.spec.dataset(cfg.split)
         except DatasetNotFoundError as e:
             raise UsageError(str(e)) from None
         self.cfg, self.mean_image = cfg, mean_image
@@ -111,10 +111,10 @@ class _Context:
         return self._get(("jscc", rho), lambda: DeepJSCC.from_pretrained(checkpoint_names(self.cfg, rho)["jscc"]))
 
     def prior(self):
-        from ..receiver.plugin import DEFAULT_PRIOR
-        from ..receiver.prior import DiffusionPrior
+        from ..receiver.prior import DiffusionPrior, find_prior
 
-        return self._get("prior", lambda: DiffusionPrior.from_pretrained(self.cfg.prior or DEFAULT_PRIOR))
+        name = self.cfg.prior or find_prior(self.cfg.dataset, self.cfg.image_size)
+        return self._get("prior", lambda: DiffusionPrior.from_pretrained(name))
 
     def receiver(self, method, rho):
         from ..receiver import Receiver
@@ -214,5 +214,5 @@ def execute(task: Task, cfg: SweepConfig, mean_image: np.ndarray | None = None) 
     examples = [{"method": task.method, "rho": task.rho, "snr_db": task.snr_db, "channel": task.channel,
                  "image_id": i, "seed": cfg.seed, "png": png_bytes(x_hat[j])}
                 for j, i in enumerate(task.image_ids) if i < cfg.examples and task.realization == 0]
-    assert x_hat.shape[1:] == IMAGE_SHAPE
+    assert x_hat.shape[1:] == cfg.image_shape
     return rows, examples
