@@ -116,7 +116,8 @@ def run_ota_once(paths, args, jscc):
     tx = singlink_gr.burst_tx(checkpoint=jscc, snr_db=args.snr, images=[str(p) for p in paths], batch_size=args.batch,
                               sps=args.sps, header_sf=args.header_sf)
     ch = channels.channel_model(10 ** (-args.snr / 20), args.cfo, 1.0 + args.sro, [1.0], float(args.seed + 1), True)
-    rx = singlink_gr.burst_rx("deepjscc", checkpoint=jscc, batch_size=args.batch, sps=args.sps, header_sf=args.header_sf)
+    rx = singlink_gr.burst_rx("deepjscc", checkpoint=jscc, batch_size=args.batch, sps=args.sps,
+                              header_sf=args.header_sf)
     counter = blocks.probe_rate(gr.sizeof_gr_complex)   # only to count items: a pass-through tap
     dbg = blocks.message_debug()
     tb = gr.top_block()
@@ -132,7 +133,8 @@ def run_ota_once(paths, args, jscc):
         images[int(str(meta["image_id"])[3:]) % max(len(paths), 1)] = image
     samples = len(paths) * (Layout.of(tx.config, jscc.config.k).length + tx.config.guard) * args.sps
     tps = gr.high_res_timer_tps()
-    block_s = {"rrc_interp_fir": tx.shaper.pc_work_time_total() / tps, "matched_fir": rx.matched.pc_work_time_total() / tps,
+    block_s = {"rrc_interp_fir": tx.shaper.pc_work_time_total() / tps,
+               "matched_fir": rx.matched.pc_work_time_total() / tps,
                "corr_est_cc": rx.corr.pc_work_time_total() / tps, "burst_sync": rx.sync.process_seconds}
     return seconds, cpu, images, samples, rx.stats, block_s
 
@@ -180,7 +182,8 @@ def main(argv=None):
     p.add_argument("--sps", type=int, default=4, help="over the air: samples per symbol (default %(default)s)")
     p.add_argument("--header-sf", type=int, default=32,
                    help="over the air: header spreading factor (default %(default)s, for -5 dB; 4 suffices from 3 dB)")
-    p.add_argument("--cfo", type=float, default=2e-4, help="over the air: carrier offset, cycles/sample (default %(default)s)")
+    p.add_argument("--cfo", type=float, default=2e-4,
+                   help="over the air: carrier offset, cycles/sample (default %(default)s)")
     p.add_argument("--sro", type=float, default=1e-6, help="over the air: sample clock offset (default %(default)s)")
     args = p.parse_args(argv)
 
@@ -221,7 +224,8 @@ def main(argv=None):
             ota_s.append(so)
             ota_cpu.append(co)
             ota_sync.append(block_s)
-            ota_psnr.append((psnr_mean(out_o, sent) if len(out_o) == len(sent) else float("nan"), psnr_mean(out_d, sent)))
+            ota_psnr.append((psnr_mean(out_o, sent) if len(out_o) == len(sent) else float("nan"),
+                             psnr_mean(out_d, sent)))
             print(f"    over the air {so:7.3f} s ({samples / so / 1e6:.2f} Msamples/s through channel_model, "
                   f"{args.n * k / so:.0f} payload sym/s; radio blocks {sync_s:.3f} s, of which burst_sync "
                   f"{block_s['burst_sync']:.3f} s; decoder alone {dec_s[-1]:.3f} s); "

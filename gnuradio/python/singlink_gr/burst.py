@@ -361,7 +361,8 @@ class Synchronizer:
             return y
         h = L // 2
         targets = np.concatenate([lay.preamble, lay.pilot_blocks[:nblocks].reshape(-1)])
-        values = np.concatenate([self.pre, pilot_symbols(self.cfg, lay.pilot_blocks.size)[:nblocks * self.cfg.pilot_len]])
+        pilots = pilot_symbols(self.cfg, lay.pilot_blocks.size)[:nblocks * self.cfg.pilot_len]
+        values = np.concatenate([self.pre, pilots])
         keep = (targets >= h) & (targets < len(y) - h)
         targets, values = targets[keep], values[keep]
         a = y[targets[:, None] + np.arange(-h, h + 1)[None, :]]

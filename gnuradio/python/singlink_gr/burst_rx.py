@@ -298,7 +298,8 @@ class burst_rx(gr.hier_block2):
                  output_dir="", seed=0, batch_size=16, sps=4, rolloff=0.35, rrc_span=11, header_sf=32,
                  pilot_spacing=64, pilot_len=8, detect_len=64, detect_threshold=0.9, detect_metric=0.08,
                  eq_taps=0, device="cpu"):
-        gr.hier_block2.__init__(self, "singlink_burst_rx", gr.io_signature(1, 1, gr.sizeof_gr_complex), gr.io_signature(0, 0, 0))
+        gr.hier_block2.__init__(self, "singlink_burst_rx", gr.io_signature(1, 1, gr.sizeof_gr_complex),
+                                gr.io_signature(0, 0, 0))
         from .burst_tx import burst_config
 
         self.config = burst_config(sps, rolloff, rrc_span, header_sf, pilot_spacing, pilot_len,

@@ -139,4 +139,5 @@ def run_burst_chain(symbols, k, config=None, snr_db=None, cfo=0.0, epsilon=1.0, 
     return sync, frames, [pmt.to_python(m) for m in messages(dbg)]
 
 
-__all__ = ["random_bursts", "run_burst_chain", "make_tag", "frame_tags", "tagged_source", "sink_tags", "run_flowgraph", "messages", "pdu_image"]
+__all__ = ["random_bursts", "run_burst_chain", "make_tag", "frame_tags", "tagged_source", "sink_tags", "run_flowgraph",
+           "messages", "pdu_image"]
