@@ -118,6 +118,26 @@ def test_train_jscc_resumes_exactly(tmp_path):
 
 
 @needs_cifar
+def test_train_jscc_until_then_resume_is_the_uninterrupted_cosine_run(tmp_path):
+    """--until stops a cosine run part way (and exports it as it is); the rerun without it finishes
+    the same schedule, bit-identical to a run that never stopped."""
+    from singlink.cli import main
+
+    common = ["train-jscc", "--rho", "1/48", "--channels", "8", "--train-images", "256", "--val-images", "8",
+              "--val-every", "3", "--warmup", "1", "--steps", "4", "--batch", "16", "--threads", "1"]
+    assert main([*common, "--until", "2", "--out", str(tmp_path / "a"), "--export", str(tmp_path / "early")]) == 0
+    assert "(of 4: training goes on" in (tmp_path / "early" / "MODEL_CARD.md").read_text()
+    assert main([*common, "--out", str(tmp_path / "a")]) == 0
+    assert main([*common, "--out", str(tmp_path / "b")]) == 0
+    a = DeepJSCC.from_pretrained(tmp_path / "a" / "model")
+    b = DeepJSCC.from_pretrained(tmp_path / "b" / "model")
+    for (name, pa), pb in zip(a.state_dict().items(), b.state_dict().values()):
+        assert torch.equal(pa, pb), name
+    longer = [v if v != "4" else "5" for v in common]  # a cosine run's length is part of its settings
+    assert main([*longer, "--out", str(tmp_path / "a")]) == 2
+
+
+@needs_cifar
 @pytest.mark.skipif(len(available()) < 3, reason="shipped DeepJSCC checkpoints not present")
 def test_shipped_checkpoints_improve_with_snr_and_rho():
     from singlink.data import dataset_by_name, load_batch

@@ -27,6 +27,9 @@ def add_arguments(p):
     p.add_argument("--channel", default="awgn", help="training channel, a phy channel name (default %(default)s)")
     p.add_argument("--steps", type=int, default=3000, help="total optimiser steps (default %(default)s)")
     p.add_argument("--batch", type=int, default=64, help="batch size (default %(default)s)")
+    p.add_argument("--until", type=int, default=None, metavar="STEP",
+                   help="stop at this step for now (a session's share of a long run; the schedule stays that of "
+                        "--steps), then write and export the model as it is")
     p.add_argument("--lr", type=float, default=1e-3, help="peak Adam learning rate (default %(default)s)")
     p.add_argument("--lr-schedule", default="cosine", choices=("cosine", "constant"),
                    help="cosine: decay to --lr-min over --steps (then --steps is fixed for the run); "
@@ -92,6 +95,8 @@ def run(args):
         if getattr(args, name) < 1:
             raise UsageError(f"--{name.replace('_', '-')} must be >= 1")
     check_positive(args, "lr", "lr_min")
+    if args.until is not None and args.until < 1:
+        raise UsageError(f"--until must be >= 1, got {args.until}")
     if args.train_images is not None and args.train_images < 1:
         raise UsageError(f"--train-images must be >= 1, got {args.train_images}")
     if not (math.isfinite(args.lpips_weight) and args.lpips_weight >= 0) or args.warmup < 0:
@@ -129,7 +134,8 @@ def run(args):
     hparams = {key: getattr(args, key) for key in keys} | spec.to_dict()
     if args.lr_schedule == "cosine":
         hparams["steps"] = args.steps  # the schedule depends on it
-    _, step, seconds, history = resume(out, hparams, args.steps, model=model, optimizer=opt)
+    stop = min(args.steps, args.until) if args.until else args.steps
+    _, step, seconds, history = resume(out, hparams, stop, model=model, optimizer=opt)
     x_train, x_val = load_tensors(spec, args.train_images, args.val_images)
     val_snrs = validation_snrs(snr_lo, snr_hi)
 
@@ -149,7 +155,7 @@ def run(args):
 
     bar = tqdm(total=args.steps, initial=step, desc=f"train-jscc k={k}", unit="step", dynamic_ncols=True)
     model.train()
-    while step < args.steps:
+    while step < stop:
         t_step = time.perf_counter()
         x, snr = draw_step(x_train, args.batch, snr_lo, snr_hi, args.seed, step)
         y, _ = channel(model.encode(x, snr), snr)
@@ -170,7 +176,7 @@ def run(args):
         bar.update(1)
         bar.set_postfix(loss=f"{loss.item():.4f}", psnr=f"{-10 * math.log10(max(mse.item(), 1e-10)):.1f}")
         log.write(json.dumps({"step": step, "loss": loss.item(), "mse": mse.item(), "lpips": lp.item(), "lr": lr}) + "\n")
-        if step % args.val_every == 0 or step == args.steps:
+        if step % args.val_every == 0 or step == stop:
             rows = evaluate(model, x_val, val_snrs, seed=args.seed, channel=args.channel)
             model.train()
             history.append({"step": step, "seconds": seconds, "val": rows})
@@ -181,7 +187,7 @@ def run(args):
     bar.close()
     log.close()
 
-    final = {"config": hparams | {"steps": step, "k": k, "val_images": args.val_images,
+    final = {"config": hparams | {"steps": step, "schedule_steps": args.steps, "k": k, "val_images": args.val_images,
                                   "train_images": len(x_train), "init": args.init},
              "seed": args.seed, "version": code_version(), "seconds": seconds,
              "validation": history[-1]["val"] if history else []}
@@ -222,7 +228,10 @@ def model_card(name, final, args):
                      for r in final["validation"])
     c = final["config"]
     loss = f"MSE + {c['lpips_weight']} * LPIPS-alex (SING Eq. 10)" if c["lpips_weight"] else "MSE"
-    schedule = (f"cosine to {c['lr_min']:g} over {c['steps']:,} steps" if c["lr_schedule"] == "cosine" else "constant")
+    schedule = (f"cosine to {c['lr_min']:g} over {c['schedule_steps']:,} steps" if c["lr_schedule"] == "cosine"
+                else "constant")
+    partial = (f" (of {c['schedule_steps']:,}: training goes on, see training-state/README.md)"
+               if c["steps"] < c["schedule_steps"] else "")
     return f"""# {name}
 
 DeepJSCC (SNR-adaptive, AF modules) for `{c['dataset']}` {c['image_size']}x{c['image_size']} at rho = {c['rho']}
@@ -233,7 +242,7 @@ DeepJSCC (SNR-adaptive, AF modules) for `{c['dataset']}` {c['image_size']}x{c['i
   out validation split for the table below. The shared CIFAR-10 is a JPEG copy (quality about 75), not
   pixel-exact CIFAR.
 - Loss: {loss}; SNR uniform in [{c['snr_range']}] dB per image; Adam, peak learning rate {c['lr']:g} after
-  {c['warmup']} warm-up steps, {schedule}; batch {c['batch']}, {c['steps']:,} steps, seed {final['seed']}.
+  {c['warmup']} warm-up steps, {schedule}; batch {c['batch']}, {c['steps']:,} steps{partial}, seed {final['seed']}.
 - Wall time: {final['seconds'] / 60:.1f} min of training on {args.threads or 'all'} CPU thread(s) (2-core machine,
   shared with other jobs).
 - Code: {final['version'].get('git_commit', 'unknown')}
