@@ -496,6 +496,16 @@ def test_burst_truncated_wrong_k_and_garbage_are_dropped_and_the_flowgraph_goes_
     assert "dropped burst" in logged and "k = 64" in logged and "the stream ended inside the burst" in logged
 
 
+def test_burst_truncated_bursts_are_dropped_at_low_snr():
+    """At -3 dB corr_est_cc tags dozens of data peaks per burst; the strongest of them still
+    reveal a preamble that starts inside a burst (cut in its header, 40 and 8 symbols before its end)."""
+    lay = B.Layout.of(B.BurstConfig(), BURST_K)
+    sym, _, _ = random_bursts(8, BURST_K, seed=3, truncate={1: 1500, 4: lay.length - 40, 6: lay.length - 8})
+    sync, frames, _ = run_burst_chain(sym, BURST_K, snr_db=-3.0, cfo=3e-4, seed=4)
+    assert [t["frame"] for _, t in frames] == [0, 2, 3, 5, 7]
+    assert sync.stats["truncated"] + sync.stats["header_crc"] == 3, sync.stats
+
+
 def test_burst_sync_with_any_k_reads_the_length_from_each_header():
     a, pa, _ = random_bursts(2, 16, seed=10)
     b, pb, _ = random_bursts(2, 64, seed=11)

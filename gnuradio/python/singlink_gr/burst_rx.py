@@ -164,16 +164,21 @@ class burst_sync(gr.basic_block):
         """(samples needed, first valid preamble starting inside [a, burst_end) or None): another
         preamble as strong as this one inside the burst means this burst was cut short."""
         inner = [c for c in self._cands if a + 4 * self.cfg.sps < c[0] < burst_end and c[1] >= 0.25 * strength]
+        # only the 3 strongest are checked: a whole preamble correlates ~64 snr / (1 + snr) times above
+        # the random correlation of data symbols, so at low SNR, where corr_est_cc tags dozens of
+        # data peaks per burst, a real one is still among the strongest
+        inner = sorted(inner, key=lambda c: -c[1])[:3]
         if not inner:
             return 0, None
         need = max(c[0] for c in inner) - self.sync.margin() + self.sync.preamble_samples()
         if end < need:
             return need, None
-        for c in sorted(inner):
+        valid = []
+        for c in inner:
             x, guess = self._window(c[0], self.sync.preamble_samples())
             if self.sync.detect(x, guess).ok:
-                return need, c[0]
-        return need, None
+                valid.append(c[0])
+        return need, min(valid, default=None)
 
     def _known_k(self, a, group, strength, end) -> bool:
         """The receiver's k is known: wait for a whole burst of that k, then detect, check for a cut,
