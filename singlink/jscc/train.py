@@ -197,9 +197,29 @@ def run(args):
     if dest is not None:
         model.save_pretrained(dest, extra=final)
         plot_history(history, dest / "val_psnr.png")
+        reconstruction_grid(model, x_val[:8], val_snrs, args.seed, args.channel, dest / "examples.png")
         write_atomic(dest / "MODEL_CARD.md", model_card(dest.name, final, args))
         print(f"exported {dest}")
     return 0
+
+
+def reconstruction_grid(model, x, snrs, seed, channel, path):
+    """Originals (first row) and their reconstructions at each validation SNR (one row each), as PNG."""
+    import torch
+
+    from .. import phy
+    from ..provenance import derive_seed
+    from ..receiver.prior import save_grid
+
+    tf_channel = phy.TFModule(phy.make_channel(channel))
+    rows = [x]
+    model.eval()
+    with torch.no_grad():
+        for snr in snrs:
+            phy.set_seed(derive_seed(seed, "examples", snr))
+            y, _ = tf_channel(model.encode(x, float(snr)), float(snr))
+            rows.append(model.decode(y, float(snr)))
+    save_grid(torch.cat(rows), path, nrow=len(x))
 
 
 def plot_history(history, path):
@@ -254,4 +274,8 @@ Validation ({c['val_images']} held-out images, AWGN, seeded):
 {rows}
 
 ![validation PSNR during training](val_psnr.png)
+
+Originals (top row) and reconstructions at each validation SNR above (one row per SNR, lowest first):
+
+![reconstructions](examples.png)
 """
