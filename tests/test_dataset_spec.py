@@ -210,3 +210,17 @@ def test_train_rejects_bad_numbers_with_one_line(capsys):
         assert main(["train-jscc", "--steps", "1", "--out", "/nonexistent/never", *argv]) == 2
         err = capsys.readouterr().err.strip()
         assert option in err and len(err.splitlines()) == 1, err
+
+
+def test_warm_start_copies_exported_weights_and_refuses_another_architecture(tmp_path):
+    from singlink.jscc.model import DeepJSCC, DeepJSCCConfig
+    from singlink.training import warm_start
+
+    torch.manual_seed(0)
+    DeepJSCC(DeepJSCCConfig(k=16, channels=8)).save_pretrained(tmp_path / "exported")
+    fresh = DeepJSCC(DeepJSCCConfig(k=16, channels=8))
+    warm_start(fresh, tmp_path / "exported", DeepJSCC.from_pretrained)
+    exported = DeepJSCC.from_pretrained(tmp_path / "exported")
+    assert all(torch.equal(a, b) for a, b in zip(fresh.state_dict().values(), exported.state_dict().values()))
+    with pytest.raises(UsageError, match="--init .* architecture differs"):
+        warm_start(DeepJSCC(DeepJSCCConfig(k=16, channels=16)), tmp_path / "exported", DeepJSCC.from_pretrained)
