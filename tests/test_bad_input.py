@@ -376,6 +376,29 @@ def test_retrained_weights_are_refused(env, tmp_path, capsys):
     assert _digests(out) == before
 
 
+def test_ray_address_of_another_service_gives_up_in_bounded_time(env, tmp_path):
+    """Something listens at --ray's address but is no Ray cluster: ray.init would retry for ever;
+    the sweep gives up after SINGLINK_RAY_CONNECT_S seconds with one line (a subprocess, since
+    Ray's abandoned connection thread stays in the process)."""
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(16)  # the kernel accepts connections; nothing ever answers
+        port = server.getsockname()[1]
+        done = subprocess.run([sys.executable, "-m", "singlink", "sweep", "--config", str(env["config"]), "--out",
+                               str(tmp_path / "never"), "--ray", f"127.0.0.1:{port}"], capture_output=True, text=True,
+                              timeout=300, env={**os.environ, "SINGLINK_RAY_CONNECT_S": "3"})
+    assert done.returncode == 2
+    # the one line singlink writes (C++ start-up logs of TensorFlow and Ray are not singlink's)
+    ours = [line for line in done.stderr.splitlines() if line.startswith("singlink")]
+    assert len(ours) == 1 and "--ray" in ours[0] and "no Ray cluster" in ours[0], done.stderr[-2000:]
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "never").exists()
+
+
 def test_schema_1_store_is_read_and_migrated(env, tmp_path, capsys):
     """A store written before identities (no series) still resumes, and keeps its rows."""
     from singlink.sweep import ResultStore

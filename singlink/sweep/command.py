@@ -216,6 +216,8 @@ def record(results, tasks, cfg, store, desc: str = "sweep", leave: bool = True) 
 
 
 RAY_PROBE_S = 5.0  # how long --ray ADDRESS waits for anything to answer there
+# and then for a Ray cluster to accept the driver (ray.init would retry for ever)
+RAY_CONNECT_S = float(os.environ.get("SINGLINK_RAY_CONNECT_S", 90))
 
 
 def probe_ray_address(address: str, timeout: float = RAY_PROBE_S) -> None:
@@ -257,10 +259,37 @@ def connect_ray(address: str, workers: int | None):
             # address="local": always a new cluster of our own, even where `ray start` runs one
             ray.init(address="local", num_cpus=workers or os.cpu_count(), **kwargs)
         else:
-            ray.init(address=address, **kwargs)
+            _init_within(ray, address, kwargs, RAY_CONNECT_S)
+    except UsageError:
+        raise
     except (ConnectionError, RuntimeError, ValueError) as e:
         raise UsageError(f"cannot reach the Ray cluster at {address}: {str(e).splitlines()[0][:200]}") from None
     return ray
+
+
+def _init_within(ray, address: str, kwargs: dict, timeout: float) -> None:
+    """``ray.init(address=...)`` given at most ``timeout`` seconds: where something answers at
+    the address but no Ray cluster replies (another service on that port), Ray retries for
+    ever, so the call runs in a daemon thread and is given up on (one line of error)."""
+    import threading
+
+    outcome = {}
+
+    def connect():
+        try:
+            ray.init(address=address, **kwargs)
+            outcome["ok"] = True
+        except BaseException as e:  # handed to the caller below
+            outcome["error"] = e
+
+    thread = threading.Thread(target=connect, name="ray-connect", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        raise UsageError(f"--ray {address}: something answers there but no Ray cluster accepted this driver within "
+                         f"{timeout:g} s; check the address (the head's GCS port, 6379 by default)")
+    if "error" in outcome:
+        raise outcome["error"]
 
 
 def run_on_ray(ray, tasks, cfg, mean):
