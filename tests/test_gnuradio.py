@@ -598,6 +598,29 @@ def test_burst_images_through_channel_model_match_the_simulated_link(jscc, cifar
     assert abs(ota - direct) < 0.5, (ota, direct)
 
 
+def test_burst_tx_takes_image_pdus_and_the_last_one_arrives(jscc, image_dir):
+    """Images as messages (ended by PMT_EOF) -> burst_tx -> burst_rx, no channel: the stream ends
+    right after the last image, and its burst still reaches the receiver (burst_tx's tail)."""
+    from singlink_gr.common import image_pdu
+
+    images, _ = load_u8(image_dir)
+    tx = singlink_gr.burst_tx(checkpoint=jscc, snr_db=8.0, images="")
+    rx = singlink_gr.burst_rx("deepjscc", checkpoint=jscc, batch_size=1)
+    dbg = blocks.message_debug()
+    tb = gr.top_block()
+    tb.connect(tx, rx)
+    tb.msg_connect(rx, "images_out", dbg, "store")
+    port = pmt.intern("images_in")
+    for i in range(3):
+        tx.source.to_basic_block()._post(port, image_pdu(images[i], {"image_id": f"m{i}"}))
+    tx.source.to_basic_block()._post(port, pmt.PMT_EOF)
+    run_flowgraph(tb, 60)
+    assert rx.stats["bursts"] == 3 and rx.stats["truncated"] == 0, rx.stats
+    got = [pdu_image(m)[1] for m in messages(dbg)]
+    assert [meta["image_id"] for meta in got[:2]] == ["img00000", "img00001"]
+    assert all(meta["snr_db"] > 25 for meta in got)   # no noise: only interpolation residue
+
+
 @pytest.mark.skipif(shutil.which("grcc") is None, reason="grcc (GNU Radio Companion compiler) is not installed")
 def test_burst_grc_flowgraphs_compile_and_the_channel_loopback_runs_headless(image_dir, tmp_path):
     env = dict(os.environ, GRC_BLOCKS_PATH=str(GR_BLOCKS),

@@ -28,8 +28,8 @@ class burst_source(jscc_tx):
     """DeepJSCC transmitter at symbol rate: one burst per image (see :mod:`singlink_gr.burst`).
 
     Takes images exactly as :class:`jscc_tx` (``images`` folder/files, or ``images_in`` PDUs).
-    Header: ``seq`` = running burst number (mod 2^16), ``image_id`` = the image's position in the
-    list (first seen order, mod 2^16; PDUs: their ``image_id`` when it is an int), ``k``,
+    Header: ``seq`` = running burst number (mod 2^16), ``image_id`` = the number of the image's id
+    in order of first appearance (file order; repeats keep their number; mod 2^16), ``k``,
     flags = ``method_hint`` (what the sender suggests for restoration) and "last burst" on the
     last image. Output items are symbols; the burst start carries ``packet_len`` (burst length
     including the guard), ``image_id`` (str), ``snr_db`` (what the encoder was told), ``frame``
@@ -48,17 +48,22 @@ class burst_source(jscc_tx):
         self.config = config or BurstConfig()
         self.method_hint = method_hint
         self._ids: dict = {}
+        self._tail_left = self.TAIL
 
     TAIL = 1024   # symbols of silence after the last burst of a finite stream
 
-    def _finished_after_this(self) -> bool:
-        if self._file_mode:
-            return not self._files_left() and not self._msgs
-        return self._eof and not self._msgs
+    def work(self, input_items, output_items):
+        produced = super().work(input_items, output_items)
+        if produced == -1 and self._tail_left > 0:
+            # the images are done: zeros first, so the last burst makes it through the receiver's
+            # block-wise stages (corr_est_cc works in FFT blocks) before the stream ends
+            out = output_items[0]
+            produced = min(len(out), self._tail_left)
+            out[:produced] = 0
+            self._tail_left -= produced
+        return produced
 
-    def _image_number(self, image_id, meta_id=None) -> int:
-        if isinstance(meta_id, int) and not isinstance(meta_id, bool):
-            return meta_id & 0xFFFF
+    def _image_number(self, image_id) -> int:
         if image_id not in self._ids:
             self._ids[image_id] = len(self._ids)
         return self._ids[image_id] & 0xFFFF
@@ -70,10 +75,6 @@ class burst_source(jscc_tx):
             flags = METHOD_FLAGS[self.method_hint] | (FLAG_LAST if last else 0)
             header = Header(seq=self._frame & 0xFFFF, image_id=self._image_number(image_id), k=self.k, flags=flags)
             burst = build_burst(row, header, self.config)
-            if last and self._finished_after_this():
-                # zeros after the very last burst: they push it through the receiver's block-wise
-                # stages (corr_est_cc works in FFT blocks) before the stream ends
-                burst = np.concatenate([burst, np.zeros(self.TAIL, np.complex64)])
             tags = {self.length_tag_key: pmt.from_long(len(burst)), TAG_IMAGE_ID: pmt.intern(str(image_id)),
                     TAG_SNR: pmt.from_double(float(snr)), TAG_FRAME: pmt.from_long(self._frame),
                     "seq": pmt.from_long(header.seq)}
