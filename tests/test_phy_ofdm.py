@@ -292,3 +292,25 @@ def test_sweep_over_ofdm_pairs_deepjscc_and_the_baselines_on_one_draw(tmp_path, 
     for i in range(2):  # the genie capacity sees the channel DeepJSCC saw, whatever the receiver's CSI
         assert rows[("bpg-capacity", "ofdm-tdl-a", i)]["bits_sent"] == rows[("bpg-capacity", "ofdm-tdl-a:csi=ls", i)]["bits_sent"]
     assert (tmp_path / "out" / "examples_rho1_6_ofdm-tdl-a:csi=ls.png").is_file()
+
+
+def test_the_link_is_sionnas_chain_bit_for_bit():
+    """Full slots: the same seed gives exactly what a bare Sionna chain (ResourceGridMapper,
+    OFDMChannel over TDL, LSChannelEstimator, LMMSEEqualizer) gives."""
+    from sionna.phy.channel import OFDMChannel
+    from sionna.phy.channel.tr38901 import TDL
+    from sionna.phy.mimo import StreamManagement
+    from sionna.phy.ofdm import LMMSEEqualizer, LSChannelEstimator, ResourceGrid, ResourceGridMapper
+
+    rg = ResourceGrid(14, 72, 30e3, cyclic_prefix_length=5, pilot_pattern="kronecker", pilot_ofdm_symbol_indices=[2, 11])
+    mapper, channel = ResourceGridMapper(rg), OFDMChannel(TDL("A", 100e-9, 3.5e9, min_speed=3.0), rg)
+    est, eq = LSChannelEstimator(rg, interpolation_type="lin"), LMMSEEqualizer(rg, StreamManagement(np.ones([1, 1], int), 1))
+    z, no = qpsk_rows(8, 864), tf.constant(10 ** -0.6, tf.float32)
+    phy.set_seed(5)
+    y, no_eff = phy.make_channel("ofdm-tdl-a:speed=3:csi=ls")(z, 6.0)
+    phy.set_seed(5)
+    grid = channel(mapper(tf.reshape(z, [8, 1, 1, 864])), no)
+    h_hat, err_var = est(grid, no)
+    y_ref, no_ref = eq(grid, h_hat, err_var, no)
+    np.testing.assert_array_equal(y.numpy(), y_ref.numpy().reshape(8, 864))
+    np.testing.assert_array_equal(no_eff.numpy(), no_ref.numpy().reshape(8, 864))
