@@ -314,3 +314,15 @@ def test_the_link_is_sionnas_chain_bit_for_bit():
     y_ref, no_ref = eq(grid, h_hat, err_var, no)
     np.testing.assert_array_equal(y.numpy(), y_ref.numpy().reshape(8, 864))
     np.testing.assert_array_equal(no_eff.numpy(), no_ref.numpy().reshape(8, 864))
+
+
+def test_lmmse_and_zf_agree_for_one_stream():
+    """One stream: Sionna's unbiased LMMSE output is y/h_hat, as ZF's, and both add the estimation
+    error variance to the noise: the same (y, no_eff) up to float rounding."""
+    z = qpsk_rows(4, 864)
+    out = {}
+    for eq in ("lmmse", "zf"):
+        phy.set_seed(1)
+        out[eq] = [t.numpy() for t in phy.make_channel(f"ofdm-tdl-a:csi=ls:eq={eq}")(z, 5.0)]
+    np.testing.assert_allclose(out["lmmse"][0], out["zf"][0], atol=1e-4)
+    np.testing.assert_allclose(out["lmmse"][1], out["zf"][1], rtol=1e-3)
