@@ -24,7 +24,9 @@ VAL_SNRS = (-5, -3, -1, 1, 3, 5)
 def add_arguments(p):
     p.add_argument("--rho", default="1/192", help="bandwidth ratio k/m, e.g. 1/192, 1/48, 1/6 (default %(default)s)")
     add_data_arguments(p)
-    p.add_argument("--channel", default="awgn", help="training channel, a phy channel name (default %(default)s)")
+    p.add_argument("--channel", default="awgn",
+                   help="training channel: awgn, rayleigh-block, rayleigh-fast or an OFDM spec such as "
+                        "ofdm-tdl-c:delay_spread=300e-9:csi=ls (default %(default)s)")
     p.add_argument("--steps", type=int, default=3000, help="total optimiser steps (default %(default)s)")
     p.add_argument("--batch", type=int, default=64, help="batch size (default %(default)s)")
     p.add_argument("--until", type=int, default=None, metavar="STEP",
@@ -63,6 +65,38 @@ def learning_rate(args, step):
     return warm * (args.lr_min + 0.5 * (args.lr - args.lr_min) * (1 + math.cos(math.pi * frac)))
 
 
+class ChannelLink:
+    """A Sionna channel as the trainer sees it: ``link(z, snr) -> (decoder input, decoder SNR)``,
+    differentiable end to end (phy.TFModule). The decoder gets what :meth:`Receiver.decode` gives it:
+    over AWGN the received symbols and the nominal SNR; under flat fading the MMSE-equalised symbols
+    (perfect CSI) and the effective SNR, SNR + 10 log10(mean |h|^2); over OFDM (``ofdm-...``) the
+    equalised symbols through :func:`singlink.phy.jscc_input` and the mean per-RE effective SNR."""
+
+    def __init__(self, name: str, power: float = 1.0):
+        from .. import phy
+
+        self.name, self.power = name, power
+        self.channel = phy.TFModule(phy.make_channel(name))
+        self.ofdm = phy.is_ofdm(name)
+        self.fading = not self.ofdm and name != "awgn"
+        if self.fading:
+            self.equalize = phy.TFModule(lambda y, h, snr: phy.equalize(y, h, snr, "mmse", power))
+
+    def __call__(self, z, snr):
+        import torch
+
+        from .. import phy
+
+        y, state = self.channel(z, snr)
+        if self.ofdm:
+            return phy.jscc_input(y, state, self.power)
+        if self.fading:
+            snr = torch.as_tensor(snr, dtype=torch.float32).expand(len(z))
+            y_eq, _ = self.equalize(y, state, snr)
+            return y_eq, snr + 10 * torch.log10((state.abs() ** 2).mean(dim=1).clamp_min(1e-12))
+        return y, snr
+
+
 def evaluate(model, x, snrs=VAL_SNRS, seed=0, batch=128, channel="awgn"):
     """PSNR / MS-SSIM / LPIPS means of ``model`` over images ``x`` at each SNR, seeded."""
     import torch
@@ -71,7 +105,7 @@ def evaluate(model, x, snrs=VAL_SNRS, seed=0, batch=128, channel="awgn"):
     from ..metrics import lpips, ms_ssim, psnr
     from ..provenance import derive_seed
 
-    channel = phy.TFModule(phy.make_channel(channel))
+    link = ChannelLink(channel, model.config.power)
     rows = []
     model.eval()
     with torch.no_grad():
@@ -80,8 +114,7 @@ def evaluate(model, x, snrs=VAL_SNRS, seed=0, batch=128, channel="awgn"):
             vals = {"psnr": [], "ms_ssim": [], "lpips": []}
             for i in range(0, len(x), batch):
                 xb = x[i:i + batch]
-                y, _ = channel(model.encode(xb, float(snr)), float(snr))
-                xh = model.decode(y, float(snr))
+                xh = model.decode(*link(model.encode(xb, float(snr)), float(snr)))
                 vals["psnr"].append(psnr(xh, xb))
                 vals["ms_ssim"].append(ms_ssim(xh, xb))
                 vals["lpips"].append(lpips(xh, xb))
@@ -114,7 +147,7 @@ def run(args):
     size = (3, spec.image_size, spec.image_size)
     try:
         k = phy.num_channel_symbols(args.rho, size)
-        channel_block = phy.make_channel(args.channel)
+        phy.make_channel(args.channel)
     except ValueError as e:
         raise UsageError(str(e)) from None
     config = DeepJSCCConfig(k=k, image_size=size, channels=args.channels, dataset=spec.name)
@@ -144,7 +177,7 @@ def run(args):
         from ..metrics import LPIPS
 
         perceptual = LPIPS().requires_grad_(False)
-    channel = phy.TFModule(channel_block)
+    channel = ChannelLink(args.channel, config.power)
     log = open(out / "log.jsonl", "a")
 
     def checkpoint():
@@ -158,8 +191,7 @@ def run(args):
     while step < stop:
         t_step = time.perf_counter()
         x, snr = draw_step(x_train, args.batch, snr_lo, snr_hi, args.seed, step)
-        y, _ = channel(model.encode(x, snr), snr)
-        x_hat = model.decode(y, snr)
+        x_hat = model.decode(*channel(model.encode(x, snr), snr))
         mse = torch.mean((x_hat - x) ** 2)
         lp = perceptual(x_hat, x).mean() if perceptual is not None else torch.zeros(())
         loss = mse + args.lpips_weight * lp
@@ -211,14 +243,13 @@ def reconstruction_grid(model, x, snrs, seed, channel, path):
     from ..provenance import derive_seed
     from ..receiver.prior import save_grid
 
-    tf_channel = phy.TFModule(phy.make_channel(channel))
+    link = ChannelLink(channel, model.config.power)
     rows = [x]
     model.eval()
     with torch.no_grad():
         for snr in snrs:
             phy.set_seed(derive_seed(seed, "examples", snr))
-            y, _ = tf_channel(model.encode(x, float(snr)), float(snr))
-            rows.append(model.decode(y, float(snr)))
+            rows.append(model.decode(*link(model.encode(x, float(snr)), float(snr))))
     save_grid(torch.cat(rows), path, nrow=len(x))
 
 
