@@ -26,7 +26,8 @@ def add_arguments(p):
     p.add_argument("--methods", help="comma list: deepjscc, sing-zero, sing-inn, bpg-ldpc, bpg-ldpc-best, bpg-capacity")
     p.add_argument("--rho", help="comma list of bandwidth ratios, e.g. 1/192,1/48")
     p.add_argument("--snr", help="comma list of SNRs in dB, or START:STOP:STEP (both ends included)")
-    p.add_argument("--channel", help="comma list: awgn, rayleigh-block, rayleigh-fast")
+    p.add_argument("--channel", help="comma list: awgn, rayleigh-block, rayleigh-fast, or OFDM specs such as "
+                   "ofdm-tdl-c:delay_spread=300e-9:speed=3:csi=ls (options joined by ':')")
     p.add_argument("--dataset", help="cifar10, celeba, kodak or a folder of images (default cifar10)")
     p.add_argument("--image-size", help="side of the square images (default: the data set's)")
     p.add_argument("--images", help="number of images (the first N of --split)")
