@@ -213,3 +213,15 @@ def test_unwritable_out_is_one_line(tiny, tmp_path, capsys):
         err = capsys.readouterr().err.strip()
         assert "--out" in err and "\n" not in err, err
     assert blocker.read_text() == "not a folder"
+
+
+def test_every_preset_builds_and_published_points_are_cited():
+    from singlink.sweep.config import build_config, preset_names
+    from singlink.sweep.published import published_points
+
+    for name in preset_names():
+        cfg = build_config(name)
+        assert cfg.preset == name and cfg.grid_rows > 0
+    label, points = published_points("cifar10", "1/6", "awgn")
+    assert "Bourtsoulatze 2019" in label and dict(points)[5] == 27.0
+    assert published_points("celeba", "1/6", "awgn") is None

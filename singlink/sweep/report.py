@@ -80,7 +80,9 @@ def _png_bytes(fig, dpi: int = 120) -> bytes:
 
 def metric_plot(summary: list[dict], cfg: SweepConfig, metric: str) -> bytes:
     """``metric`` (psnr or lpips) vs SNR, a line per method with 95% CI error bars, a panel per
-    (rho, channel); PNG bytes."""
+    (rho, channel), with published DeepJSCC results as stars where :mod:`.published` has them; PNG bytes."""
+    from .published import published_points
+
     import matplotlib
 
     matplotlib.use("Agg")
@@ -100,6 +102,9 @@ def metric_plot(summary: list[dict], cfg: SweepConfig, metric: str) -> bytes:
                 dodge = (i - (len(cfg.methods) - 1) / 2) * 0.06 * step
                 ax.errorbar(np.add(snr, dodge), mean, yerr=ci, marker="o", ms=4, capsize=3, label=method,
                             linestyle="--" if method.startswith("bpg") else "-")
+        reference = published_points(cfg.dataset, rho, ch) if metric == "psnr" else None
+        if reference:
+            ax.plot(*zip(*reference[1]), "k*", ms=10, label=f"{reference[0]} (published)")
         ax.set_title(f"rho = {rho}, {ch}")
         ax.set_xlabel("SNR [dB]")
         ax.set_ylabel(label)
