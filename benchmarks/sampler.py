@@ -5,7 +5,11 @@ second. SING-INN differentiates through the UNet and the INN at every step (goal
     .venv/bin/python benchmarks/sampler.py [--steps 50] [--prior NAME|FOLDER] [--threads N]
 
 Uses the shipped prior when present (else the same 'small' architecture, untrained: the cost
-does not depend on the weights). Last line of stdout: one JSON object.
+does not depend on the weights). The measurements alternate (bare, SING-Zero, SING-INN, bare, ...)
+and each is timed both by the wall clock (the ``*_overhead`` fields) and by this process's CPU
+time (``*_overhead_cpu``): on a machine shared with other jobs the CPU-time ratios are the
+steadier ones (with one thread they equal the wall-clock ratios of an idle machine). Last line of
+stdout: one JSON object.
 """
 import argparse
 import json
@@ -16,12 +20,14 @@ import torch
 
 
 def timed(fn, reps):
-    times = []
+    """Median (wall seconds, CPU seconds of this process) of ``reps`` calls."""
+    wall, cpu = [], []
     for _ in range(reps):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+        wall.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
+    return statistics.median(wall), statistics.median(cpu)
 
 
 def main():
@@ -80,16 +86,20 @@ def main():
             t_sing.append(timed(sing, 1))
             if b == 16:
                 t_inn.append(timed(inn, 1))
-        tb, tsg = statistics.median(t_bare), statistics.median(t_sing)
+        tb, tsg = (statistics.median(t[0] for t in ts_) for ts_ in (t_bare, t_sing))
+        cb, csg = (statistics.median(t[1] for t in ts_) for ts_ in (t_bare, t_sing))
         print(f"  batch {b:2d}: bare {tb:7.3f} s  sing-zero {tsg:7.3f} s  overhead {tsg / tb:.3f}  "
               f"{b / tsg:.2f} images/s")
         result[f"bare_s_b{b}"], result[f"sing_zero_s_b{b}"] = tb, tsg
         result[f"images_per_s_b{b}"] = b / tsg
         if b == 16:
-            ti = statistics.median(t_inn)
+            ti, ci = statistics.median(t[0] for t in t_inn), statistics.median(t[1] for t in t_inn)
             print(f"  batch 16: sing-inn {ti:7.3f} s  overhead {ti / tb:.3f}")
+            print(f"  batch 16, CPU time: bare {cb:7.3f} s  sing-zero {csg:7.3f} s  sing-inn {ci:7.3f} s  "
+                  f"overheads {csg / cb:.3f} and {ci / cb:.3f}")
             result["sing_zero_overhead"] = tsg / tb
             result["sing_inn_s_b16"], result["sing_inn_overhead"] = ti, ti / tb
+            result["sing_zero_overhead_cpu"], result["sing_inn_overhead_cpu"] = csg / cb, ci / cb
     result["sing_zero_overhead_goal"], result["sing_inn_overhead_goal"] = 1.10, 3.5
     print(json.dumps(result))
 
