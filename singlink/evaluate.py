@@ -252,7 +252,7 @@ def _examples(jscc, receivers, x, snrs, seed, channel, path, write_atomic):
     from PIL import Image
 
     from . import phy
-    from .evaluation import model_snr
+    from .evaluation import model_snr, receive
     from .provenance import derive_seed
 
     rows = [x]
@@ -260,9 +260,11 @@ def _examples(jscc, receivers, x, snrs, seed, channel, path, write_atomic):
     for snr in snrs:
         phy.set_seed(derive_seed(seed, "examples", snr))
         with torch.no_grad():
-            y, _ = phy.TFModule(phy.make_channel(channel))(jscc.encode(x, model_snr(snr)), float(snr))
+            y, h = phy.TFModule(phy.make_channel(channel, power=jscc.config.power))(jscc.encode(x, model_snr(snr)),
+                                                                                   float(snr))
         for name, rx in receivers.items():
-            rows.append(rx.restore(rx.decode(y, snr), snr, seed=derive_seed(seed, "examples", name, snr)))
+            x_jscc, snr_rx = receive(rx, y, h, snr, channel, jscc.config.power)
+            rows.append(rx.restore(x_jscc, snr_rx, seed=derive_seed(seed, "examples", name, snr)))
             labels.append(f"{name} {snr:g} dB")
     grid = torch.cat([torch.cat(list(r), dim=2) for r in rows], dim=1)  # (3, rows*H, cols*W)
     img = Image.fromarray((grid.permute(1, 2, 0).clamp(0, 1).numpy() * 255).round().astype(np.uint8))
