@@ -33,6 +33,9 @@ def add_arguments(p):
     p.add_argument("--steps", default="100", help="SING-Zero step count(s), comma list (default %(default)s)")
     p.add_argument("--inn", default=None, help="SING-INN network name or folder (default: the shipped one for the DeepJSCC's data and k)")
     p.add_argument("--zeta", default=None, help="SING-INN guidance step (default: the paper's SNR schedule)")
+    p.add_argument("--guidance", default="norm", choices=("norm", "squared"),
+                   help="SING-INN step: gradient of each image's residual norm, or of its square (Algorithm 2, line 8; "
+                        "default %(default)s)")
     p.add_argument("--prior", default=None, help="diffusion prior name, folder or hub id (default: the shipped prior for the data set)")
     p.add_argument("--batch", default="64", help="images per batch (default %(default)s)")
     p.add_argument("--seed", default="0", help="run seed (default %(default)s)")
@@ -203,8 +206,8 @@ def run(args):
         for o in operators:
             for s in steps:
                 name = m if len(operators) == len(steps) == 1 else f"{m}({o},{s})"
-                extra = {"inn": args.inn or find_checkpoint(spec.name, spec.image_size, k, kind="inn"), "zeta": zeta} \
-                    if m == "sing-inn" else {}
+                extra = {"inn": args.inn or find_checkpoint(spec.name, spec.image_size, k, kind="inn"), "zeta": zeta,
+                         "guidance": args.guidance} if m == "sing-inn" else {}
                 receivers[name] = Receiver(jscc, m, prior=prior, operator=o, steps=s, **extra)
     out.mkdir(parents=True, exist_ok=True)
 
