@@ -224,3 +224,17 @@ def test_warm_start_copies_exported_weights_and_refuses_another_architecture(tmp
     assert all(torch.equal(a, b) for a, b in zip(fresh.state_dict().values(), exported.state_dict().values()))
     with pytest.raises(UsageError, match="--init .* architecture differs"):
         warm_start(DeepJSCC(DeepJSCCConfig(k=16, channels=16)), tmp_path / "exported", DeepJSCC.from_pretrained)
+
+
+def test_sweep_config_file_command_line_and_python_name_data_the_same_way(tmp_path):
+    from singlink.sweep.config import build_config
+
+    base = {"methods": "bpg-capacity", "rho": "1/192", "snr": "0"}  # no checkpoint needed
+    (tmp_path / "c.toml").write_text('dataset = "celeba"\nimage_size = 64\n')
+    (tmp_path / "c.yaml").write_text("dataset: CelebA\n")
+    from_cli = build_config(overrides=base | {"dataset": "celeba", "image_size": "64"})
+    from_toml = build_config(config_file=tmp_path / "c.toml", overrides=base)
+    from_yaml = build_config(config_file=tmp_path / "c.yaml", overrides=base)
+    assert from_cli.spec == from_toml.spec == from_yaml.spec == DatasetSpec.parse("celeba", 64)
+    assert from_cli.image_shape == (3, 64, 64) and from_cli.k("1/192") == 64
+    assert build_config(overrides=base).spec == DatasetSpec.parse("cifar10")
