@@ -156,7 +156,7 @@ def test_shipped_checkpoints_improve_with_snr_and_rho():
 # PSNR floors at 5 dB over AWGN on the first 256 CIFAR-10 test images (the shipped JPEG copy), about
 # 0.5 dB under what each shipped checkpoint measures: a regression in the codec, the channel or the
 # metrics breaks them. Raise them when a checkpoint is replaced by a better one.
-PSNR_FLOORS_5DB = {"deepjscc-cifar10-rho1_192": 16.0, "deepjscc-cifar10-rho1_48": 17.8, "deepjscc-cifar10-rho1_6": 19.8}
+PSNR_FLOORS_5DB = {"deepjscc-cifar10-rho1_192": 16.0, "deepjscc-cifar10-rho1_48": 17.8, "deepjscc-cifar10-rho1_6": 25.2}
 
 
 @needs_cifar
