@@ -199,3 +199,16 @@ def test_shipped_prior_loads_by_name_within_size():
     assert prior.image_size == (3, 32, 32) and prior.num_train_timesteps == 1000
     assert sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) < 25_000_000
     assert (folder / "MODEL_CARD.md").is_file() and (folder / "samples.png").is_file()
+
+
+def test_face_prior_loads_by_name_and_is_found_by_its_data():
+    from singlink.receiver.prior import CHECKPOINTS, find_prior
+
+    if not (CHECKPOINTS / "ddpm-celeba64-singlink").is_dir():
+        pytest.skip("no shipped face prior")
+    prior = DiffusionPrior.from_pretrained("ddpm-celeba64-singlink")
+    assert prior.image_size == (3, 64, 64)
+    assert find_prior("celeba", 64) == "ddpm-celeba64-singlink"
+    assert find_prior("cifar10", 32) == "ddpm-cifar10-32-singlink"
+    with pytest.raises(UsageError, match="no shipped diffusion prior for celeba at 32x32"):
+        find_prior("celeba", 32)
