@@ -17,12 +17,12 @@ from .folders import IMAGE_EXTENSIONS, ImageFolderDataset, KodakDataset, list_im
 from .loaders import load_batch, make_loader
 from .registry import DATASET_NAMES, dataset_by_name
 from .roots import ENV_VAR, DatasetNotFoundError, cache_dir, candidate_roots, resolve_dataset_dir, shared_data_dir
-from .spec import DATASETS, SPLITS, DatasetSpec, as_float, content_hash
+from .spec import DATASETS, SPLITS, DatasetSpec, as_float
 from .splits import first_n, pick_indices, split_indices, subset
 from .transforms import Transform, to_tensor
 
 __all__ = [
-    "CelebA", "celeba_crop", "DATASETS", "SPLITS", "DatasetSpec", "as_float", "content_hash",
+    "CelebA", "celeba_crop", "DATASETS", "SPLITS", "DatasetSpec", "as_float",
     "CIFAR10", "CIFAR10_CLASSES", "CIFAR10_MD5", "CIFAR10_URL", "ChecksumError", "cifar10_splits",
     "download_cifar10", "download_file", "md5_file",
     "IMAGE_EXTENSIONS", "ImageFolderDataset", "KodakDataset", "list_images",

@@ -22,24 +22,20 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch.utils.data import Dataset, Subset
 
 from ..errors import UsageError
+from .registry import _canonical
 from .roots import DatasetNotFoundError
 from .splits import split_indices
 
 __all__ = ["DatasetSpec", "DATASETS", "SPLITS"]
 
-# name -> (default image size or None for "as stored", image sizes the data set supports)
+# name -> default image size (None: as stored)
 DATASETS = {"cifar10": 32, "celeba": 64, "kodak": None}
 SPLITS = ("train", "val", "test")
 _MEMORY_LIMIT = 8 * 2**30  # bytes of uint8 pixels held in memory at most
-
-
-def _canonical(name: str) -> str:
-    return name.strip().lower().replace("-", "").replace("_", "")
 
 
 @dataclass(frozen=True)
@@ -179,10 +175,3 @@ _CACHE: dict = {}
 def as_float(x: torch.Tensor) -> torch.Tensor:
     """uint8 images -> float32 in [0, 1]."""
     return x.float().div_(255)
-
-
-def content_hash(x: torch.Tensor) -> str:
-    """sha256 of uint8 images' bytes (what a results store records of the data it used)."""
-    import hashlib
-
-    return hashlib.sha256(np.ascontiguousarray(x.numpy()).tobytes()).hexdigest()
