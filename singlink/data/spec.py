@@ -17,7 +17,6 @@ seed 0 as CelebA's are. Folder images are centre-cropped to a square and resized
 """
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
