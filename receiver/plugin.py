@@ -14,6 +14,8 @@ from ..errors import UsageError
 
 _METHODS: dict[str, type] = {}
 DEFAULT_PRIOR = "ddpm-cifar10-32-singlink"
+#: SING's settings when neither the caller nor the DeepJSCC's recorded choice gives them.
+SING_DEFAULTS = {"operator": "pool4", "steps": 100, "zeta": "paper"}
 #: An SNR of +inf (a noiseless channel) reaches the models' SNR inputs (DeepJSCC's AF modules, the
 #: INN's conditioning) as this many dB: they take finite numbers, and nothing changes above it.
 NOISELESS_SNR_DB = 100.0
@@ -76,7 +78,7 @@ class SINGZeroMethod:
 
     needs_prior = True
 
-    def __init__(self, prior, operator="pool4", steps=100):
+    def __init__(self, prior, operator=SING_DEFAULTS["operator"], steps=SING_DEFAULTS["steps"]):
         from .sing_zero import SINGZero
 
         self.sampler = SINGZero(prior, operator=operator, steps=steps)
@@ -97,7 +99,8 @@ class SINGINNMethod:
     needs_prior = True
     accepts_k = True
 
-    def __init__(self, prior, inn=None, operator="pool4", steps=100, zeta=None, k=None, guidance="norm"):
+    def __init__(self, prior, inn=None, operator=SING_DEFAULTS["operator"], steps=SING_DEFAULTS["steps"], zeta=None, k=None,
+                 guidance="norm"):
         from .sing_inn import SINGINN
 
         if inn is None:
@@ -136,7 +139,8 @@ class Receiver:
     prior : DiffusionPrior or its name/folder/hub id, for methods that need one
     equalizer : ``mmse`` or ``zf``, applied (by phy, through the bridge) when ``h`` is given
     options : passed to the method (e.g. ``operator="pool4", steps=100``); methods that declare
-        ``accepts_k = True`` also get ``k``, the channel symbols per image of ``jscc``
+        ``accepts_k = True`` also get ``k``, the channel symbols per image of ``jscc``. SING's prior,
+        INN, operator, steps and zeta default to those recorded for ``jscc`` (:meth:`_defaults`)
     """
 
     def __init__(self, jscc, method: str = "deepjscc", prior=None, equalizer: str = "mmse", device="cpu", **options):
@@ -144,12 +148,36 @@ class Receiver:
 
         self.jscc = jscc if isinstance(jscc, DeepJSCC) else DeepJSCC.from_pretrained(jscc, device=device)
         self.method_name = method
-        if getattr(_METHODS.get(method), "accepts_k", False):
+        cls = _METHODS.get(method)
+        if getattr(cls, "needs_prior", False):
+            prior, options = self._defaults(method, prior, options)
+        #: the method's options as resolved (recorded beside results: which A, steps, zeta, INN)
+        self.options = {key: v if isinstance(v, (str, int, float, type(None))) else str(v) for key, v in options.items()}
+        if getattr(cls, "accepts_k", False):
             options["k"] = self.jscc.config.k  # lets the method check what it was trained for
         self.method = make_method(method, prior=prior, **options)
         if equalizer not in ("mmse", "zf"):
             raise UsageError(f"unknown equalizer {equalizer!r}; choose mmse or zf")
         self.equalizer = equalizer
+
+    def _defaults(self, method, prior, options):
+        """What a SING method is not given comes from the DeepJSCC: the prior and INN shipped for its
+        data set, size and k, and the settings chosen for it on validation images
+        (:attr:`DeepJSCC.sing`, written by ``singlink tune-sing --record``)."""
+        from ..jscc.model import find_checkpoint
+        from .prior import find_prior
+
+        cfg = self.jscc.config
+        if prior is None:
+            prior = find_prior(cfg.dataset, cfg.image_size[-1])
+        if method == "sing-inn" and options.get("inn") is None:
+            options["inn"] = find_checkpoint(cfg.dataset, cfg.image_size[-1], cfg.k, kind="inn")
+        chosen = dict(self.jscc.sing)
+        if method != "sing-inn":
+            chosen.pop("zeta", None)
+        for key, value in chosen.items():
+            options.setdefault(key, None if value == "paper" else value)
+        return prior, options
 
     def decode(self, y, snr_db, h=None, no_eff=None):
         """Received symbols (N, k) -> DeepJSCC reconstruction x_JSCC (N, C, H, W) in [0, 1].

@@ -12,6 +12,7 @@ COMMANDS = {
     "link": ("singlink.linkdemo", "link-level BER/BLER demo: uncoded and LDPC-coded QPSK over AWGN and Rayleigh block fading"),
     "train-jscc": ("singlink.jscc.train", "train a DeepJSCC codec end to end through the Sionna AWGN channel (resumable)"),
     "evaluate": ("singlink.evaluate", "DeepJSCC and SING restorations of CIFAR-10 images through the channel: PSNR, MS-SSIM, LPIPS with 95%% CIs"),
+    "tune-sing": ("singlink.tune", "choose SING's operator, steps and zeta for a DeepJSCC on validation images (and record them in its checkpoint)"),
     "train-prior": ("singlink.receiver.train_prior", "train the DDPM prior (diffusers UNet2DModel) on CIFAR-10 32x32, resumable, with EMA"),
     "train-inn": ("singlink.receiver.train_inn", "train SING-INN's conditional INN on (x, x_JSCC) pairs from a shipped DeepJSCC through the Sionna channel"),
     "info": ("singlink.info", "versions of singlink, Sionna, TensorFlow, torch, GNU Radio, and the devices they see"),

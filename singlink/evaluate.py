@@ -29,10 +29,13 @@ def add_arguments(p):
     p.add_argument("--channel", default="awgn", help="awgn, rayleigh-block or rayleigh-fast (default %(default)s)")
     p.add_argument("--images", default="256", help="number of images (default %(default)s)")
     p.add_argument("--split", default="test", choices=["test", "val"], help="data split (default %(default)s)")
-    p.add_argument("--operators", default="pool4", help="SING-Zero operator(s) A, comma list (default %(default)s)")
-    p.add_argument("--steps", default="100", help="SING-Zero step count(s), comma list (default %(default)s)")
+    p.add_argument("--operators", default=None, help="SING operator(s) A, comma list (default: the one chosen for the "
+                   "DeepJSCC by `singlink tune-sing`, else pool4)")
+    p.add_argument("--steps", default=None, help="SING step count(s), comma list (default: the DeepJSCC's chosen one, "
+                   "else 100)")
     p.add_argument("--inn", default=None, help="SING-INN network name or folder (default: the shipped one for the DeepJSCC's data and k)")
-    p.add_argument("--zeta", default=None, help="SING-INN guidance step (default: the paper's SNR schedule)")
+    p.add_argument("--zeta", default=None, help="SING-INN guidance step, or 'paper' for the paper's SNR schedule "
+                   "(default: the DeepJSCC's chosen one, else 'paper')")
     p.add_argument("--guidance", default="norm", choices=("norm", "squared"),
                    help="SING-INN step: gradient of each image's residual norm, or of its square (Algorithm 2, line 8; "
                         "default %(default)s)")
@@ -139,12 +142,12 @@ def _model(args):
 def run(args):
     # every argument is checked before the models and data are loaded
     snrs = _snrs(args.snr)
-    steps = _ints(args.steps, "--steps")
+    steps = [None] if args.steps is None else _ints(args.steps, "--steps")
     images = _ints(args.images, "--images")[0]
     batch = _ints(args.batch, "--batch")[0]
     seed = _ints(args.seed, "--seed", lo=0)[0]
-    zeta = _zeta(args.zeta)
-    operators = [o.strip() for o in args.operators.split(",") if o.strip()]
+    zeta = {} if args.zeta is None else {"zeta": _zeta(args.zeta)}
+    operators = [None] if args.operators is None else [o.strip() for o in args.operators.split(",") if o.strip()]
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     if not methods:
         raise UsageError("--methods is empty")
@@ -158,7 +161,6 @@ def run(args):
     from . import phy
     from .data import load_batch
     from .evaluation import run_cell, summarize
-    from .jscc.model import find_checkpoint
     from .provenance import code_version, write_atomic
     from .receiver import Receiver, available_methods, make_operator
     from .receiver.prior import DiffusionPrior
@@ -173,7 +175,7 @@ def run(args):
     except (ValueError, TypeError) as e:
         raise UsageError(f"--channel: {str(e).splitlines()[0]}") from None
     jscc, k, rho, spec = _model(args)
-    for o in operators:
+    for o in filter(None, operators):
         try:
             with torch.no_grad():
                 make_operator(o)(torch.zeros(1, *jscc.config.image_size))
@@ -205,10 +207,11 @@ def run(args):
             prior = DiffusionPrior.from_pretrained(args.prior or find_prior(spec.name, spec.image_size))
         for o in operators:
             for s in steps:
-                name = m if len(operators) == len(steps) == 1 else f"{m}({o},{s})"
-                extra = {"inn": args.inn or find_checkpoint(spec.name, spec.image_size, k, kind="inn"), "zeta": zeta,
-                         "guidance": args.guidance} if m == "sing-inn" else {}
-                receivers[name] = Receiver(jscc, m, prior=prior, operator=o, steps=s, **extra)
+                name = m if len(operators) == len(steps) == 1 else f"{m}({o or 'chosen'},{s or 'chosen'})"
+                options = {key: v for key, v in (("operator", o), ("steps", s)) if v is not None}
+                if m == "sing-inn":
+                    options |= {"inn": args.inn, "guidance": args.guidance} | zeta
+                receivers[name] = Receiver(jscc, m, prior=prior, **options)
     out.mkdir(parents=True, exist_ok=True)
 
     from tqdm import tqdm
@@ -235,6 +238,7 @@ def run(args):
                     f"{args.split} images{data_note}; mean ± 95% CI over images.", "",
                     *table, "", "```json", json.dumps({"config": config, "seed": seed, "version": code_version(), "k": k,
                                                        "rho": rho, "dataset": spec.to_dict(),
+                                                       "receivers": {name: rx.options for name, rx in receivers.items()},
                                                        "jscc": {"name": args.jscc, "config": jscc.config.__dict__}},
                                                       indent=1, default=str),
                     "```", ""])

@@ -116,6 +116,11 @@ class DeepJSCC(nn.Module):
     in [0, 1]. ``snr_db`` is a scalar or (N,).
     """
 
+    #: SING's settings chosen for this codec on validation images ({operator, steps, zeta}; zeta
+    #: "paper" for the paper's SNR schedule), read from ``config.json``'s ``sing`` block, which
+    #: ``singlink tune-sing --record`` writes; empty when none were chosen.
+    sing: dict = {}
+
     def __init__(self, config: DeepJSCCConfig = DeepJSCCConfig()):
         super().__init__()
         self.config = config
@@ -182,9 +187,38 @@ class DeepJSCC(nn.Module):
                                  power=raw.get("power", 1.0), dataset=raw.get("dataset", "cifar10"))
             model = cls(cfg)
             model.load_state_dict(load_file(str(folder / "model.safetensors"), device=str(device)))
-        except (json.JSONDecodeError, KeyError, TypeError, RuntimeError, SafetensorError, OSError) as e:
+            model.sing = _sing_block(raw.get("sing", {}))
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError, RuntimeError, SafetensorError, OSError) as e:
             raise UsageError(f"corrupt DeepJSCC checkpoint in {folder}: {str(e).splitlines()[0][:200]}") from None
         return model.to(device).eval()
+
+
+def _sing_block(block: dict) -> dict:
+    """The checked ``sing`` block of a DeepJSCC's config.json (a bad one is a corrupt checkpoint)."""
+    out = {}
+    if "operator" in block:
+        out["operator"] = str(block["operator"])
+    if "steps" in block:
+        out["steps"] = int(block["steps"])
+        if out["steps"] < 1:
+            raise ValueError(f"sing.steps must be >= 1, got {out['steps']}")
+    if "zeta" in block:
+        zeta = block["zeta"]
+        if zeta != "paper" and not (isinstance(zeta, (int, float)) and math.isfinite(zeta) and zeta >= 0):
+            raise ValueError(f"sing.zeta must be a number >= 0 or 'paper', got {zeta!r}")
+        out["zeta"] = zeta
+    return out
+
+
+def recorded_sing(name_or_path) -> dict:
+    """The ``sing`` settings recorded in a DeepJSCC checkpoint's config.json (see :attr:`DeepJSCC.sing`)."""
+    folder = Path(name_or_path)
+    if not folder.is_dir():
+        folder = CHECKPOINTS / str(name_or_path)
+    try:
+        return _sing_block(json.loads((folder / "config.json").read_text()).get("sing", {}))
+    except (OSError, json.JSONDecodeError, TypeError, ValueError) as e:
+        raise UsageError(f"cannot read the DeepJSCC checkpoint {name_or_path!r}: {str(e).splitlines()[0][:200]}") from None
 
 
 def find_checkpoint(dataset: str, image_size: int, k: int, kind: str = "deepjscc") -> str:

@@ -68,9 +68,9 @@ class SweepConfig:
     split: str = "test"
     dataset: str = "cifar10"
     image_size: int | None = None
-    operator: str = "pool2"
-    steps: int = 50
-    zeta: float | None = None
+    operator: str | None = None
+    steps: int | None = None
+    zeta: float | str | None = None
     batch: int = 16
     threads: int = 1
     examples: int = 3
@@ -291,8 +291,11 @@ def _str(value, key, allowed=None, optional=False):
 
 
 def _zeta(value, key="zeta"):
-    if value is None or (isinstance(value, str) and value.lower() in ("none", "paper")):
+    """None (not set: the DeepJSCC's chosen zeta), "paper" (the paper's SNR schedule) or a number."""
+    if value is None:
         return None
+    if isinstance(value, str) and value.lower() in ("none", "paper"):
+        return "paper"
     try:
         if isinstance(value, bool):
             raise ValueError
@@ -324,8 +327,8 @@ def _checked(raw: dict, max_rows: int | None = None) -> SweepConfig:
         "realizations": _int(raw["realizations"], "realizations", 1),
         "seed": _int(raw["seed"], "seed", 0),
         "split": _str(raw["split"], "split", ("test", "val")),
-        "operator": _str(raw["operator"], "operator"),
-        "steps": _int(raw["steps"], "steps", 1),
+        "operator": _str(raw["operator"], "operator", optional=True),
+        "steps": None if raw["steps"] is None else _int(raw["steps"], "steps", 1),
         "zeta": _zeta(raw["zeta"]),
         "batch": _int(raw["batch"], "batch", 1),
         "threads": _int(raw["threads"], "threads", 1),
@@ -342,8 +345,9 @@ def _checked(raw: dict, max_rows: int | None = None) -> SweepConfig:
     }
     import torch
 
-    with torch.no_grad():  # raises UsageError naming the known operators, or why it does not fit the images
-        make_operator(c["operator"])(torch.zeros(1, *shape))
+    if c["operator"] is not None:
+        with torch.no_grad():  # raises UsageError naming the known operators, or why it does not fit the images
+            make_operator(c["operator"])(torch.zeros(1, *shape))
     cfg = SweepConfig(**c)
     _check_ofdm_budget(cfg)
     if max_rows is not None and cfg.grid_rows > max_rows:
@@ -397,6 +401,18 @@ def checkpoint_names(cfg: SweepConfig, rho: str) -> dict:
     if any(m.startswith("sing") for m in cfg.methods):
         names["prior"] = cfg.prior or find_prior(cfg.dataset, cfg.image_size)
     return names
+
+
+def sing_options(cfg: SweepConfig, rho: str) -> dict:
+    """The SING settings of the grid at ``rho``: each of operator, steps and zeta as the config sets
+    it, else as chosen for that rho's DeepJSCC (``singlink tune-sing --record``), else the method's
+    default (``Receiver`` resolves the last two). Zeta "paper" is the paper's SNR schedule (None)."""
+    from ..jscc.model import recorded_sing
+
+    chosen = recorded_sing(checkpoint_names(cfg, rho)["jscc"]) if any(m.startswith("sing") for m in cfg.methods) else {}
+    out = {key: getattr(cfg, key) if getattr(cfg, key) is not None else chosen.get(key)
+           for key in ("operator", "steps", "zeta")}
+    return {key: v for key, v in out.items() if v is not None}
 
 
 def check_checkpoints(cfg: SweepConfig) -> None:

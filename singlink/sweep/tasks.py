@@ -40,7 +40,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..provenance import derive_seed
-from .config import BASELINE_METHODS, SweepConfig, checkpoint_names
+from .config import BASELINE_METHODS, SweepConfig, checkpoint_names, sing_options
 
 # Rough cost per image relative to a DeepJSCC decode, for a progress bar whose ETA holds while
 # cheap and expensive tasks interleave (SING-INN differentiates through the prior: ~3.3x SING-Zero).
@@ -61,7 +61,7 @@ class Task:
         return [(self.method, self.rho, self.snr_db, self.channel, i, self.realization, seed) for i in self.image_ids]
 
     def cost(self, cfg: SweepConfig) -> float:
-        per_image = _COST[self.method] * (cfg.steps if self.method.startswith("sing") else 1)
+        per_image = _COST[self.method] * ((cfg.steps or 50) if self.method.startswith("sing") else 1)
         return per_image * len(self.image_ids)
 
 
@@ -122,9 +122,14 @@ class _Context:
         def make():
             if method == "deepjscc":
                 return Receiver(self.jscc(rho), method)
-            extra = {"inn": checkpoint_names(self.cfg, rho)["inn"], "zeta": self.cfg.zeta} if method == "sing-inn" else {}
-            return Receiver(self.jscc(rho), method, prior=self.prior(), operator=self.cfg.operator,
-                            steps=self.cfg.steps, **extra)
+            options = sing_options(self.cfg, rho)
+            if method == "sing-inn":
+                options["inn"] = checkpoint_names(self.cfg, rho)["inn"]
+                if options.get("zeta") == "paper":
+                    options["zeta"] = None
+            else:
+                options.pop("zeta", None)
+            return Receiver(self.jscc(rho), method, prior=self.prior(), **options)
 
         return self._get(("rx", method, rho), make)
 

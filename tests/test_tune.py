@@ -1,0 +1,112 @@
+"""SING's settings chosen on validation images (``singlink tune-sing``) and recorded in the
+DeepJSCC checkpoint: the rule, the record, and the defaults Receiver, evaluate and sweep take from it."""
+import json
+
+import pytest
+import torch
+
+from singlink.errors import UsageError
+from singlink.jscc.model import DeepJSCC, DeepJSCCConfig, recorded_sing
+from singlink.receiver import Receiver
+from singlink.receiver.inn import ConditionalINN
+from singlink.receiver.prior import DiffusionPrior
+from singlink.tune import choose
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    """An untrained rho 1/48 DeepJSCC at 32x32 (k = 64), a tiny prior and an INN recorded for it."""
+    root = tmp_path_factory.mktemp("tune")
+    torch.manual_seed(0)
+    DeepJSCC(DeepJSCCConfig(k=64, channels=8)).save_pretrained(root / "jscc")
+    DiffusionPrior.from_preset("tiny").save_pretrained(root / "prior")
+    ConditionalINN(hidden=8, pairs=1, blocks=1, jscc={"name": "jscc", "k": 64, "rho": "1/48"},
+                   snr_range=(-5, 5)).save_pretrained(root / "inn")
+    return root
+
+
+def test_rule_lowest_lpips_within_the_psnr_budget_at_every_snr():
+    ref = {-5: 20.0, 1: 24.0}
+    table = {"a": {-5: (19.5, 0.30), 1: (23.5, 0.30)},   # within 1 dB everywhere
+             "b": {-5: (19.2, 0.20), 1: (22.5, 0.10)},   # lowest LPIPS, but 1.5 dB down at 1 dB
+             "c": {-5: (19.9, 0.25), 1: (23.9, 0.26)}}   # within, lower LPIPS than a
+    assert choose(table, ref, 1.0) == ("c", True)
+    assert choose(table, ref, 2.0) == ("b", True)
+    # nothing within budget: the least worst-SNR loss, flagged
+    assert choose(table, ref, 0.05) == ("c", False)
+
+
+def _with_sing(src, dst, block):
+    import shutil
+
+    shutil.copytree(src, dst)
+    raw = json.loads((dst / "config.json").read_text()) | {"sing": block}
+    (dst / "config.json").write_text(json.dumps(raw))
+    return dst
+
+
+def test_receiver_takes_recorded_settings_and_explicit_options_win(models, tmp_path):
+    folder = _with_sing(models / "jscc", tmp_path / "jscc", {"operator": "pool2", "steps": 7, "zeta": 0.4,
+                                                            "chosen_by": {"command": "x"}})
+    assert recorded_sing(folder) == {"operator": "pool2", "steps": 7, "zeta": 0.4}
+    zero = Receiver(folder, "sing-zero", prior=models / "prior")
+    assert zero.method.sampler.steps == 7 and zero.method.sampler.operator.name == "pool2"
+    inn = Receiver(folder, "sing-inn", prior=models / "prior", inn=models / "inn")
+    assert inn.method.sampler.zeta == 0.4 and inn.method.sampler.sampler.steps == 7
+    assert Receiver(folder, "sing-zero", prior=models / "prior", steps=3).method.sampler.steps == 3
+    paper = _with_sing(models / "jscc", tmp_path / "paper", {"zeta": "paper"})
+    assert Receiver(paper, "sing-inn", prior=models / "prior", inn=models / "inn").method.sampler.zeta is None
+    # nothing recorded: the methods' own defaults
+    assert Receiver(models / "jscc", "sing-zero", prior=models / "prior").method.sampler.steps == 100
+
+
+@pytest.mark.parametrize("block, words", [({"steps": 0}, "sing.steps"), ({"zeta": -1}, "sing.zeta"),
+                                          ({"zeta": "often"}, "sing.zeta")])
+def test_a_bad_recorded_block_is_a_corrupt_checkpoint(models, tmp_path, block, words):
+    folder = _with_sing(models / "jscc", tmp_path / "jscc", block)
+    with pytest.raises(UsageError, match=f"corrupt DeepJSCC checkpoint.*{words}"):
+        DeepJSCC.from_pretrained(folder)
+
+
+def test_tune_sing_scans_on_validation_images_and_records_its_choice(models, tmp_path, one_thread):
+    from singlink.cli import main
+
+    folder = _with_sing(models / "jscc", tmp_path / "jscc", {})
+    weights = (folder / "model.safetensors").read_bytes()
+    out = tmp_path / "scan"
+    assert main(["tune-sing", "--jscc", str(folder), "--prior", str(models / "prior"), "--inn", str(models / "inn"),
+                 "--images", "2", "--snr", "-1,3", "--operators", "pool2,pool4", "--steps", "2,3",
+                 "--zetas", "paper,0.3", "--record", "--out", str(out)]) == 0
+    text = (out / "scan.md").read_text()
+    for name in ("deepjscc", "sing-zero(pool2,2)", "sing-zero(pool4,3)", "sing-inn(zeta=paper)", "sing-inn(zeta=0.3)"):
+        assert f"| {name} |" in text
+    assert "**validation** images" in text and "**Chosen**" in text
+    raw = json.loads((folder / "config.json").read_text())
+    assert raw["sing"]["operator"] in ("pool2", "pool4") and raw["sing"]["steps"] in (2, 3)
+    assert raw["sing"]["zeta"] in ("paper", 0.3) and raw["sing"]["chosen_by"]["split"] == "val"
+    assert (folder / "model.safetensors").read_bytes() == weights  # only the config gains the block
+    assert DeepJSCC.from_pretrained(folder).sing == recorded_sing(folder)
+
+
+def test_tune_sing_bad_input_writes_nothing(models, tmp_path, capsys):
+    from singlink.cli import main
+
+    out = tmp_path / "scan"
+    assert main(["tune-sing", "--jscc", str(models / "jscc"), "--zetas", "0.3,much", "--out", str(out)]) == 2
+    assert "--zetas must be numbers >= 0 or 'paper'" in capsys.readouterr().err and not out.exists()
+    assert main(["tune-sing", "--jscc", str(models / "jscc"), "--operators", "pool5", "--zetas", "",
+                 "--prior", str(models / "prior"), "--out", str(out)]) == 2
+    assert "--operators pool5" in capsys.readouterr().err and not out.exists()
+
+
+def test_sweep_takes_the_recorded_settings_per_rho(monkeypatch):
+    from singlink.sweep import config as sweep_config
+
+    monkeypatch.setattr(sweep_config, "checkpoint_names", lambda cfg, rho: {"jscc": rho})
+    monkeypatch.setattr("singlink.jscc.model.recorded_sing",
+                        lambda name: {"1/192": {"operator": "pool8", "steps": 25, "zeta": "paper"}, "1/48": {}}[name])
+    cfg = sweep_config.SweepConfig(methods=("deepjscc", "sing-inn"), rho=("1/192", "1/48"))
+    assert sweep_config.sing_options(cfg, "1/192") == {"operator": "pool8", "steps": 25, "zeta": "paper"}
+    assert sweep_config.sing_options(cfg, "1/48") == {}
+    cfg = sweep_config.SweepConfig(methods=("sing-zero",), rho=("1/192",), steps=10)
+    assert sweep_config.sing_options(cfg, "1/192") == {"operator": "pool8", "steps": 10, "zeta": "paper"}
