@@ -135,10 +135,42 @@ def load_state(out: Path, hparams: dict):
     return state
 
 
+_LOCKS: dict = {}
+
+
+def lock_run(out) -> None:
+    """Hold ``out/.lock`` for the rest of this process: a second trainer (or an export) on the same
+    run folder is refused in one line instead of rewriting ``log.jsonl`` and ``state.pt`` under the
+    first. The lock is the kernel's (``flock``), so it goes with the process, however it ends."""
+    import fcntl
+
+    out = Path(out)
+    key = str(out.resolve())
+    if key in _LOCKS:
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    handle = open(out / ".lock", "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        owner = handle.read().strip() or "another process"
+        handle.close()
+        raise UsageError(f"{out} is in use by {owner}: wait for that run to finish (or stop it) before resuming or "
+                         "exporting it, or use another --out") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"pid {os.getpid()}")
+    handle.flush()
+    _LOCKS[key] = handle
+
+
 def resume(out, hparams: dict, steps: int, **objects) -> tuple[bool, int, float, list]:
     """Resume a trainer from ``out/state.pt`` (:func:`load_state`): load each of ``objects``
     (state key -> model, optimiser, EMA, ...) from its entry and return ``(resumed, step,
-    seconds, history)``; a fresh start gives ``(False, 0, 0.0, [])``."""
+    seconds, history)``; a fresh start gives ``(False, 0, 0.0, [])``. The run folder is locked
+    (:func:`lock_run`) first."""
+    lock_run(out)
     state = load_state(out, hparams)
     if state is None:
         return False, 0, 0.0, []

@@ -1,5 +1,6 @@
 """DeepJSCC: the symbol contract, SNR adaptation, training, storage and bad input."""
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -191,3 +192,24 @@ def test_training_link_carries_gradients_to_the_encoder(channel):
     torch.mean((model.decode(y, snr_dec) - x) ** 2).backward()
     grads = [p.grad for p in model.encoder.parameters() if p.grad is not None]
     assert grads and sum(float(g.abs().sum()) for g in grads) > 0
+
+
+def test_a_run_folder_in_use_by_another_process_is_refused(tmp_path):
+    """Two trainers on one run folder would rewrite each other's log and state: the second is refused."""
+    import subprocess
+    import sys
+
+    from singlink.training import lock_run
+
+    holder = subprocess.Popen([sys.executable, "-c", "import sys; sys.path.insert(0, sys.argv[1]); "
+                               "from singlink.training import lock_run; lock_run(sys.argv[2]); print('held', flush=True); "
+                               "sys.stdin.read()", str(Path(__file__).resolve().parent.parent), str(tmp_path / "run")],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(UsageError, match=rf"run is in use by pid {holder.pid}: wait for that run"):
+            lock_run(tmp_path / "run")
+    finally:
+        holder.communicate("")
+    lock_run(tmp_path / "run")  # free once the holder has gone
+    lock_run(tmp_path / "run")  # and re-entrant within one process
