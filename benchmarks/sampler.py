@@ -2,10 +2,11 @@
 time of T bare UNet forwards on the same batch, measured side by side, plus restored images per
 second. SING-INN differentiates through the UNet and the INN at every step (goal <= 3.5).
 
-    .venv/bin/python benchmarks/sampler.py [--steps 50] [--prior NAME|FOLDER] [--threads N]
+    .venv/bin/python benchmarks/sampler.py [--dataset celeba] [--rho 1/192] [--steps 50] [--threads N]
 
-Uses the shipped prior when present (else the same 'small' architecture, untrained: the cost
-does not depend on the weights). The measurements alternate (bare, SING-Zero, SING-INN, bare, ...)
+Uses the prior and INN shipped for ``--dataset`` (CelebA faces at 64x64 by default: the SING
+paper's setting) and ``--rho``; where none is shipped, the same architecture untrained ('small64'
+or 'small', the INN's default): the cost does not depend on the weights. The measurements alternate (bare, SING-Zero, SING-INN, bare, ...)
 and each is timed both by the wall clock (the ``*_overhead`` fields) and by this process's CPU
 time (``*_overhead_cpu``): on a machine shared with other jobs the CPU-time ratios are the
 steadier ones (with one thread they equal the wall-clock ratios of an idle machine). Last line of
@@ -33,33 +34,50 @@ def timed(fn, reps):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=50, help="T, sampling steps (default %(default)s)")
-    ap.add_argument("--prior", default=None, help="prior name or folder (default: shipped prior, else untrained 'small')")
+    ap.add_argument("--dataset", default="celeba", help="data set whose shipped prior and INN are timed (default %(default)s)")
+    ap.add_argument("--rho", default="1/192", help="bandwidth ratio of the INN (default %(default)s)")
+    ap.add_argument("--prior", default=None, help="prior name or folder (default: the shipped one for --dataset)")
     ap.add_argument("--operator", default="pool4")
-    ap.add_argument("--inn", default="inn-cifar10-rho1_192", help="INN for the SING-INN timing (default %(default)s)")
+    ap.add_argument("--inn", default=None, help="INN name or folder (default: the shipped one for --dataset and --rho)")
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--threads", type=int, default=None)
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
 
+    from singlink import phy
+    from singlink.data import DatasetSpec
     from singlink.errors import UsageError
+    from singlink.jscc.model import find_checkpoint
     from singlink.receiver import SINGINN, SINGZero
-    from singlink.receiver.plugin import DEFAULT_PRIOR
-    from singlink.receiver.prior import DiffusionPrior
+    from singlink.receiver.inn import ConditionalINN
+    from singlink.receiver.prior import DiffusionPrior, find_prior
 
+    size = DatasetSpec.parse(args.dataset).image_size
     try:
-        prior = DiffusionPrior.from_pretrained(args.prior or DEFAULT_PRIOR)
-        source = args.prior or DEFAULT_PRIOR
+        source = args.prior or find_prior(args.dataset, size)
+        prior = DiffusionPrior.from_pretrained(source)
     except UsageError:
         if args.prior:
             raise
         torch.manual_seed(0)
-        prior, source = DiffusionPrior.from_preset("small"), "small (untrained)"
+        preset = "small64" if size == 64 else "small"
+        prior, source = DiffusionPrior.from_preset(preset), f"{preset} (untrained)"
     prior.eval()
+    try:
+        inn_source = args.inn or find_checkpoint(args.dataset, size, phy.num_channel_symbols(args.rho, (3, size, size)),
+                                                 kind="inn")
+        inn = inn_source
+    except UsageError:
+        if args.inn:
+            raise
+        torch.manual_seed(0)
+        inn, inn_source = ConditionalINN(), "ConditionalINN() (untrained)"
     sampler = SINGZero(prior, args.operator, steps=args.steps)
-    sing_inn = SINGINN(prior, args.inn, args.operator, steps=args.steps)
+    sing_inn = SINGINN(prior, inn, args.operator, steps=args.steps)
     ts = [int(t) for t in sampler.schedule.t]
-    result = {"benchmark": "sampler", "prior": source, "steps": args.steps, "operator": args.operator,
+    result = {"benchmark": "sampler", "prior": source, "inn": inn_source, "image_size": size, "steps": args.steps,
+              "operator": args.operator,
               "threads": torch.get_num_threads()}
     print(f"SING-Zero vs bare UNet forwards, {args.steps} steps, prior {source}, median of {args.reps}")
     for b in (1, 16):
