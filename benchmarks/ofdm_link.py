@@ -102,14 +102,7 @@ class Bare:
         self.step = step
 
     def run(self, batches):
-        bit_errors = block_errors = 0
-        for _ in range(batches):
-            bits, bits_hat = self.step(self.batch_size, self.no)
-            err = tf.not_equal(bits, bits_hat)
-            bit_errors += int(tf.reduce_sum(tf.cast(err, tf.int64)))
-            block_errors += int(tf.reduce_sum(tf.cast(tf.reduce_any(err, axis=-1), tf.int64)))
-        blocks = batches * self.batch_size
-        return bit_errors, blocks * K, block_errors, blocks
+        return phy.count_errors(lambda: self.step(self.batch_size, self.no), batches)
 
 
 def main(argv=None):

@@ -9,7 +9,7 @@ from .capacity import awgn_capacity, rayleigh_outage_probability
 from .channel import (AWGNChannel, CHANNELS, RayleighBlockFadingChannel, RayleighFastFadingChannel,
                       equalize, make_channel, snr_db_to_noise_var)
 from .digital import MODULATIONS, DigitalLink, DigitalLinkConfig, bits_per_symbol, ebno_db_to_snr_db
-from .montecarlo import ErrorRateEstimate, MonteCarloRunner, clopper_pearson
+from .montecarlo import ErrorRateEstimate, MonteCarloRunner, clopper_pearson, count_errors
 from .ofdm import OFDMDigitalLink, OFDMLinkChannel, OFDMSpec, effective_snr_db, is_ofdm, jscc_input, parse_spec
 from .power import normalize_power, num_channel_symbols
 
@@ -18,6 +18,6 @@ __all__ = [
     "rayleigh_outage_probability", "AWGNChannel", "CHANNELS", "RayleighBlockFadingChannel",
     "RayleighFastFadingChannel", "equalize", "make_channel", "snr_db_to_noise_var", "MODULATIONS",
     "DigitalLink", "DigitalLinkConfig", "bits_per_symbol", "ebno_db_to_snr_db", "ErrorRateEstimate",
-    "MonteCarloRunner", "clopper_pearson", "normalize_power", "num_channel_symbols",
+    "MonteCarloRunner", "clopper_pearson", "count_errors", "normalize_power", "num_channel_symbols",
     "OFDMDigitalLink", "OFDMLinkChannel", "OFDMSpec", "effective_snr_db", "is_ofdm", "jscc_input", "parse_spec",
 ]

@@ -96,17 +96,25 @@ class DigitalLink(Block):
         """Complex channel uses per row."""
         return self.num_blocks * self.config.codeword_bits // self.bps
 
-    def call(self, batch_size, snr_db, bits=None):
+    def _modulate(self, batch_size, bits):
+        """``(bits, x)``: the source bits (drawn when None), LDPC-encoded and mapped to symbols
+        x (B, blocks, n/bps)."""
         c = self.config
         if bits is None:
             bits = self._source([batch_size, self.num_blocks, c.k])
         cw = self._encoder(bits) if c.coded else bits
-        x = self._mapper(cw)                                   # (B, blocks, n/bps)
+        return bits, self._mapper(cw)
+
+    def _detect(self, x_hat, no_eff):
+        """Hard bit decisions from equalised symbols (B, blocks, n/bps) and their noise variance."""
+        llr = self._demapper(x_hat, no_eff)                    # (B, blocks, n)
+        return self._decoder(llr) if self.config.coded else tf.cast(llr > 0, llr.dtype)
+
+    def call(self, batch_size, snr_db, bits=None):
+        bits, x = self._modulate(batch_size, bits)
         shape = tf.shape(x)
         y, h = self._channel(tf.reshape(x, [shape[0], -1]), snr_db)
-        x_hat, no_eff = equalize(y, h, snr_db, c.equalizer, self._channel.power)
+        x_hat, no_eff = equalize(y, h, snr_db, self.config.equalizer, self._channel.power)
         x_hat = tf.reshape(x_hat, shape)
         no_eff = tf.reshape(tf.broadcast_to(no_eff, tf.shape(y)), shape)
-        llr = self._demapper(x_hat, no_eff)                    # (B, blocks, n)
-        bits_hat = self._decoder(llr) if c.coded else tf.cast(llr > 0, llr.dtype)
-        return bits, bits_hat
+        return bits, self._detect(x_hat, no_eff)

@@ -114,3 +114,18 @@ class MonteCarloRunner:
             if progress is not None:
                 progress(est)
         return out
+
+
+def count_errors(step, batches: int) -> tuple[int, int, int, int]:
+    """Call ``step() -> (bits, bits_hat)`` (each (..., k) with one code block per row) ``batches``
+    times and count ``(bit_errors, bits, block_errors, blocks)``: the tally of a hand-written
+    Sionna loop, for comparing one against :class:`MonteCarloRunner` (``benchmarks/``)."""
+    bit_errors = block_errors = bits_total = blocks = 0
+    for _ in range(batches):
+        bits, bits_hat = step()
+        err = tf.reshape(tf.not_equal(bits, bits_hat), [-1, bits.shape[-1]])
+        bit_errors += int(tf.reduce_sum(tf.cast(err, tf.int64)))
+        block_errors += int(tf.reduce_sum(tf.cast(tf.reduce_any(err, axis=-1), tf.int64)))
+        bits_total += int(tf.size(err))
+        blocks += int(err.shape[0])
+    return bit_errors, bits_total, block_errors, blocks

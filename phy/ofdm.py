@@ -523,20 +523,14 @@ class OFDMDigitalLink(DigitalLink):
         self._channel.slots(self.budget)  # k too large for the grid: one clear line now
 
     def call(self, batch_size, snr_db, bits=None, h_freq=None):
-        c = self.config
-        if bits is None:
-            bits = self._source([batch_size, self.num_blocks, c.k])
-        cw = self._encoder(bits) if c.coded else bits
-        x = self._mapper(cw)                                    # (B, blocks, n/bps)
+        bits, x = self._modulate(batch_size, bits)               # (B, blocks, n/bps)
         shape = tf.shape(x)
         rows = tf.reshape(x, [shape[0], -1])
-        used = self.num_blocks * c.codeword_bits // self.bps
+        used = self.num_blocks * self.config.codeword_bits // self.bps
         if self.budget > used:
             rows = tf.concat([rows, tf.ones([shape[0], self.budget - used], rows.dtype)], axis=1)
         rows = tf.ensure_shape(rows, [None, self.budget])
         y, no_eff = self._channel(rows, snr_db, h_freq)
         y = tf.reshape(y[:, :used], shape)
         no_eff = tf.reshape(no_eff[:, :used], shape)
-        llr = self._demapper(y, no_eff)
-        bits_hat = self._decoder(llr) if c.coded else tf.cast(llr > 0, llr.dtype)
-        return bits, bits_hat
+        return bits, self._detect(y, no_eff)

@@ -73,3 +73,17 @@ def test_digital_bad_inputs():
         phy.DigitalLink(phy.DigitalLinkConfig(k=500, n=1000, modulation="64qam"))
     with pytest.raises(ValueError, match="0 < k < n"):
         phy.DigitalLink(phy.DigitalLinkConfig(k=600, n=500))
+
+
+def test_count_errors_tallies_bits_and_blocks_of_a_hand_written_loop():
+    import tensorflow as tf
+
+    bits = tf.constant([[[0, 1, 1, 0]], [[1, 1, 1, 1]], [[0, 0, 0, 0]]], tf.float32)   # (3, 1, 4): OFDM-like rows
+    flips = tf.constant([[[0, 1, 1, 0]], [[0, 0, 0, 0]], [[1, 0, 0, 0]]], tf.float32)
+    calls = []
+
+    def step():
+        calls.append(1)
+        return bits, tf.abs(bits - flips)
+
+    assert phy.count_errors(step, 2) == (2 * 3, 2 * 12, 2 * 2, 2 * 3) and len(calls) == 2
