@@ -20,7 +20,7 @@ from singlink.cli import main
 
 SHARED_CIFAR = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "cifar10"
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
-TINY = 'methods = ["deepjscc"]\nrho = ["1/192"]\nsnr = [0]\nimages = 2\nbatch = 2\nexamples = 0\n'
+TINY = 'methods = ["deepjscc"]\ndataset = "cifar10"\nrho = ["1/192"]\nsnr = [0]\nimages = 2\nbatch = 2\nexamples = 0\n'
 
 pytestmark = pytest.mark.skipif(not (SHARED_CIFAR / "test").is_dir(), reason="needs the shared CIFAR-10 copy")
 

@@ -237,4 +237,4 @@ def test_sweep_config_file_command_line_and_python_name_data_the_same_way(tmp_pa
     from_yaml = build_config(config_file=tmp_path / "c.yaml", overrides=base)
     assert from_cli.spec == from_toml.spec == from_yaml.spec == DatasetSpec.parse("celeba", 64)
     assert from_cli.image_shape == (3, 64, 64) and from_cli.k("1/192") == 64
-    assert build_config(overrides=base).spec == DatasetSpec.parse("cifar10")
+    assert build_config("cifar10", overrides=base).spec == DatasetSpec.parse("cifar10")

@@ -269,13 +269,13 @@ def test_sweep_config_takes_ofdm_specs_in_canonical_form():
 
     cfg = build_config("ofdm")
     assert any("csi=ls" in c for c in cfg.channel) and any("csi" not in c for c in cfg.channel)
-    cfg = build_config(None, None, {"channel": "awgn,ofdm-tdl-c:csi=ls:delay_spread=300ns", "methods": "deepjscc"})
+    cfg = build_config(None, None, {"channel": "awgn,ofdm-tdl-c:csi=ls:delay_spread=300ns", "methods": "deepjscc", "dataset": "cifar10"})
     assert cfg.channel == ("awgn", "ofdm-tdl-c:delay_spread=3e-07:csi=ls")
     with pytest.raises(UsageError, match="unknown OFDM channel model"):
-        build_config(None, None, {"channel": "ofdm-tdl-z", "methods": "deepjscc"})
+        build_config(None, None, {"channel": "ofdm-tdl-z", "methods": "deepjscc", "dataset": "cifar10"})
     with pytest.raises(UsageError, match="rho 1/6: k = 512 .* span=0"):
         build_config(None, None, {"channel": "ofdm-tdl-a:symbols=4:pilots=1:span=0", "methods": "deepjscc",
-                                  "rho": "1/6"})
+                                  "rho": "1/6", "dataset": "cifar10"})
 
 
 def test_sweep_over_ofdm_pairs_deepjscc_and_the_baselines_on_one_draw(tmp_path, capsys):
@@ -283,7 +283,7 @@ def test_sweep_over_ofdm_pairs_deepjscc_and_the_baselines_on_one_draw(tmp_path, 
     from singlink.sweep import ResultStore
 
     config = tmp_path / "ofdm.toml"
-    config.write_text('methods = ["deepjscc", "bpg-capacity"]\nrho = ["1/6"]\nsnr = [10]\nimages = 2\nbatch = 2\n'
+    config.write_text('methods = ["deepjscc", "bpg-capacity"]\ndataset = "cifar10"\nrho = ["1/6"]\nsnr = [10]\nimages = 2\nbatch = 2\n'
                       'mean_images = 50\nexamples = 1\nchannel = ["ofdm-tdl-a", "ofdm-tdl-a:csi=ls"]\n')
     assert main(["sweep", "--config", str(config), "--out", str(tmp_path / "out")]) == 0
     capsys.readouterr()

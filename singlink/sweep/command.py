@@ -3,7 +3,7 @@ methods x rho x SNR x channel over N images x R channel realisations, in-process
 
 Every finished task's rows go to the store (``--out``/results.sqlite) as the task completes;
 rerunning the same command resumes, skipping the stored rows. At the end ``--out`` holds
-``summary.csv``, ``psnr_vs_snr.png``, ``lpips_vs_snr.png``, ``examples_<rho>_<channel>.png``
+``summary.csv``, ``psnr_vs_snr.png``, ``lpips_vs_snr.png``, ``ms_ssim_vs_snr.png``, ``examples_<rho>_<channel>.png``
 and ``sweep.json`` (config, seed, code version, runs of the store).
 """
 from __future__ import annotations
@@ -185,7 +185,8 @@ def _mean_image(store, cfg: SweepConfig):
     if blob is None:
         from ..baselines import training_mean_image
 
-        print(f"computing the mean of {cfg.mean_images} {cfg.spec.tag} training images (once per store)", flush=True)
+        print(f"computing the mean of the first {cfg.mean_images} (or all) {cfg.spec.tag} training images "
+              "(once per store)", flush=True)
         mean = training_mean_image(cfg.spec, cfg.mean_images).numpy().astype(np.float32)
         store.put_blob("mean_image", mean.tobytes())
         return mean
@@ -322,7 +323,7 @@ def write_report(store, cfg: SweepConfig, out: Path) -> tuple[list[dict], list[P
     rows = in_grid(store.rows(), cfg)  # the current run's series only
     summary = summarize(rows, cfg)
     written = {"summary.csv": summary_csv(summary), "psnr_vs_snr.png": metric_plot(summary, cfg, "psnr"),
-               "lpips_vs_snr.png": metric_plot(summary, cfg, "lpips")}
+               "lpips_vs_snr.png": metric_plot(summary, cfg, "lpips"), "ms_ssim_vs_snr.png": metric_plot(summary, cfg, "ms_ssim")}
     if cfg.examples:
         ids = list(range(min(cfg.examples, cfg.images)))
         x, _ = load_batch(_dataset(cfg), ids)

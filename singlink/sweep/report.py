@@ -79,7 +79,7 @@ def _png_bytes(fig, dpi: int = 120) -> bytes:
 
 
 def metric_plot(summary: list[dict], cfg: SweepConfig, metric: str) -> bytes:
-    """``metric`` (psnr or lpips) vs SNR, a line per method with 95% CI error bars, a panel per
+    """``metric`` (psnr, lpips or ms_ssim) vs SNR, a line per method with 95% CI error bars, a panel per
     (rho, channel), with published DeepJSCC results as stars where :mod:`.published` has them; PNG bytes."""
     from .published import published_points
 

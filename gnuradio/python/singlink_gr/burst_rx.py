@@ -299,7 +299,7 @@ class burst_rx(gr.hier_block2):
     image_id, k, snr_db, cfo, metric). Counters: :attr:`stats`.
     """
 
-    def __init__(self, method="deepjscc", checkpoint=DEFAULT_CHECKPOINT, prior="", steps=100, zeta=None, inn="",
+    def __init__(self, method="deepjscc", checkpoint=DEFAULT_CHECKPOINT, prior="", steps=0, zeta=None, inn="",
                  output_dir="", seed=0, batch_size=16, sps=4, rolloff=0.35, rrc_span=11, header_sf=32,
                  pilot_spacing=64, pilot_len=8, detect_len=64, detect_threshold=0.9, detect_metric=0.08,
                  eq_taps=0, device="cpu"):

@@ -20,8 +20,9 @@ class jscc_rx(gr.sync_block):
     then equalised, ``equalizer`` mmse or zf), ``image_id``, ``frame`` and ``eob``.
 
     ``method``: ``deepjscc`` (decoder only), ``sing-zero`` (needs ``prior``; ``steps``) or
-    ``sing-inn`` (needs ``prior`` and ``inn``; ``steps``, ``zeta``). An empty ``prior`` means
-    singlink's default prior name. Restoration noise is seeded per frame,
+    ``sing-inn`` (``inn``, ``zeta``). An empty ``prior`` or ``inn`` means the one shipped for the
+    checkpoint's data set, size and k; ``steps`` 0 and ``zeta`` None mean the settings chosen for
+    the checkpoint on validation images (``singlink tune-sing``), else 100 steps and the paper's zeta. Restoration noise is seeded per frame,
     ``derive_seed(seed, "restore", frame)``.
 
     Frames are decoded ``batch_size`` at a time, and at once when a frame carries ``eob`` (jscc_tx
@@ -37,7 +38,7 @@ class jscc_rx(gr.sync_block):
     truncated, no ``snr_db``) are dropped with a warning and the stream goes on.
     """
 
-    def __init__(self, method="deepjscc", checkpoint=DEFAULT_CHECKPOINT, prior="", steps=100, zeta=None, inn="",
+    def __init__(self, method="deepjscc", checkpoint=DEFAULT_CHECKPOINT, prior="", steps=0, zeta=None, inn="",
                  output_dir="", seed=0, batch_size=16, length_tag_key="packet_len", equalizer="mmse", device="cpu"):
         gr.sync_block.__init__(self, name="singlink_jscc_rx", in_sig=[np.complex64], out_sig=None)
         from .link import Decoder

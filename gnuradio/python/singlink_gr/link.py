@@ -100,7 +100,7 @@ class Decoder:
     """DeepJSCC decoding + restoration with singlink's Receiver:
     ``restore(y (N, k), snr_db (N,), h [complex|None]*N, frames [int]*N) -> uint8 (N, H, W, 3)``."""
 
-    def __init__(self, checkpoint=DEFAULT_CHECKPOINT, method="deepjscc", prior=None, steps=100, zeta=None,
+    def __init__(self, checkpoint=DEFAULT_CHECKPOINT, method="deepjscc", prior=None, steps=None, zeta=None,
                  inn=None, seed=0, equalizer="mmse", device="cpu"):
         from singlink.errors import UsageError
         from singlink.provenance import derive_seed
@@ -109,7 +109,7 @@ class Decoder:
         if method not in METHOD_OPTIONS:
             from singlink.receiver.plugin import available_methods
             raise UsageError(f"unknown method {method!r}; choose one of {', '.join(available_methods())}")
-        given = {"steps": int(steps) if steps is not None else None, "zeta": zeta, "inn": inn or None}
+        given = {"steps": int(steps) if steps else None, "zeta": zeta, "inn": inn or None}  # None: the checkpoint's
         options = {k: given[k] for k in METHOD_OPTIONS[method] if given[k] is not None}
         self.method, self.seed, self._derive_seed = method, int(seed), derive_seed
         self.jscc = load_jscc(checkpoint, device)
