@@ -6,7 +6,6 @@ Writes into ``--out``: ``rows.csv`` (one row per method, SNR and image), ``summa
 ``--operators`` and ``--steps`` evaluate every SING-Zero variant side by side (for choosing A and
 the step count on validation images: ``--split val``).
 """
-import csv
 import io
 import json
 import math
@@ -160,7 +159,7 @@ def run(args):
 
     from . import phy
     from .data import load_batch
-    from .evaluation import run_cell, summarize
+    from .evaluation import run_cell, summarize, to_csv
     from .provenance import code_version, write_atomic
     from .receiver import Receiver, available_methods, make_operator
     from .receiver.prior import DiffusionPrior
@@ -220,13 +219,6 @@ def run(args):
     for snr in tqdm(snrs, desc="evaluate", unit="snr"):
         rows += run_cell(jscc, receivers, x, ids, snr, args.channel, seed=seed, batch=batch)
     summary = summarize(rows)
-
-    def to_csv(records):
-        buf = io.StringIO()
-        w = csv.DictWriter(buf, fieldnames=list(records[0]))
-        w.writeheader()
-        w.writerows(records)
-        return buf.getvalue()
 
     config = {k: v for k, v in vars(args).items() if not k.startswith("_")}
     table = ["| method | SNR [dB] | n | PSNR [dB] | LPIPS | MS-SSIM |", "| --- | --- | --- | --- | --- | --- |"]

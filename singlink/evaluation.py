@@ -95,3 +95,15 @@ def summarize(rows, keys=("method", "k", "snr_db", "channel")) -> list[dict]:
             entry[f"{m}_mean"], entry[f"{m}_ci95"] = mean_ci95([r[m] for r in rs])
         out.append(entry)
     return out
+
+
+def to_csv(records: list[dict]) -> str:
+    """CSV text of ``records`` (dicts with the same keys, the first one's order)."""
+    import csv
+    import io
+
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(records[0]))
+    w.writeheader()
+    w.writerows(records)
+    return buf.getvalue()

@@ -17,8 +17,6 @@ line per setting and SNR) and rows.csv (per image). ``--record`` writes the choi
 DeepJSCC checkpoint's ``config.json`` (``sing`` block), from where ``Receiver``, ``evaluate`` and
 ``sweep`` take their defaults.
 """
-import csv
-import io
 import json
 import shlex
 import sys
@@ -111,7 +109,7 @@ def run(args):
 
     from . import phy
     from .data import load_batch
-    from .evaluation import run_cell, summarize
+    from .evaluation import run_cell, summarize, to_csv
     from .jscc.model import CHECKPOINTS, find_checkpoint
     from .provenance import code_version, write_atomic
     from .receiver import Receiver, make_operator
@@ -182,13 +180,6 @@ def run(args):
         best_inn, inn_ok = choose({name: by[name] for name in inn_names}, reference, args.max_psnr_loss)
         choice["zeta"] = inn_names[best_inn]
         met["sing-inn"] = inn_ok
-
-    def to_csv(records):
-        buf = io.StringIO()
-        w = csv.DictWriter(buf, fieldnames=list(records[0]))
-        w.writeheader()
-        w.writerows(records)
-        return buf.getvalue()
 
     command = shlex.join(["singlink", "tune-sing", *sys.argv[2:]]) if sys.argv[1:2] == ["tune-sing"] else None
     record = {"operator": choice["operator"], "steps": choice["steps"], **({"zeta": choice["zeta"]} if "zeta" in choice else {}),
