@@ -245,6 +245,7 @@ def model_card(name, final, size):
     overall = f"| all | {v['loss']:.5f} | {ref['loss']:.5f} |" if v else "| - | - | - |"
     training = (f"SNR fixed at {c['fixed_snr']:g} dB (CommIN variant: the conditioning input is ignored)"
                 if c["fixed_snr"] is not None else f"SNR uniform in [{c['snr_range'][0]:g}, {c['snr_range'][1]:g}] dB per image")
+    jpeg = "; the shared CIFAR-10 is a JPEG copy, not pixel-exact" if c.get("dataset", "cifar10") == "cifar10" else ""
     return f"""# {name}
 
 Conditional INN of SING-INN (SING paper, Section IV-C, Fig. 5): Haar split, 4 SNR-conditioned
@@ -255,8 +256,7 @@ rho = {c['jscc']['rho']}); SING-INN refuses it for a DeepJSCC with another k. Lo
 `Receiver(jscc, "sing-inn", inn="{name}")`.
 
 - Command: `{final['command']}`
-- Data: the `{c.get('dataset', 'cifar10')}` training split (`singlink.data.DatasetSpec`; the shared CIFAR-10 is a
-  JPEG copy, not pixel-exact), {c['train_images']:,} images; x_JSCC made on the fly by the frozen DeepJSCC through
+- Data: the `{c.get('dataset', 'cifar10')}` training split (`singlink.data.DatasetSpec`{jpeg}), {c['train_images']:,} images; x_JSCC made on the fly by the frozen DeepJSCC through
   Sionna's AWGN channel, {training}.
 - Loss: Eq. 16, mean squared distance between the INN's coarse part c of x and the Haar LL band of
   x_JSCC; Adam {c['lr']}, batch {c['batch']}, {c['steps']:,} steps, seed {c['seed']}.

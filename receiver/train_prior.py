@@ -283,6 +283,8 @@ def model_card(name, final, args, size):
     """The exported prior's MODEL_CARD.md."""
     c, v = final["config"], final["validation"]
     loss_rows = (f"| raw | {v['val_loss']:.4f} |\n| EMA (exported) | {v['val_loss_ema']:.4f} |" if v else "| - | - |")
+    jpeg = (" The shared CIFAR-10 is a JPEG copy (quality about 75), not pixel-exact CIFAR."
+            if c["dataset"] == "cifar10" else "")
     return f"""# {name}
 
 DDPM prior (epsilon prediction) for {c['data'].split(' train')[0]} ({c['image_size']}x{c['image_size']}), the diffusion prior of singlink's SING receiver:
@@ -293,8 +295,7 @@ a diffusers `UNet2DModel` (preset `{c['preset']}`, {c['n_params'] / 1e6:.2f} M p
 
 - Command: `{final['command']}`
 - Data: the `{c['dataset']}` training split (`singlink.data.DatasetSpec`; see its docstring for the split and
-  crop), {c['train_images']:,} images, random horizontal flips, scaled to [-1, 1]. The shared CIFAR-10 is a JPEG
-  copy (quality about 75), not pixel-exact CIFAR.
+  crop), {c['train_images']:,} images, random horizontal flips, scaled to [-1, 1].{jpeg}
 - Training: epsilon-prediction MSE, t uniform in [0, 999], {'Min-SNR-gamma weighting, gamma ' + format(c.get('min_snr_gamma', 0), 'g') if c.get('min_snr_gamma') else 'unweighted'};
   {'AdamW (weight decay ' + format(c['weight_decay'], 'g') + ')' if c.get('weight_decay') else 'Adam'} {c['lr']} after {c['warmup']} warm-up steps,
   batch {c['batch']}, gradient norm clipped to {c['grad_clip']}, {c['steps']:,} steps, seed {c['seed']};

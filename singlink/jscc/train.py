@@ -281,6 +281,10 @@ def model_card(name, final, args):
     loss = f"MSE + {c['lpips_weight']} * LPIPS-alex (SING Eq. 10)" if c["lpips_weight"] else "MSE"
     schedule = (f"cosine to {c['lr_min']:g} over {c['schedule_steps']:,} steps" if c["lr_schedule"] == "cosine"
                 else "constant")
+    jpeg = (" The shared CIFAR-10 is a JPEG copy (quality about 75), not pixel-exact CIFAR."
+            if c["dataset"] == "cifar10" else "")
+    if c.get("init"):
+        jpeg += f"\n- Warm start: the weights of `{c['init']}` (a fresh optimiser; steps and time below are this run's)."
     partial = (f" (of {c['schedule_steps']:,}: training goes on, see training-state/README.md)"
                if c["steps"] < c["schedule_steps"] else "")
     return f"""# {name}
@@ -290,8 +294,7 @@ DeepJSCC (SNR-adaptive, AF modules) for `{c['dataset']}` {c['image_size']}x{c['i
 
 - Command: `singlink train-jscc {' '.join(sys.argv[2:])}`
 - Data: the `{c['dataset']}` training split (`singlink.data.DatasetSpec`), {c['train_images']:,} images, held
-  out validation split for the table below. The shared CIFAR-10 is a JPEG copy (quality about 75), not
-  pixel-exact CIFAR.
+  out validation split for the table below.{jpeg}
 - Loss: {loss}; SNR uniform in [{c['snr_range']}] dB per image; Adam, peak learning rate {c['lr']:g} after
   {c['warmup']} warm-up steps, {schedule}; batch {c['batch']}, {c['steps']:,} steps{partial}, seed {final['seed']}.
 - Wall time: {final['seconds'] / 60:.1f} min of training on {args.threads or 'all'} CPU thread(s) (2-core machine,
