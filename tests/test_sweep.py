@@ -170,7 +170,7 @@ BAD = [
     (["--methods", "deepjscc,teleport"], "unknown methods 'teleport'"),
     (["--rho", "1/96"], "no shipped deepjscc checkpoint for cifar10 at 32x32 with k=32"),
     (["--dataset", "imagenet"], "--dataset 'imagenet' is neither a known data set"),
-    (["--dataset", "celeba"], "no shipped deepjscc checkpoint for celeba at 64x64"),
+    (["--dataset", "celeba", "--image-size", "32"], "no shipped deepjscc checkpoint for celeba at 32x32"),
     (["--dataset", "celeba", "--image-size", "60"], "need a ratio in (0, 1] with integer k"),
     (["--rho", "1/100"], "need a ratio in (0, 1] with integer k"),
     (["--snr", ""], "snr is empty"),
