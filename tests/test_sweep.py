@@ -144,7 +144,7 @@ def test_baselines_through_the_sweep_respect_the_budget_and_fall_off_the_cliff(t
     from singlink.sweep import ResultStore
 
     config = tmp_path / "cliff.yaml"
-    config.write_text("methods: [bpg-ldpc, bpg-capacity]\nrho: ['1/6']\nsnr: [-5, 15]\nimages: 2\nbatch: 2\n"
+    config.write_text("methods: [bpg-ldpc, bpg-capacity]\ndataset: cifar10\nrho: ['1/6']\nsnr: [-5, 15]\nimages: 2\nbatch: 2\n"
                       "mean_images: 200\nldpc_modulation: 16qam\nldpc_rate: '2/3'\nexamples: 0\n")
     assert main(["sweep", "--config", str(config), "--out", str(tmp_path / "cliff")]) == 0
     capsys.readouterr()
