@@ -176,7 +176,9 @@ class Receiver:
         if method != "sing-inn":
             chosen.pop("zeta", None)
         for key, value in chosen.items():
-            options.setdefault(key, None if value == "paper" else value)
+            options.setdefault(key, value)
+        if options.get("zeta") == "paper":  # recorded or given: the paper's SNR schedule
+            options["zeta"] = None
         return prior, options
 
     def decode(self, y, snr_db, h=None, no_eff=None):

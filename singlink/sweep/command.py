@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 
 from ..errors import UsageError
-from .config import BASELINE_METHODS, MAX_ROWS, SweepConfig, build_config, checkpoint_names, preset_names, sing_options
+from .config import BASELINE_METHODS, MAX_ROWS, SweepConfig, build_config, checkpoint_names, preset_names, sing_settings
 
 
 def add_arguments(p):
@@ -334,12 +334,8 @@ def write_report(store, cfg: SweepConfig, out: Path) -> tuple[list[dict], list[P
                 grid = example_grid(examples, originals, cfg, rho, ch)
                 if grid is not None:
                     written[f"examples_rho{rho.replace('/', '_')}_{ch}.png"] = grid
-    from ..receiver.plugin import SING_DEFAULTS
-
-    sing = {rho: SING_DEFAULTS | sing_options(cfg, rho) for rho in cfg.rho} if any(
-        m.startswith("sing") for m in cfg.methods) else {}
     written["sweep.json"] = json.dumps({"config": cfg.to_dict(), "seed": cfg.seed, "version": code_version(),
-                                        "sing": sing, "store": str(store.path.name), "rows": len(rows),
+                                        "sing": sing_settings(cfg), "store": str(store.path.name), "rows": len(rows),
                                         "series": store.series_id,
                                         "runs": [{k: r[k] for k in ("run_id", "started", "executor", "series_id")}
                                                  for r in store.runs()]},
@@ -374,17 +370,14 @@ def run(args):
     if not args.new_run:
         store.check_settings(cfg.settings)  # the cheap part first
     _check_data(cfg)
+    sing = sing_settings(cfg)
     for rho in cfg.rho:  # say which checkpoints the grid uses: they are picked by data set, size and k
         used = checkpoint_names(cfg, rho)
         if used:
-            sing = ""
-            if any(m.startswith("sing") for m in cfg.methods):
-                from ..receiver.plugin import SING_DEFAULTS
-
-                options = SING_DEFAULTS | sing_options(cfg, rho)
-                sing = f"; SING {options['operator']}, {options['steps']} steps, zeta {options['zeta']}"
+            s = sing.get(rho)
             print(f"sweep: {cfg.spec.tag} rho {rho} (k = {cfg.k(rho)}): "
-                  + ", ".join(f"{kind} {name}" for kind, name in used.items()) + sing)
+                  + ", ".join(f"{kind} {name}" for kind, name in used.items())
+                  + (f"; SING {s['operator']}, {s['steps']} steps, zeta {s['zeta']}" if s else ""))
     identity = sweep_identity(cfg)
     store.check_settings(cfg.settings, identity, new_run=args.new_run)
     ray = connect_ray(args.ray, workers) if args.ray else None

@@ -406,13 +406,24 @@ def checkpoint_names(cfg: SweepConfig, rho: str) -> dict:
 def sing_options(cfg: SweepConfig, rho: str) -> dict:
     """The SING settings of the grid at ``rho``: each of operator, steps and zeta as the config sets
     it, else as chosen for that rho's DeepJSCC (``singlink tune-sing --record``), else the method's
-    default (``Receiver`` resolves the last two). Zeta "paper" is the paper's SNR schedule (None)."""
+    default (what ``Receiver`` resolves the same way from the DeepJSCC). Zeta "paper" is the paper's SNR
+    schedule."""
     from ..jscc.model import recorded_sing
 
-    chosen = recorded_sing(checkpoint_names(cfg, rho)["jscc"]) if any(m.startswith("sing") for m in cfg.methods) else {}
+    chosen = recorded_sing(checkpoint_names(cfg, rho)["jscc"])
     out = {key: getattr(cfg, key) if getattr(cfg, key) is not None else chosen.get(key)
            for key in ("operator", "steps", "zeta")}
     return {key: v for key, v in out.items() if v is not None}
+
+
+def sing_settings(cfg: SweepConfig) -> dict:
+    """{rho: operator, steps, zeta} that SING uses in this grid (:func:`sing_options` over the
+    methods' defaults), for the sweep's report; empty when the grid runs no SING method."""
+    from ..receiver.plugin import SING_DEFAULTS
+
+    if not any(m.startswith("sing") for m in cfg.methods):
+        return {}
+    return {rho: SING_DEFAULTS | sing_options(cfg, rho) for rho in cfg.rho}
 
 
 def check_checkpoints(cfg: SweepConfig) -> None:

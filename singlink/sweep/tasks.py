@@ -40,7 +40,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..provenance import derive_seed
-from .config import BASELINE_METHODS, SweepConfig, checkpoint_names, sing_options
+from .config import BASELINE_METHODS, SweepConfig, checkpoint_names
 
 # Rough cost per image relative to a DeepJSCC decode, for a progress bar whose ETA holds while
 # cheap and expensive tasks interleave (SING-INN differentiates through the prior: ~3.3x SING-Zero).
@@ -122,13 +122,11 @@ class _Context:
         def make():
             if method == "deepjscc":
                 return Receiver(self.jscc(rho), method)
-            options = sing_options(self.cfg, rho)
+            # what the config leaves unset, Receiver takes from the DeepJSCC's recorded choice
+            options = {key: getattr(self.cfg, key) for key in ("operator", "steps", "zeta")
+                       if getattr(self.cfg, key) is not None and (key != "zeta" or method == "sing-inn")}
             if method == "sing-inn":
                 options["inn"] = checkpoint_names(self.cfg, rho)["inn"]
-                if options.get("zeta") == "paper":
-                    options["zeta"] = None
-            else:
-                options.pop("zeta", None)
             return Receiver(self.jscc(rho), method, prior=self.prior(), **options)
 
         return self._get(("rx", method, rho), make)
