@@ -496,6 +496,22 @@ def test_burst_truncated_wrong_k_and_garbage_are_dropped_and_the_flowgraph_goes_
     assert "dropped burst" in logged and "k = 64" in logged and "the stream ended inside the burst" in logged
 
 
+def test_burst_detection_does_not_depend_on_how_the_scheduler_chunks_the_stream():
+    """corr_est_cc's dynamic threshold is taken per work call: the detector works in fixed chunks,
+    so the same samples give the same candidates and bursts whatever the buffer sizes around it
+    (with the scheduler's chunks, a 300-item limit downstream cost the first burst after the
+    garbage and tripled the candidates)."""
+    lay = B.Layout.of(B.BurstConfig(), BURST_K)
+    good, _, _ = random_bursts(6, BURST_K, seed=5, truncate={1: 1200, 3: lay.length - 10})
+    rng = np.random.default_rng(0)
+    garbage = (3 * (rng.standard_normal(3000) + 1j * rng.standard_normal(3000))).astype(np.complex64)
+    sym = np.concatenate([good, garbage, good])
+    runs = [run_burst_chain(sym, BURST_K, snr_db=12.0, seed=6, upstream_max_items=up, max_items=down)
+            for up, down in ((None, None), (None, 300), (1000, None), (97, 500))]
+    assert len({tuple(sync.stats.items()) for sync, _, _ in runs}) == 1, [sync.stats for sync, _, _ in runs]
+    assert [[t["frame"] for _, t in frames] for _, frames, _ in runs] == [[0, 2, 4, 5] * 2] * 4
+
+
 def test_burst_truncated_bursts_are_dropped_at_low_snr():
     """At -3 dB corr_est_cc tags dozens of data peaks per burst; the strongest of them still
     reveal a preamble that starts inside a burst (cut in its header, 40 and 8 symbols before its end)."""

@@ -25,6 +25,27 @@ from .jscc_rx import jscc_rx
 STATS = ("candidates", "no_preamble", "header_crc", "wrong_k", "truncated", "errors", "bursts")
 
 
+DETECT_CHUNK_BLOCKS = 4   # corr_est_cc FFT blocks per work call (see preamble_detector)
+
+
+def preamble_detector(config: BurstConfig, threshold=0.9):
+    """``digital.corr_est_cc`` on the first ``detect_len`` preamble chips, dynamic threshold,
+    working in chunks of a fixed length.
+
+    Its dynamic threshold is ``threshold``-scaled mean correlation energy *of each work call*, so
+    with the scheduler's varying chunk sizes the same samples got different tags from run to run
+    (a preamble in a short chunk raises that chunk's mean above its own peak and is missed).
+    Output multiple = max output = ``DETECT_CHUNK_BLOCKS`` FFT blocks makes every call the same
+    length and the tags a function of the samples alone. The cost: the last partial chunk of a
+    finite stream is never correlated (``burst_source`` ends with 1,024 symbols of silence)."""
+    corr = digital.corr_est_cc(detect_template(config).tolist(), float(config.sps), 0, float(threshold),
+                               digital.THRESHOLD_DYNAMIC)
+    chunk = DETECT_CHUNK_BLOCKS * corr.output_multiple()
+    corr.set_output_multiple(chunk)
+    corr.set_max_noutput_items(chunk)
+    return corr
+
+
 class burst_sync(gr.basic_block):
     """Bursts in the matched-filter output -> frames of k payload symbols.
 
@@ -314,8 +335,7 @@ class burst_rx(gr.hier_block2):
                           output_dir=output_dir, seed=seed, batch_size=batch_size, device=device)
         self.k = self.rx.k
         self.matched = filter.fir_filter_ccf(1, rrc_taps(self.config).tolist())
-        self.corr = digital.corr_est_cc(detect_template(self.config).tolist(), float(self.config.sps), 0,
-                                        float(detect_threshold), digital.THRESHOLD_DYNAMIC)
+        self.corr = preamble_detector(self.config, detect_threshold)
         self.sync = burst_sync(k=self.k, config=self.config)
         self.connect(self, self.matched, self.corr, self.sync, self.rx)
         self.message_port_register_hier_out("images_out")

@@ -104,14 +104,15 @@ def random_bursts(n, k, config=None, seed=0, gap=0, corrupt=(), truncate=None, f
 
 
 def run_burst_chain(symbols, k, config=None, snr_db=None, cfo=0.0, epsilon=1.0, taps=(1.0,), seed=1,
-                    detect_threshold=0.9, max_items=None):
+                    detect_threshold=0.9, max_items=None, upstream_max_items=None):
     """symbols -> GNU Radio's RRC interpolator -> channels.channel_model(noise for ``snr_db``,
     ``cfo`` cycles/sample, ``epsilon``, ``taps``) -> matched filter -> corr_est_cc -> burst_sync
-    -> vector sink. Returns (burst_sync block, [(payload (k,), {tag: value})], bursts messages)."""
-    from gnuradio import channels, digital, filter
+    -> vector sink (``max_items``, ``upstream_max_items``: largest work call of burst_sync, of the
+    matched filter). Returns (burst_sync block, [(payload (k,), {tag: value})], bursts messages)."""
+    from gnuradio import channels, filter
 
-    from .burst import BurstConfig, detect_template, rrc_taps
-    from .burst_rx import burst_sync
+    from .burst import BurstConfig, rrc_taps
+    from .burst_rx import burst_sync, preamble_detector
 
     cfg = config or BurstConfig()
     taps_rrc = rrc_taps(cfg).tolist()
@@ -120,11 +121,12 @@ def run_burst_chain(symbols, k, config=None, snr_db=None, cfo=0.0, epsilon=1.0, 
     shaper = filter.interp_fir_filter_ccf(cfg.sps, taps_rrc)
     ch = channels.channel_model(noise, float(cfo), float(epsilon), [complex(t) for t in taps], float(seed), True)
     mf = filter.fir_filter_ccf(1, taps_rrc)
-    corr = digital.corr_est_cc(detect_template(cfg).tolist(), float(cfg.sps), 0, float(detect_threshold),
-                               digital.THRESHOLD_DYNAMIC)
+    corr = preamble_detector(cfg, detect_threshold)
     sync = burst_sync(k=k, config=cfg)
     if max_items:
         sync.set_max_noutput_items(int(max_items))
+    if upstream_max_items:
+        mf.set_max_noutput_items(int(upstream_max_items))
     sink = blocks.vector_sink_c()
     dbg = blocks.message_debug()
     tb = gr.top_block()
