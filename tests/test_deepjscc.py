@@ -178,22 +178,24 @@ def test_shipped_checkpoint_psnr_floor(name):
     assert row["psnr"] >= PSNR_FLOORS_5DB[name], (name, row)
 
 
-def test_face_models_load_by_name_and_refuse_other_sizes():
+@pytest.mark.parametrize("rho,k", [("1_192", 64), ("1_48", 256)])
+def test_face_models_load_by_name_and_refuse_other_sizes(rho, k):
     """The face DeepJSCC and its INN are found by what they record; 32x32 input is one clear line."""
     from singlink.jscc.model import find_checkpoint
     from singlink.receiver import Receiver
     from singlink.receiver.inn import ConditionalINN
 
-    jscc = DeepJSCC.from_pretrained("deepjscc-celeba64-rho1_192")
-    assert (jscc.config.dataset, jscc.config.image_size, jscc.config.k) == ("celeba", (3, 64, 64), 64)
-    assert find_checkpoint("celeba", 64, 64) == "deepjscc-celeba64-rho1_192"
+    name = f"deepjscc-celeba64-rho{rho}"
+    jscc = DeepJSCC.from_pretrained(name)
+    assert (jscc.config.dataset, jscc.config.image_size, jscc.config.k) == ("celeba", (3, 64, 64), k)
+    assert find_checkpoint("celeba", 64, k) == name
     with pytest.raises(UsageError, match="built for images of"):
         jscc.encode(torch.rand(1, 3, 32, 32), 0.0)
-    assert find_checkpoint("celeba", 64, 64, kind="inn") == "inn-celeba64-rho1_192"
-    inn = ConditionalINN.from_pretrained("inn-celeba64-rho1_192")
-    assert inn.jscc["k"] == 64 and inn.jscc["name"] == "deepjscc-celeba64-rho1_192"
+    assert find_checkpoint("celeba", 64, k, kind="inn") == f"inn-celeba64-rho{rho}"
+    inn = ConditionalINN.from_pretrained(f"inn-celeba64-rho{rho}")
+    assert inn.jscc["k"] == k and inn.jscc["name"] == name
     rx = Receiver(jscc, "sing-inn")  # the face prior, INN and settings chosen for this codec
-    assert rx.options["inn"] == "inn-celeba64-rho1_192" and rx.method.sampler.sampler.prior.image_size == (3, 64, 64)
+    assert rx.options["inn"] == f"inn-celeba64-rho{rho}" and rx.method.sampler.sampler.prior.image_size == (3, 64, 64)
     assert {key: rx.options[key] for key in jscc.sing} == {k: (None if v == "paper" else v) for k, v in jscc.sing.items()}
 
 
