@@ -7,7 +7,10 @@ drawn uniformly from [0, T-1] and the UNet's prediction of it, per image weighte
 ``--min-snr-gamma`` > 0: w_t = min(SNR_t, gamma) / SNR_t with SNR_t = abar_t / (1 - abar_t), which
 stops the low-noise steps (large SNR_t, easy) from dominating the gradient and converges faster;
 0 gives the plain "simple" loss. Images are random horizontal flips of the training split, in
-[-1, 1]. Adam or AdamW with a linear learning-rate warm-up, gradient clipping, and an exponential
+[-1, 1]. Adam or AdamW with a linear learning-rate warm-up, then a constant rate or, from
+``--decay-from`` on, a cosine decay to ``--lr-min`` at ``--steps`` (the anneal that lets the
+held-out loss settle at the end of a long constant-rate run; a run stopped at or before that
+step may take the decay on when resumed), gradient clipping, and an exponential
 moving average (EMA) of the
 weights whose decay ramps up as ``min(decay, (1 + n) / (10 + n))`` after n updates (the warm-up
 of diffusers' ``EMAModel``). The EMA weights are the prior that gets exported.
@@ -41,6 +44,11 @@ def add_arguments(p):
     p.add_argument("--min-snr-gamma", type=float, default=0.0,
                    help="Min-SNR-gamma loss weighting (5 is the paper's choice); 0: plain MSE (default %(default)s)")
     p.add_argument("--warmup", type=int, default=500, help="linear learning-rate warm-up steps (default %(default)s)")
+    p.add_argument("--decay-from", type=int, default=None,
+                   help="from this step, a cosine decay of the learning rate to --lr-min at --steps (then --steps is "
+                        "fixed for the run); default: constant after warm-up")
+    p.add_argument("--lr-min", type=float, default=1e-5,
+                   help="learning rate at --steps with --decay-from (default %(default)s)")
     p.add_argument("--grad-clip", type=float, default=1.0, help="clip the gradient norm to this; 0: off (default %(default)s)")
     p.add_argument("--ema-decay", type=float, default=0.999, help="EMA decay of the exported weights (default %(default)s)")
     p.add_argument("--val-every", type=int, default=1000, help="validate and checkpoint every N steps (default %(default)s)")
@@ -107,6 +115,14 @@ def _update_ema(ema, model, decay):
             be.copy_(b)
 
 
+def learning_rate(args, step):
+    """Linear warm-up to ``--lr``, then constant or, from ``--decay-from``, a cosine to ``--lr-min``."""
+    if args.decay_from is not None and step >= args.decay_from:
+        frac = (step - args.decay_from) / max(1, args.steps - args.decay_from)
+        return args.lr_min + 0.5 * (args.lr - args.lr_min) * (1 + math.cos(math.pi * frac))
+    return args.lr * min(1.0, (step + 1) / args.warmup) if args.warmup else args.lr
+
+
 def _command(args):
     """The ``singlink train-prior`` command line that reproduces this run."""
     parts = ["singlink train-prior", f"--dataset {args.dataset}"]
@@ -114,8 +130,10 @@ def _command(args):
         parts.append(f"--image-size {args.image_size}")
     parts += [f"--preset {args.preset}", f"--steps {args.steps}", f"--batch {args.batch}",
              f"--lr {args.lr}", f"--weight-decay {args.weight_decay}", f"--min-snr-gamma {args.min_snr_gamma}",
-             f"--warmup {args.warmup}", f"--grad-clip {args.grad_clip}",
-             f"--ema-decay {args.ema_decay}", f"--val-every {args.val_every}", f"--val-images {args.val_images}",
+             f"--warmup {args.warmup}"]
+    if args.decay_from is not None:
+        parts += [f"--decay-from {args.decay_from}", f"--lr-min {args.lr_min}"]
+    parts += [f"--grad-clip {args.grad_clip}", f"--ema-decay {args.ema_decay}", f"--val-every {args.val_every}", f"--val-images {args.val_images}",
              f"--seed {args.seed}"]
     if args.train_images:
         parts.append(f"--train-images {args.train_images}")
@@ -128,7 +146,9 @@ def run(args):
     for name in ("steps", "batch", "val_every", "val_images", "samples", "sample_steps"):
         if getattr(args, name) < 1:
             raise UsageError(f"--{name.replace('_', '-')} must be >= 1")
-    check_positive(args, "lr")
+    check_positive(args, "lr", "lr_min")
+    if args.decay_from is not None and not 0 <= args.decay_from < args.steps:
+        raise UsageError(f"--decay-from {args.decay_from}: give a step in [0, --steps) = [0, {args.steps})")
     for name in ("warmup", "grad_clip", "weight_decay", "min_snr_gamma"):
         v = getattr(args, name)
         if not (math.isfinite(v) and v >= 0):
@@ -177,7 +197,10 @@ def run(args):
     hparams = {key: getattr(args, key) for key in ("preset", "batch", "lr", "weight_decay", "min_snr_gamma", "warmup",
                                                   "grad_clip", "ema_decay", "val_images", "seed", "train_images")}
     hparams |= spec.to_dict()
-    _, step, seconds, history = resume(out, hparams, args.steps, model=unet, ema=ema, optimizer=opt)
+    decay = {"decay_from": args.decay_from, "lr_min": args.lr_min, "decay_steps": args.steps}
+    hparams |= decay if args.decay_from is not None else dict.fromkeys(decay)
+    _, step, seconds, history = resume(out, hparams, args.steps, later=(tuple(decay), args.decay_from or 0),
+                                       model=unet, ema=ema, optimizer=opt)
     log_path = out / "log.jsonl"
     x_train, x_val = load_tensors(spec, args.train_images, args.val_images)
     x_train = x_train.to(device)
@@ -210,7 +233,7 @@ def run(args):
         loss = torch.mean(err.flatten(1).mean(1) * min_snr_weights(abar, t.cpu(), args.min_snr_gamma).to(device))
         if not torch.isfinite(loss):
             raise RuntimeError(f"loss became {loss.item()} at step {step}; lower --lr")
-        lr = args.lr * min(1.0, (step + 1) / args.warmup) if args.warmup else args.lr
+        lr = learning_rate(args, step)
         for group in opt.param_groups:
             group["lr"] = lr
         opt.zero_grad(set_to_none=True)
@@ -279,6 +302,12 @@ def plot_history(history, path):
     plt.close(fig)
 
 
+def _decay_text(c):
+    if c.get("decay_from") is None:
+        return ", constant"
+    return f", cosine decay from step {c['decay_from']:,} to {c['lr_min']:g} at step {c['decay_steps']:,}"
+
+
 def model_card(name, final, args, size):
     """The exported prior's MODEL_CARD.md."""
     c, v = final["config"], final["validation"]
@@ -297,7 +326,7 @@ a diffusers `UNet2DModel` (preset `{c['preset']}`, {c['n_params'] / 1e6:.2f} M p
 - Data: the `{c['dataset']}` training split (`singlink.data.DatasetSpec`; see its docstring for the split and
   crop), {c['train_images']:,} images, random horizontal flips, scaled to [-1, 1].{jpeg}
 - Training: epsilon-prediction MSE, t uniform in [0, 999], {'Min-SNR-gamma weighting, gamma ' + format(c.get('min_snr_gamma', 0), 'g') if c.get('min_snr_gamma') else 'unweighted'};
-  {'AdamW (weight decay ' + format(c['weight_decay'], 'g') + ')' if c.get('weight_decay') else 'Adam'} {c['lr']} after {c['warmup']} warm-up steps,
+  {'AdamW (weight decay ' + format(c['weight_decay'], 'g') + ')' if c.get('weight_decay') else 'Adam'} {c['lr']} after {c['warmup']} warm-up steps{_decay_text(c)},
   batch {c['batch']}, gradient norm clipped to {c['grad_clip']}, {c['steps']:,} steps, seed {c['seed']};
   EMA decay {c['ema_decay']} (exported).
 - Wall time: {final['seconds'] / 60:.1f} min of training on {final['hardware']} (that of the last session, if resumed).

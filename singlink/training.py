@@ -107,10 +107,14 @@ def export_folder(name, checkpoints: Path, overwrite: bool) -> Path:
     return dest
 
 
-def load_state(out: Path, hparams: dict):
+def load_state(out: Path, hparams: dict, later: tuple = ()):
     """The saved state of the run in ``out`` (``None`` for a new run). A run saved with other
     settings is refused, and log lines written after the saved step are dropped, so a resumed run's
-    log reads as if it had never stopped."""
+    log reads as if it had never stopped.
+
+    ``later``, ``(keys, first_step)``: settings that change nothing before ``first_step`` (a
+    learning-rate decay that starts there). A run saved without them at a step <= ``first_step``
+    may take them on: its past is exactly that of a run given them from the start."""
     import torch
 
     path = Path(out) / "state.pt"
@@ -123,7 +127,10 @@ def load_state(out: Path, hparams: dict):
     except Exception as e:  # noqa: BLE001 - any unreadable or unsafe file is refused the same way
         raise UsageError(f"{path} is not a readable singlink training state ({str(e).splitlines()[0][:160]}); "
                          "delete it or use another --out") from None
-    if _set(state["hparams"]) != _set(hparams):
+    saved, new = _set(state["hparams"]), _set(hparams)
+    if later and saved != new and state["step"] <= later[1] and not saved.keys() & set(later[0]):
+        new = {k: v for k, v in new.items() if k not in later[0]}
+    if saved != new:
         raise UsageError(f"{out} holds a run with other settings ({state['hparams']}); use another --out")
     log = Path(out) / "log.jsonl"
     if log.exists():
@@ -165,13 +172,13 @@ def lock_run(out) -> None:
     _LOCKS[key] = handle
 
 
-def resume(out, hparams: dict, steps: int, **objects) -> tuple[bool, int, float, list]:
-    """Resume a trainer from ``out/state.pt`` (:func:`load_state`): load each of ``objects``
+def resume(out, hparams: dict, steps: int, later: tuple = (), **objects) -> tuple[bool, int, float, list]:
+    """Resume a trainer from ``out/state.pt`` (:func:`load_state`, which takes ``later``): load each of ``objects``
     (state key -> model, optimiser, EMA, ...) from its entry and return ``(resumed, step,
     seconds, history)``; a fresh start gives ``(False, 0, 0.0, [])``. The run folder is locked
     (:func:`lock_run`) first."""
     lock_run(out)
-    state = load_state(out, hparams)
+    state = load_state(out, hparams, later)
     if state is None:
         return False, 0, 0.0, []
     for key, obj in objects.items():

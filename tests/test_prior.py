@@ -188,6 +188,31 @@ def test_train_prior_resumes_exactly_and_exports(tmp_path, monkeypatch):
         assert torch.equal(p, b["ema"][name]), name
 
 
+@needs_cifar
+def test_train_prior_takes_on_a_decay_only_where_it_changes_nothing_before(tmp_path):
+    """A constant-rate run stopped at step 2 and resumed with a cosine decay from step 2 equals a
+    run given that decay from the start; a run already past the decay's start is refused."""
+    from singlink.cli import main
+
+    common = ["train-prior", "--preset", "tiny", "--train-images", "128", "--val-images", "8", "--val-every", "2",
+              "--batch", "16", "--warmup", "1", "--lr", "1e-3", "--threads", "1"]
+    decay = ["--steps", "4", "--decay-from", "2", "--lr-min", "1e-4"]
+    assert main([*common, "--steps", "2", "--out", str(tmp_path / "a")]) == 0
+    assert main([*common, *decay, "--out", str(tmp_path / "a")]) == 0
+    assert main([*common, *decay, "--out", str(tmp_path / "b")]) == 0
+    a = torch.load(tmp_path / "a" / "state.pt", weights_only=True)
+    b = torch.load(tmp_path / "b" / "state.pt", weights_only=True)
+    for name in b["model"]:
+        assert torch.equal(a["model"][name], b["model"][name]), name
+    lrs = [json.loads(line)["lr"] for line in (tmp_path / "b" / "log.jsonl").read_text().splitlines()
+           if '"lr"' in line]
+    assert lrs[:2] == [1e-3, 1e-3] and lrs[2] == pytest.approx(1e-3) and lrs[3] == pytest.approx(5.5e-4)
+
+    assert main([*common, "--steps", "3", "--out", str(tmp_path / "c")]) == 0
+    assert main([*common, *decay, "--out", str(tmp_path / "c")]) == 2  # step 3 is past the decay's start
+    assert main([*common, "--steps", "5", "--decay-from", "2", "--lr-min", "1e-4", "--out", str(tmp_path / "a")]) == 2
+
+
 def test_shipped_prior_loads_by_name_within_size():
     from singlink.receiver.plugin import DEFAULT_PRIOR
     from singlink.receiver.prior import CHECKPOINTS
