@@ -38,6 +38,10 @@ def add_arguments(p):
     p.add_argument("--steps", type=int, default=3000, help="total optimiser steps (default %(default)s)")
     p.add_argument("--batch", type=int, default=32, help="batch size (default %(default)s)")
     p.add_argument("--lr", type=float, default=5e-5, help="Adam learning rate (default %(default)s)")
+    p.add_argument("--lr-schedule", default="constant", choices=("constant", "cosine"),
+                   help="cosine: decay to --lr-min over --steps (then --steps is fixed for the run), the way a "
+                        "warm-started run settles; constant: --steps may grow on resume (default %(default)s)")
+    p.add_argument("--lr-min", type=float, default=1e-6, help="learning rate at the end of the cosine (default %(default)s)")
     p.add_argument("--snr-range", default="-5,5", help="training SNR range in dB, MIN,MAX (default %(default)s)")
     p.add_argument("--fixed-snr", type=float, default=None, metavar="DB",
                    help="CommIN variant: train one INN for this SNR only (replaces --snr-range)")
@@ -104,12 +108,16 @@ def _command(args):
     parts = ["singlink train-inn", f"--jscc {args.jscc}" if args.jscc else f"--rho {args.rho or '1/192'}"]
     parts += [f"--dataset {args.dataset}"] if args.dataset else []
     parts += [f"--image-size {args.image_size}"] if args.image_size else []
-    parts += [f"--steps {args.steps}", f"--batch {args.batch}", f"--lr {args.lr}",
+    parts += [f"--steps {args.steps}", f"--batch {args.batch}", f"--lr {args.lr}"]
+    parts += [f"--lr-schedule cosine --lr-min {args.lr_min}"] if args.lr_schedule == "cosine" else []
+    parts += [
               f"--fixed-snr {args.fixed_snr}" if args.fixed_snr is not None else f"--snr-range {args.snr_range}",
               f"--hidden {args.hidden}", f"--val-every {args.val_every}", f"--val-images {args.val_images}",
               f"--seed {args.seed}"]
     if args.train_images:
         parts.append(f"--train-images {args.train_images}")
+    if args.init:
+        parts.append(f"--init {args.init}")
     if args.export:
         parts.append(f"--export {args.export}")
     return " ".join(parts)
@@ -119,7 +127,7 @@ def run(args):
     for name in ("steps", "batch", "val_every", "val_images", "hidden"):
         if getattr(args, name) < 1:
             raise UsageError(f"--{name.replace('_', '-')} must be >= 1")
-    check_positive(args, "lr")
+    check_positive(args, "lr", "lr_min")
     snr_lo, snr_hi = (args.fixed_snr,) * 2 if args.fixed_snr is not None else parse_snr_range(args.snr_range)
     import numpy as np
     import torch
@@ -128,7 +136,7 @@ def run(args):
     from ..data import DatasetSpec
     from ..jscc.model import DeepJSCC, find_checkpoint
     from ..provenance import code_version, derive_seed, write_atomic
-    from ..training import draw_step, export_folder, load_tensors, resume, save_state, warm_start
+    from ..training import draw_step, export_folder, learning_rate, load_tensors, resume, save_state, warm_start
     from . import inn as inn_module
     from .inn import ConditionalINN
 
@@ -174,6 +182,8 @@ def run(args):
     out.mkdir(parents=True, exist_ok=True)
     hparams = {key: getattr(args, key) for key in ("jscc", "rho", "batch", "lr", "snr_range", "fixed_snr", "hidden",
                                                   "val_images", "seed", "train_images")} | spec.to_dict()
+    if args.lr_schedule == "cosine":  # absent for a constant rate, so runs saved before this option still resume
+        hparams |= {"lr_schedule": "cosine", "lr_min": args.lr_min, "schedule_steps": args.steps}
     resumed, step, seconds, history = resume(out, hparams, args.steps, model=inn, optimizer=opt)
     x_train, x_val = load_tensors(spec, args.train_images, args.val_images)
     val_snrs = sorted({float(s) for s in np.linspace(snr_lo, snr_hi, VAL_POINTS)})
@@ -203,6 +213,9 @@ def run(args):
         loss = degradation_loss(inn, x, x_jscc, snr)
         if not torch.isfinite(loss):
             raise RuntimeError(f"loss became {loss.item()} at step {step}; lower --lr")
+        lr = learning_rate(step, lr=args.lr, steps=args.steps, cosine=args.lr_schedule == "cosine", lr_min=args.lr_min)
+        for group in opt.param_groups:
+            group["lr"] = lr
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -210,7 +223,7 @@ def run(args):
         seconds += time.perf_counter() - t_step
         bar.update(1)
         bar.set_postfix(loss=f"{loss.item():.5f}")
-        log.write(json.dumps({"step": step, "loss": loss.item()}) + "\n")
+        log.write(json.dumps({"step": step, "loss": loss.item(), "lr": lr}) + "\n")
         if step % args.val_every == 0 or step == args.steps:
             row = {"step": step, "seconds": seconds, "val": validate(lambda x, snr: inn(x, snr)[0], pairs)}
             history.append(row)
@@ -259,7 +272,7 @@ rho = {c['jscc']['rho']}); SING-INN refuses it for a DeepJSCC with another k. Lo
 - Data: the `{c.get('dataset', 'cifar10')}` training split (`singlink.data.DatasetSpec`{jpeg}), {c['train_images']:,} images; x_JSCC made on the fly by the frozen DeepJSCC through
   Sionna's AWGN channel, {training}.
 - Loss: Eq. 16, mean squared distance between the INN's coarse part c of x and the Haar LL band of
-  x_JSCC; Adam {c['lr']}, batch {c['batch']}, {c['steps']:,} steps, seed {c['seed']}.
+  x_JSCC; Adam {c['lr']}{' with a cosine decay to ' + format(c['lr_min'], 'g') if c.get('lr_schedule') == 'cosine' else ''}, batch {c['batch']}, {c['steps']:,} steps, seed {c['seed']}.
 - Wall time: {final['seconds'] / 60:.1f} min of training on {final['hardware']} (that of the last session, if resumed).
 - Code: {final['version'].get('git_commit', 'unknown')}{' (dirty tree)' if final['version'].get('git_dirty') else ''}
 

@@ -115,14 +115,6 @@ def _update_ema(ema, model, decay):
             be.copy_(b)
 
 
-def learning_rate(args, step):
-    """Linear warm-up to ``--lr``, then constant or, from ``--decay-from``, a cosine to ``--lr-min``."""
-    if args.decay_from is not None and step >= args.decay_from:
-        frac = (step - args.decay_from) / max(1, args.steps - args.decay_from)
-        return args.lr_min + 0.5 * (args.lr - args.lr_min) * (1 + math.cos(math.pi * frac))
-    return args.lr * min(1.0, (step + 1) / args.warmup) if args.warmup else args.lr
-
-
 def _command(args):
     """The ``singlink train-prior`` command line that reproduces this run."""
     parts = ["singlink train-prior", f"--dataset {args.dataset}"]
@@ -159,7 +151,7 @@ def run(args):
 
     import torch
 
-    from ..training import dataset_spec, export_folder, load_tensors, resume, save_state, warm_start
+    from ..training import dataset_spec, export_folder, learning_rate, load_tensors, resume, save_state, warm_start
     from ..provenance import code_version, derive_seed, write_atomic
     from . import prior as prior_module
     from .prior import DiffusionPrior, make_scheduler, make_unet, save_grid, unconditional_samples
@@ -233,7 +225,8 @@ def run(args):
         loss = torch.mean(err.flatten(1).mean(1) * min_snr_weights(abar, t.cpu(), args.min_snr_gamma).to(device))
         if not torch.isfinite(loss):
             raise RuntimeError(f"loss became {loss.item()} at step {step}; lower --lr")
-        lr = learning_rate(args, step)
+        lr = learning_rate(step, lr=args.lr, steps=args.steps, warmup=args.warmup, cosine=args.decay_from is not None,
+                           lr_min=args.lr_min, decay_from=args.decay_from)
         for group in opt.param_groups:
             group["lr"] = lr
         opt.zero_grad(set_to_none=True)

@@ -88,6 +88,19 @@ def check_positive(args, *names):
             raise UsageError(f"--{name.replace('_', '-')} must be a finite number > 0, got {v}")
 
 
+def learning_rate(step: int, *, lr: float, steps: int, warmup: int = 0, cosine: bool = False, lr_min: float = 0.0,
+                  decay_from: int | None = None) -> float:
+    """The learning rate of optimiser step ``step`` (from 0): a linear warm-up over ``warmup``
+    steps to ``lr``, then constant or, with ``cosine``, a half cosine from ``lr`` at ``decay_from``
+    (default: the end of the warm-up) down to ``lr_min`` at ``steps``."""
+    warm = min(1.0, (step + 1) / warmup) if warmup else 1.0
+    if not cosine:
+        return lr * warm
+    start = warmup if decay_from is None else decay_from
+    frac = min(1.0, max(0, step - start) / max(1, steps - start))
+    return warm * (lr_min + 0.5 * (lr - lr_min) * (1 + math.cos(math.pi * frac)))
+
+
 def export_folder(name, checkpoints: Path, overwrite: bool) -> Path:
     """Where ``--export NAME`` writes: ``checkpoints/NAME`` for a plain name, the folder itself for a
     path. An existing checkpoint is replaced only with ``--overwrite``. Checked before training."""

@@ -261,3 +261,21 @@ def test_train_inn_resumes_exactly_and_exports(jscc, tmp_path, monkeypatch):
     # the receiver takes the exported INN by name for the DeepJSCC it was trained for
     rx = Receiver(jscc, "sing-inn", prior=DiffusionPrior.from_preset("tiny"), inn="inn-test", steps=2)
     assert rx.restore(torch.rand(1, 3, 32, 32), 0.0).shape == (1, 3, 32, 32)
+
+
+def test_train_inn_cosine_schedule_decays_and_fixes_its_steps(jscc, tmp_path):
+    """--lr-schedule cosine: the rate falls from --lr to --lr-min over --steps (a function of the
+    step alone, so resuming stays exact), and --steps is then part of the run's settings."""
+    from singlink.cli import main
+
+    jscc.save_pretrained(tmp_path / "jscc")
+    common = ["train-inn", "--jscc", str(tmp_path / "jscc"), "--train-images", "64", "--val-images", "4",
+              "--batch", "4", "--hidden", "8", "--lr", "1e-3", "--lr-schedule", "cosine", "--lr-min", "1e-4",
+              "--threads", "1", "--out", str(tmp_path / "a")]
+    assert main(common + ["--steps", "3"]) == 0
+    lrs = [json.loads(line)["lr"] for line in open(tmp_path / "a" / "log.jsonl") if '"lr"' in line]
+    assert lrs == pytest.approx([1e-3, 1e-4 + 0.5 * 9e-4 * (1 + math.cos(math.pi / 3)),
+                                 1e-4 + 0.5 * 9e-4 * (1 + math.cos(2 * math.pi / 3))])
+    assert main(common + ["--steps", "4"]) == 2  # another --steps is another schedule: refused in one line
+    summary = json.loads((tmp_path / "a" / "summary.json").read_text())
+    assert summary["config"]["lr_schedule"] == "cosine" and "--lr-schedule cosine" in summary["command"]

@@ -56,15 +56,6 @@ def validation_snrs(lo, hi):
     return tuple(range(int(math.floor(lo)), int(math.ceil(hi)) + 1, step))
 
 
-def learning_rate(args, step):
-    """Linear warm-up to ``--lr``, then constant or a cosine to ``--lr-min`` at ``--steps``."""
-    warm = min(1.0, (step + 1) / args.warmup) if args.warmup else 1.0
-    if args.lr_schedule == "constant":
-        return args.lr * warm
-    frac = min(1.0, max(0, step - args.warmup) / max(1, args.steps - args.warmup))
-    return warm * (args.lr_min + 0.5 * (args.lr - args.lr_min) * (1 + math.cos(math.pi * frac)))
-
-
 class ChannelLink:
     """A Sionna channel as the trainer sees it: ``link(z, snr) -> (decoder input, decoder SNR)``,
     differentiable end to end (phy.TFModule). The decoder gets what :meth:`Receiver.decode` gives it:
@@ -138,7 +129,7 @@ def run(args):
 
     from .. import phy
     from ..provenance import code_version, derive_seed, write_atomic
-    from ..training import dataset_spec, draw_step, export_folder, load_tensors, resume, save_state, warm_start
+    from ..training import dataset_spec, draw_step, export_folder, learning_rate, load_tensors, resume, save_state, warm_start
     from .model import CHECKPOINTS, DeepJSCC, DeepJSCCConfig
 
     spec = dataset_spec(args)
@@ -197,7 +188,8 @@ def run(args):
         loss = mse + args.lpips_weight * lp
         if not torch.isfinite(loss):
             raise RuntimeError(f"loss became {loss.item()} at step {step}; lower --lr")
-        lr = learning_rate(args, step)
+        lr = learning_rate(step, lr=args.lr, steps=args.steps, warmup=args.warmup,
+                           cosine=args.lr_schedule == "cosine", lr_min=args.lr_min)
         for group in opt.param_groups:
             group["lr"] = lr
         opt.zero_grad(set_to_none=True)
