@@ -239,7 +239,8 @@ def run(args):
              "command": _command(args), "version": code_version(), "seconds": seconds,
              "hardware": f"cpu, {torch.get_num_threads()} thread(s)",
              "validation": history[-1]["val"] if history else {}, "validation_reference": reference,
-             "validation_snrs": val_snrs}
+             "validation_snrs": val_snrs, "init": args.init,
+             "validation_curve": [[h["step"], h["val"]["loss"]] for h in history]}
     inn.eval().save_pretrained(out / "inn", extra=final)
     write_atomic(out / "summary.json", json.dumps(final, indent=1))
     print(f"wrote {out / 'inn'}")
@@ -249,6 +250,19 @@ def run(args):
         write_atomic(dest / "MODEL_CARD.md", model_card(dest.name, final, size))
         print(f"exported {dest} ({size / 1e6:.1f} MB)")
     return 0
+
+
+def _curve_text(final):
+    """Model-card lines: the warm start, and the validation loss at each validation step with the
+    change over the last quarter of the run (how flat the curve is at the end)."""
+    lines = f"- Warm-started from `{final['init']}` (fresh optimiser).\n" if final.get("init") else ""
+    curve = final.get("validation_curve") or []
+    if len(curve) >= 2:
+        last = curve[-1]
+        ref = min(curve, key=lambda c: abs(c[0] - 0.75 * last[0]))
+        lines += ("- Validation loss by step: " + ", ".join(f"{s:,}: {v:.5f}" for s, v in curve) +
+                  f"; {100 * (last[1] - ref[1]) / ref[1]:+.1f}% over the last {last[0] - ref[0]:,} steps.\n")
+    return lines
 
 
 def model_card(name, final, size):
@@ -274,7 +288,7 @@ rho = {c['jscc']['rho']}); SING-INN refuses it for a DeepJSCC with another k. Lo
 - Loss: Eq. 16, mean squared distance between the INN's coarse part c of x and the Haar LL band of
   x_JSCC; Adam {c['lr']}{' with a cosine decay to ' + format(c['lr_min'], 'g') if c.get('lr_schedule') == 'cosine' else ''}, batch {c['batch']}, {c['steps']:,} steps, seed {c['seed']}.
 - Wall time: {final['seconds'] / 60:.1f} min of training on {final['hardware']} (that of the last session, if resumed).
-- Code: {final['version'].get('git_commit', 'unknown')}{' (dirty tree)' if final['version'].get('git_dirty') else ''}
+{_curve_text(final)}- Code: {final['version'].get('git_commit', 'unknown')}{' (dirty tree)' if final['version'].get('git_dirty') else ''}
 
 Validation loss (Eq. 16, {c['val_images']} held-out validation images at each SNR, seeded channel) of the
 trained INN and of the untrained reference (the plain Haar split: LL(x) vs LL(x_JSCC)):

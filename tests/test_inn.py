@@ -279,3 +279,11 @@ def test_train_inn_cosine_schedule_decays_and_fixes_its_steps(jscc, tmp_path):
     assert main(common + ["--steps", "4"]) == 2  # another --steps is another schedule: refused in one line
     summary = json.loads((tmp_path / "a" / "summary.json").read_text())
     assert summary["config"]["lr_schedule"] == "cosine" and "--lr-schedule cosine" in summary["command"]
+
+
+def test_inn_model_card_says_how_flat_the_validation_curve_ends():
+    from singlink.receiver.train_inn import _curve_text
+
+    text = _curve_text({"init": "inn-x", "validation_curve": [[250, 0.04], [500, 0.03], [750, 0.0297], [1000, 0.0294]]})
+    assert "Warm-started from `inn-x`" in text
+    assert "250: 0.04000" in text and "-1.0% over the last 250 steps" in text  # 0.75 x 1000 -> step 750
