@@ -253,16 +253,11 @@ def run(args):
 
 
 def _curve_text(final):
-    """Model-card lines: the warm start, and the validation loss at each validation step with the
-    change over the last quarter of the run (how flat the curve is at the end)."""
+    """Model-card lines: the warm start, and how the validation loss ended (training.curve_text)."""
+    from ..training import curve_text
+
     lines = f"- Warm-started from `{final['init']}` (fresh optimiser).\n" if final.get("init") else ""
-    curve = final.get("validation_curve") or []
-    if len(curve) >= 2:
-        last = curve[-1]
-        ref = min(curve, key=lambda c: abs(c[0] - 0.75 * last[0]))
-        lines += ("- Validation loss by step: " + ", ".join(f"{s:,}: {v:.5f}" for s, v in curve) +
-                  f"; {100 * (last[1] - ref[1]) / ref[1]:+.1f}% over the last {last[0] - ref[0]:,} steps.\n")
-    return lines
+    return lines + curve_text(final.get("validation_curve") or [])
 
 
 def model_card(name, final, size):

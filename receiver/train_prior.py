@@ -268,7 +268,7 @@ def run(args):
         save_grid(unconditional_samples(shipped, args.samples, args.sample_steps, seed=args.seed), dest / "samples.png")
         plot_history(history, dest / "val_loss.png")
         size = sum(f.stat().st_size for f in dest.rglob("*") if f.is_file())
-        write_atomic(dest / "MODEL_CARD.md", model_card(dest.name, final, args, size))
+        write_atomic(dest / "MODEL_CARD.md", model_card(dest.name, final, args, size, history))
         print(f"exported {dest} ({size / 1e6:.1f} MB)")
     return 0
 
@@ -301,8 +301,11 @@ def _decay_text(c):
     return f", cosine decay from step {c['decay_from']:,} to {c['lr_min']:g} at step {c['decay_steps']:,}"
 
 
-def model_card(name, final, args, size):
+def model_card(name, final, args, size, history=()):
     """The exported prior's MODEL_CARD.md."""
+    from ..training import curve_text
+
+    curve = curve_text([[h["step"], h["val_loss_ema"]] for h in history], "Held-out loss (EMA weights)", points=10)
     c, v = final["config"], final["validation"]
     loss_rows = (f"| raw | {v['val_loss']:.4f} |\n| EMA (exported) | {v['val_loss_ema']:.4f} |" if v else "| - | - |")
     jpeg = (" The shared CIFAR-10 is a JPEG copy (quality about 75), not pixel-exact CIFAR."
@@ -332,6 +335,7 @@ Held-out denoising loss (MSE of the predicted noise; {c['val_images']} validatio
 | --- | --- |
 {loss_rows}
 
+{curve}
 ![held-out loss](val_loss.png)
 
 Samples (`samples.png`): {args.samples} unconditional samples, {args.sample_steps} DDPM steps (diffusers

@@ -101,6 +101,20 @@ def learning_rate(step: int, *, lr: float, steps: int, warmup: int = 0, cosine: 
     return warm * (lr_min + 0.5 * (lr - lr_min) * (1 + math.cos(math.pi * frac)))
 
 
+def curve_text(curve, what: str = "Validation loss", points: int = 8) -> str:
+    """A model-card line for a validation curve ``[[step, value], ...]``: up to ``points`` of it
+    (evenly spread, the last always) and its relative change over the last quarter of the run,
+    the number "flat" is judged by. Empty for fewer than two points."""
+    if len(curve) < 2:
+        return ""
+    last = curve[-1]
+    ref = min(curve, key=lambda c: abs(c[0] - 0.75 * last[0]))
+    shown = [curve[round(i * (len(curve) - 1) / (points - 1))] for i in range(points)] if len(curve) > points else curve
+    shown = list(dict.fromkeys(map(tuple, shown)))
+    return (f"- {what} by step: " + ", ".join(f"{s:,}: {v:.5f}" for s, v in shown) +
+            f"; {100 * (last[1] - ref[1]) / ref[1]:+.1f}% over the last {last[0] - ref[0]:,} steps.\n")
+
+
 def export_folder(name, checkpoints: Path, overwrite: bool) -> Path:
     """Where ``--export NAME`` writes: ``checkpoints/NAME`` for a plain name, the folder itself for a
     path. An existing checkpoint is replaced only with ``--overwrite``. Checked before training."""
