@@ -113,6 +113,11 @@ class SINGINNMethod:
         return self.sampler(x_jscc, snr_db, seed=seed, progress=progress)
 
 
+def _faded_snr(snr, h):
+    """SNR + 10 log10(mean |h|^2) per image: the SNR of the MMSE-equalised symbols of a flat channel."""
+    return snr + 10 * torch.log10((h.abs() ** 2).mean(dim=1).clamp_min(1e-12))
+
+
 def _snr_tensor(snr_db, n, device):
     if snr_db is None:
         raise UsageError("the receiver needs the channel SNR in dB (a scalar or one value per image)")
@@ -219,10 +224,21 @@ class Receiver:
 
             z_hat, _ = phy.equalize(phy.torch_to_tf(y), phy.torch_to_tf(h.to(y.dtype)), phy.torch_to_tf(snr),
                                     self.equalizer, self.jscc.config.power)
-            gain = (h.abs() ** 2).mean(dim=1).clamp_min(1e-12)
-            y, snr = phy.tf_to_torch(z_hat), snr + 10 * torch.log10(gain)
+            y, snr = phy.tf_to_torch(z_hat), _faded_snr(snr, h)
         with torch.no_grad():
             return self.jscc.decode(y, snr)
+
+    def effective_snr_db(self, snr_db, h=None, no_eff=None):
+        """The per-image SNR (N,) the decoder is told, and so restoration too: ``snr_db`` over AWGN;
+        SNR + 10 log10(mean |h|^2) under flat fading (the equalised symbols are AWGN at that SNR,
+        exactly for block fading); :func:`singlink.phy.effective_snr_db` after an OFDM channel."""
+        if no_eff is not None:
+            from .. import phy
+
+            return phy.effective_snr_db(no_eff.to(torch.float32), self.jscc.config.power)
+        if h is None:
+            return snr_db
+        return _faded_snr(_snr_tensor(snr_db, h.shape[0], h.device), h)
 
     def restore(self, x_jscc, snr_db, seed=0, progress=False):
         """Restore already decoded images (any JSCC decoder's output)."""
@@ -241,11 +257,8 @@ class Receiver:
         return self.method(x_jscc, snr, seed=seed, progress=progress)
 
     def __call__(self, y, snr_db, h=None, seed=0, progress=False, no_eff=None):
-        """decode, then restore; after an OFDM channel (``no_eff`` given) restoration is told each
-        image's effective SNR (:func:`singlink.phy.effective_snr_db`), as the decoder is."""
+        """decode, then restore; under fading and after an OFDM channel restoration is told each
+        image's effective SNR (:meth:`effective_snr_db`), as the decoder is: x_JSCC is then what
+        the decoder gives over AWGN at that SNR, the conditions SING-INN was trained in."""
         x_jscc = self.decode(y, snr_db, h, no_eff=no_eff)
-        if no_eff is not None:
-            from .. import phy
-
-            snr_db = phy.effective_snr_db(no_eff.to(torch.float32), self.jscc.config.power)
-        return self.restore(x_jscc, snr_db, seed=seed, progress=progress)
+        return self.restore(x_jscc, self.effective_snr_db(snr_db, h, no_eff), seed=seed, progress=progress)

@@ -262,7 +262,7 @@ def _examples(jscc, receivers, x, snrs, seed, channel, path, write_atomic):
             y, h = phy.TFModule(phy.make_channel(channel, power=jscc.config.power))(jscc.encode(x, model_snr(snr)),
                                                                                    float(snr))
         for name, rx in receivers.items():
-            x_jscc, snr_rx = receive(rx, y, h, snr, channel, jscc.config.power)
+            x_jscc, snr_rx = receive(rx, y, h, snr, channel)
             rows.append(rx.restore(x_jscc, snr_rx, seed=derive_seed(seed, "examples", name, snr)))
             labels.append(f"{name} {snr:g} dB")
     grid = torch.cat([torch.cat(list(r), dim=2) for r in rows], dim=1)  # (3, rows*H, cols*W)

@@ -22,16 +22,15 @@ def model_snr(snr_db: float) -> float:
     return min(float(snr_db), NOISELESS_SNR_DB)
 
 
-def receive(rx, y, h, snr_db, channel: str, power: float = 1.0):
+def receive(rx, y, h, snr_db, channel: str):
     """``(x_jscc, snr)``: ``rx``'s DeepJSCC decoding of what ``channel`` returned, ``(y, h)``, and the
-    SNR restoration is to be told. AWGN: y as it is; flat fading: equalised with ``h``; OFDM
-    (``ofdm-...``, whose ``h`` is the per-RE effective noise): :func:`singlink.phy.jscc_input`'s SNR,
-    as the sweep does."""
+    per-image SNR restoration is told, the one the decoder used
+    (:meth:`singlink.receiver.Receiver.effective_snr_db`). AWGN: y as it is; flat fading: equalised
+    with ``h``; OFDM (``ofdm-...``, whose ``h`` is the per-RE effective noise): :func:`singlink.phy.jscc_input`."""
     from . import phy
 
-    if phy.is_ofdm(channel):
-        return rx.decode(y, snr_db, no_eff=h), phy.effective_snr_db(h, power)
-    return rx.decode(y, snr_db, h=None if channel == "awgn" else h), snr_db
+    csi = {"no_eff": h} if phy.is_ofdm(channel) else {"h": None if channel == "awgn" else h}
+    return rx.decode(y, snr_db, **csi), rx.effective_snr_db(snr_db, **csi)
 
 
 def mean_ci95(values) -> tuple[float, float]:
@@ -69,7 +68,7 @@ def run_cell(jscc, receivers: dict, images, image_ids, snr_db: float, channel: s
             y, h = channel_block(jscc.encode(x, model_snr(snr_db)), float(snr_db))
         for method, rx in receivers.items():
             t0 = time.perf_counter()
-            x_jscc, snr_rx = receive(rx, y, h, snr_db, channel, jscc.config.power)
+            x_jscc, snr_rx = receive(rx, y, h, snr_db, channel)
             seeds = [derive_seed(seed, method, i, snr_db, channel, realization) for i in ids]
             with torch.no_grad():
                 x_hat = rx.restore(x_jscc, snr_rx, seed=seeds, progress=progress)

@@ -1,5 +1,6 @@
 """The receiver plugin end to end: symbols through the Sionna channel -> decode -> restore."""
 import csv
+import math
 
 import pytest
 import torch
@@ -63,6 +64,26 @@ def test_block_fading_equalisation_feeds_the_decoder_effective_snr(jscc):
     with torch.no_grad():
         expect = jscc.decode(z, torch.tensor([10 + 10 * torch.log10(torch.tensor(0.5)), 10 + 10 * torch.log10(torch.tensor(4.0))]))
     torch.testing.assert_close(rx.decode(h * z, 10.0, h=h), expect, rtol=1e-5, atol=1e-5)
+
+
+def test_restoration_is_told_the_snr_the_decoder_used_under_fading(jscc):
+    """Under block fading the equalised symbols are AWGN at SNR + 10 log10 |h|^2: SING is told that
+    per-image SNR, as the decoder is (and as after OFDM), not the nominal one."""
+    told = {}
+
+    @register_method("test-record-snr")
+    class RecordSNR:
+        def __call__(self, x_jscc, snr_db=None, seed=0, progress=False):
+            told["snr"] = snr_db
+            return x_jscc
+
+    x = torch.rand(2, 3, 32, 32)
+    h = torch.tensor([[0.5 + 0.5j], [2.0 + 0j]], dtype=torch.complex64)
+    rx = Receiver(jscc, "test-record-snr")
+    rx(h * jscc.encode(x, 10.0), 10.0, h=h)
+    torch.testing.assert_close(told["snr"], torch.tensor([10 + 10 * math.log10(0.5), 10 + 10 * math.log10(4.0)]))
+    rx(jscc.encode(x, 10.0), 10.0)
+    torch.testing.assert_close(told["snr"], torch.tensor([10.0, 10.0]))
 
 
 def test_bad_inputs(jscc, tiny_prior):

@@ -15,7 +15,8 @@ task computes the same rows whatever ran before it, in whichever process:
 
 Under fading the receiver equalises with perfect CSI and DeepJSCC decodes at each image's
 effective SNR (:meth:`singlink.receiver.Receiver.decode`); SING's step size and SING-INN's
-conditioning use the nominal SNR of the cell, the only SNR the INN was trained with (AWGN).
+conditioning use that same SNR (:meth:`singlink.receiver.Receiver.effective_snr_db`): the
+equalised symbols are AWGN at it, the conditions the INN was trained in.
 
 Over OFDM channels (``ofdm-...``, :mod:`singlink.phy.ofdm`) the channel returns equalised symbols
 and their per-RE effective noise (with estimated CSI when ``csi=ls``); DeepJSCC decodes them with
@@ -174,7 +175,7 @@ def execute(task: Task, cfg: SweepConfig, mean_image: np.ndarray | None = None) 
 
     from .. import phy
     from ..data import load_batch
-    from ..evaluation import score
+    from ..evaluation import receive, score
 
     torch.set_num_threads(cfg.threads)
     ctx = _context(cfg, mean_image)
@@ -197,12 +198,7 @@ def execute(task: Task, cfg: SweepConfig, mean_image: np.ndarray | None = None) 
         with torch.no_grad():
             y, h = phy.TFModule(phy.make_channel(task.channel, power=jscc.config.power))(jscc.encode(x, task.snr_db),
                                                                                         task.snr_db)
-        snr_rx = task.snr_db
-        if phy.is_ofdm(task.channel):  # y is equalised and h is no_eff, the per-RE effective noise
-            x_jscc = rx.decode(y, task.snr_db, no_eff=h)
-            snr_rx = phy.effective_snr_db(h, jscc.config.power)
-        else:
-            x_jscc = rx.decode(y, task.snr_db, h=None if task.channel == "awgn" else h)
+        x_jscc, snr_rx = receive(rx, y, h, task.snr_db, task.channel)
         seeds = [derive_seed(cfg.seed, task.method, task.rho, task.snr_db, task.channel, task.realization, i)
                  for i in task.image_ids]
         x_hat = rx.restore(x_jscc, snr_rx, seed=seeds).detach()
