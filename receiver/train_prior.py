@@ -308,6 +308,9 @@ def model_card(name, final, args, size, history=()):
     curve = curve_text([[h["step"], h["val_loss_ema"]] for h in history], "Held-out loss (EMA weights)", points=10)
     c, v = final["config"], final["validation"]
     loss_rows = (f"| raw | {v['val_loss']:.4f} |\n| EMA (exported) | {v['val_loss_ema']:.4f} |" if v else "| - | - |")
+    bands = v.get("val_bands_ema", {}) if v else {}
+    loss_rows += "".join(f"\n| EMA, {band} noise (t in [{lo}, {hi})) | {bands[band]:.4f} |"
+                         for band, (lo, hi) in BANDS.items() if band in bands)
     jpeg = (" The shared CIFAR-10 is a JPEG copy (quality about 75), not pixel-exact CIFAR."
             if c["dataset"] == "cifar10" else "")
     return f"""# {name}
