@@ -84,6 +84,26 @@ def test_uninterrupted_run_writes_every_output(tiny):
     assert len(_rows(ref)) == GRID_ROWS
 
 
+def test_paired_differences_match_the_rows(tiny):
+    """paired.csv: for each pair of methods, the per-image difference on the same images and draws,
+    checked against the stored rows and scipy's paired t interval."""
+    import csv
+
+    from scipy import stats
+
+    _, ref, _ = tiny
+    paired = list(csv.DictReader((ref / "paired.csv").open()))
+    assert {(p["method"], p["versus"]) for p in paired} == {("sing-zero", "deepjscc"), ("bpg-capacity", "deepjscc"),
+                                                           ("bpg-capacity", "sing-zero")}
+    rows = _rows(ref)
+    got = next(p for p in paired if p["method"] == "sing-zero" and p["versus"] == "deepjscc" and float(p["snr_db"]) == 5)
+    value = {(r["method"], r["image_id"]): r["lpips"] for r in rows if r["snr_db"] == 5.0}
+    d = np.array([value["sing-zero", i] - value["deepjscc", i] for i in range(6)])
+    assert int(got["n"]) == 6 and float(got["lpips_diff"]) == pytest.approx(d.mean(), abs=1e-12)
+    low, high = stats.ttest_1samp(d, 0).confidence_interval(0.95)
+    assert float(got["lpips_diff_ci95"]) == pytest.approx((high - low) / 2, rel=1e-9)
+
+
 def test_rerun_is_a_no_op_and_recomputation_is_bit_identical(tiny, tmp_path):
     config, ref, _ = tiny
     before = _rows(ref)

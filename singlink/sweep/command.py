@@ -317,13 +317,15 @@ def write_report(store, cfg: SweepConfig, out: Path) -> tuple[list[dict], list[P
 
     from ..data import load_batch
     from ..provenance import code_version, write_atomic
-    from .report import example_grid, in_grid, metric_plot, summarize, summary_csv
+    from .report import PAIRED_COLUMNS, csv_text, example_grid, in_grid, metric_plot, paired_differences, summarize, summary_csv
     from .tasks import png_bytes
 
     rows = in_grid(store.rows(), cfg)  # the current run's series only
     summary = summarize(rows, cfg)
     written = {"summary.csv": summary_csv(summary), "psnr_vs_snr.png": metric_plot(summary, cfg, "psnr"),
                "lpips_vs_snr.png": metric_plot(summary, cfg, "lpips"), "ms_ssim_vs_snr.png": metric_plot(summary, cfg, "ms_ssim")}
+    if len(cfg.methods) > 1:
+        written["paired.csv"] = csv_text(paired_differences(rows, cfg), PAIRED_COLUMNS)
     if cfg.examples:
         ids = list(range(min(cfg.examples, cfg.images)))
         x, _ = load_batch(_dataset(cfg), ids)

@@ -5,6 +5,11 @@ Confidence intervals: rows of one image under several channel realisations are n
 so each (method, rho, SNR, channel) group is first averaged per image, and the 95% Student-t
 interval is taken over those per-image means (with one realisation this is the plain interval
 over rows). The mean is the mean over all rows; ``n`` counts rows (images x realisations).
+
+Two methods are compared on the same images and channel draws (the sweep pairs them), so
+``paired.csv`` gives, for every pair of methods, the mean per-image difference of each metric
+with its own 95% interval: far tighter than two overlapping per-method intervals, it is what says
+whether one method beats another at an SNR.
 """
 from __future__ import annotations
 
@@ -52,13 +57,49 @@ def summarize(rows: list[dict], cfg: SweepConfig) -> list[dict]:
     return out
 
 
-def summary_csv(summary: list[dict]) -> str:
+PAIRED_COLUMNS = ("method", "versus", "rho", "snr_db", "channel", "n", "psnr_diff", "psnr_diff_ci95", "ms_ssim_diff",
+                  "ms_ssim_diff_ci95", "lpips_diff", "lpips_diff_ci95")
+
+
+def paired_differences(rows: list[dict], cfg: SweepConfig) -> list[dict]:
+    """For every pair of methods (``method`` later than ``versus`` in ``cfg.methods``) and every
+    (rho, SNR, channel): metric(method) - metric(versus) on the rows both have (same image and
+    realisation), averaged per image, with the 95% Student-t interval over images. A difference
+    whose interval excludes 0 is significant at 5%."""
+    by_cell = defaultdict(dict)
+    for r in rows:
+        by_cell[(r["rho"], r["snr_db"], r["channel"])].setdefault(r["method"], {})[(r["image_id"], r["realization"])] = r
+    methods = list(cfg.methods)
+    order = {name: {v: i for i, v in enumerate(getattr(cfg, name))} for name in ("rho", "channel")}
+    out = []
+    for cell in sorted(by_cell, key=lambda c: (order["rho"].get(c[0], 99), order["channel"].get(c[2], 99), c[1])):
+        got = by_cell[cell]
+        for j, a in enumerate(methods):
+            for b in methods[:j]:
+                shared = sorted(set(got.get(a, {})) & set(got.get(b, {})))
+                if not shared:
+                    continue
+                entry = {"method": a, "versus": b, "rho": cell[0], "snr_db": cell[1], "channel": cell[2], "n": len(shared)}
+                for m in METRICS:
+                    per_image = defaultdict(list)
+                    for key in shared:
+                        per_image[key[0]].append(got[a][key][m] - got[b][key][m])
+                    entry[f"{m}_diff"], entry[f"{m}_diff_ci95"] = mean_ci95([np.mean(v) for v in per_image.values()])
+                out.append(entry)
+    return out
+
+
+def csv_text(records: list[dict], columns) -> str:
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=SUMMARY_COLUMNS, lineterminator="\n")
+    w = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
     w.writeheader()
-    for s in summary:
+    for s in records:
         w.writerow({k: (repr(v) if isinstance(v, float) else v) for k, v in s.items()})
     return buf.getvalue()
+
+
+def summary_csv(summary: list[dict]) -> str:
+    return csv_text(summary, SUMMARY_COLUMNS)
 
 
 def summary_table(summary: list[dict]) -> str:
