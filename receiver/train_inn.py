@@ -110,8 +110,7 @@ def _command(args):
     parts += [f"--image-size {args.image_size}"] if args.image_size else []
     parts += [f"--steps {args.steps}", f"--batch {args.batch}", f"--lr {args.lr}"]
     parts += [f"--lr-schedule cosine --lr-min {args.lr_min}"] if args.lr_schedule == "cosine" else []
-    parts += [
-              f"--fixed-snr {args.fixed_snr}" if args.fixed_snr is not None else f"--snr-range {args.snr_range}",
+    parts += [f"--fixed-snr {args.fixed_snr}" if args.fixed_snr is not None else f"--snr-range {args.snr_range}",
               f"--hidden {args.hidden}", f"--val-every {args.val_every}", f"--val-images {args.val_images}",
               f"--seed {args.seed}"]
     if args.train_images:

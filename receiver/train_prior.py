@@ -191,8 +191,8 @@ def run(args):
     hparams |= spec.to_dict()
     decay = {"decay_from": args.decay_from, "lr_min": args.lr_min, "decay_steps": args.steps}
     hparams |= decay if args.decay_from is not None else dict.fromkeys(decay)
-    _, step, seconds, history = resume(out, hparams, args.steps, later=(tuple(decay), args.decay_from or 0),
-                                       model=unet, ema=ema, optimizer=opt)
+    later = (tuple(decay), args.decay_from) if args.decay_from is not None else ()  # a decay a stopped run may take on
+    _, step, seconds, history = resume(out, hparams, args.steps, later=later, model=unet, ema=ema, optimizer=opt)
     log_path = out / "log.jsonl"
     x_train, x_val = load_tensors(spec, args.train_images, args.val_images)
     x_train = x_train.to(device)

@@ -110,7 +110,6 @@ def curve_text(curve, what: str = "Validation loss", points: int = 8) -> str:
     last = curve[-1]
     ref = min(curve, key=lambda c: abs(c[0] - 0.75 * last[0]))
     shown = [curve[round(i * (len(curve) - 1) / (points - 1))] for i in range(points)] if len(curve) > points else curve
-    shown = list(dict.fromkeys(map(tuple, shown)))
     return (f"- {what} by step: " + ", ".join(f"{s:,}: {v:.5f}" for s, v in shown) +
             f"; {100 * (last[1] - ref[1]) / ref[1]:+.1f}% over the last {last[0] - ref[0]:,} steps.\n")
 

@@ -35,6 +35,15 @@ def in_grid(rows: list[dict], cfg: SweepConfig) -> list[dict]:
             and r["seed"] == cfg.seed]
 
 
+def _image_means(pairs) -> list[float]:
+    """The mean of each image's values, from ``(image_id, value)`` pairs: the independent units the
+    95% intervals are taken over (an image's realisations are not independent)."""
+    per_image = defaultdict(list)
+    for image_id, value in pairs:
+        per_image[image_id].append(value)
+    return [float(np.mean(v)) for v in per_image.values()]
+
+
 def summarize(rows: list[dict], cfg: SweepConfig) -> list[dict]:
     """One record per (method, rho, snr_db, channel) with :data:`SUMMARY_COLUMNS`, in the config's order."""
     groups = defaultdict(list)
@@ -48,10 +57,7 @@ def summarize(rows: list[dict], cfg: SweepConfig) -> list[dict]:
         rs = groups[key]
         entry = dict(zip(("method", "rho", "snr_db", "channel"), key)) | {"n": len(rs)}
         for m in METRICS:
-            per_image = defaultdict(list)
-            for r in rs:
-                per_image[r["image_id"]].append(r[m])
-            _, ci = mean_ci95([np.mean(v) for v in per_image.values()])
+            _, ci = mean_ci95(_image_means((r["image_id"], r[m]) for r in rs))
             entry[f"{m}_mean"], entry[f"{m}_ci95"] = float(np.mean([r[m] for r in rs])), ci
         out.append(entry)
     return out
@@ -81,10 +87,8 @@ def paired_differences(rows: list[dict], cfg: SweepConfig) -> list[dict]:
                     continue
                 entry = {"method": a, "versus": b, "rho": cell[0], "snr_db": cell[1], "channel": cell[2], "n": len(shared)}
                 for m in METRICS:
-                    per_image = defaultdict(list)
-                    for key in shared:
-                        per_image[key[0]].append(got[a][key][m] - got[b][key][m])
-                    entry[f"{m}_diff"], entry[f"{m}_diff_ci95"] = mean_ci95([np.mean(v) for v in per_image.values()])
+                    entry[f"{m}_diff"], entry[f"{m}_diff_ci95"] = mean_ci95(
+                        _image_means((key[0], got[a][key][m] - got[b][key][m]) for key in shared))
                 out.append(entry)
     return out
 
