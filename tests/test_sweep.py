@@ -70,8 +70,8 @@ def tiny(tmp_path_factory):
 
 def test_uninterrupted_run_writes_every_output(tiny):
     config, ref, stdout = tiny
-    for name in ("summary.csv", "psnr_vs_snr.png", "lpips_vs_snr.png", "ms_ssim_vs_snr.png", "examples_rho1_192_awgn.png",
-                 "sweep.json"):
+    for name in ("summary.csv", "paired.csv", "claims.md", "psnr_vs_snr.png", "lpips_vs_snr.png", "ms_ssim_vs_snr.png",
+                 "examples_rho1_192_awgn.png", "sweep.json"):
         assert (ref / name).stat().st_size > 0, name
     header, *lines = (ref / "summary.csv").read_text().splitlines()
     assert header == ("method,rho,snr_db,channel,n,psnr_mean,psnr_ci95,ms_ssim_mean,ms_ssim_ci95,lpips_mean,"

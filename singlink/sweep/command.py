@@ -308,7 +308,8 @@ def run_on_ray(ray, tasks, cfg, mean):
 
 
 def write_report(store, cfg: SweepConfig, out: Path) -> tuple[list[dict], list[Path]]:
-    """summary.csv, the plots and example grids from the store's rows of ``cfg``'s grid;
+    """summary.csv, paired.csv, claims.md (SING's claims, where the grid has them), the plots and
+    example grids from the store's rows of ``cfg``'s grid;
     returns the summary and the paths written."""
     import io
 
@@ -317,6 +318,7 @@ def write_report(store, cfg: SweepConfig, out: Path) -> tuple[list[dict], list[P
 
     from ..data import load_batch
     from ..provenance import code_version, write_atomic
+    from .claims import claims_markdown, sing_claims
     from .report import PAIRED_COLUMNS, csv_text, example_grid, in_grid, metric_plot, paired_differences, summarize, summary_csv
     from .tasks import png_bytes
 
@@ -326,6 +328,9 @@ def write_report(store, cfg: SweepConfig, out: Path) -> tuple[list[dict], list[P
                "lpips_vs_snr.png": metric_plot(summary, cfg, "lpips"), "ms_ssim_vs_snr.png": metric_plot(summary, cfg, "ms_ssim")}
     if len(cfg.methods) > 1:
         written["paired.csv"] = csv_text(paired_differences(rows, cfg), PAIRED_COLUMNS)
+    claims = claims_markdown(sing_claims(rows, cfg))
+    if claims:
+        written["claims.md"] = claims
     if cfg.examples:
         ids = list(range(min(cfg.examples, cfg.images)))
         x, _ = load_batch(_dataset(cfg), ids)

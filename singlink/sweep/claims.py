@@ -1,0 +1,144 @@
+"""The SING paper's claims, tested on a sweep's own rows (``claims.md`` in the report).
+
+The paper (Sec. V, Figs. 6-8) claims, for DeepJSCC followed by SING restoration:
+
+1. perceptual quality improves: LPIPS of SING-INN < SING-Zero < DeepJSCC at each SNR
+   (the paper itself reports SING-Zero failing to help at its lower rho);
+2. fidelity is kept: PSNR of SING-Zero and SING-INN within 1 dB of DeepJSCC;
+3. SING-INN's LPIPS gain over DeepJSCC is largest at the lowest rho.
+
+Each comparison is paired (the sweep gives every method the same images and channel draws) and
+decided by the 95% Student-t interval over images of the per-image difference:
+
+- "A < B" **holds** where the interval of A - B lies below 0, **fails** where it lies above 0
+  (B is significantly better) and is **not significant** otherwise;
+- "within 1 dB" holds where the whole interval of the PSNR difference lies in [-1, 1], fails
+  where it lies wholly outside and is not significant otherwise.
+
+Claim 3 compares gains on the same images at two rhos: per image, the LPIPS gain averaged over
+the grid's SNRs at the lowest rho minus that at each other rho, with its interval over images.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from fractions import Fraction
+
+from ..evaluation import mean_ci95
+from .report import _image_means
+
+DEEPJSCC, ZERO, INN = "deepjscc", "sing-zero", "sing-inn"
+NAMES = {DEEPJSCC: "DeepJSCC", ZERO: "SING-Zero", INN: "SING-INN"}
+
+
+def _less(diff: float, ci: float) -> str:
+    return "holds" if diff + ci < 0 else "fails" if diff - ci > 0 else "not significant"
+
+
+def _within(diff: float, ci: float, bound: float) -> str:
+    return "holds" if abs(diff) + ci <= bound else "fails" if abs(diff) - ci > bound else "not significant"
+
+
+def _by_cell(rows):
+    """{(rho, snr_db, channel): {method: {(image_id, realization): row}}}"""
+    cells = defaultdict(lambda: defaultdict(dict))
+    for r in rows:
+        cells[(r["rho"], r["snr_db"], r["channel"])][r["method"]][(r["image_id"], r["realization"])] = r
+    return cells
+
+
+def _paired(got, a, b, metric):
+    """Mean per-image difference metric(a) - metric(b) and its 95% interval, n images; None when
+    the two methods share no rows."""
+    shared = sorted(set(got.get(a, {})) & set(got.get(b, {})))
+    if not shared:
+        return None
+    diff, ci = mean_ci95(_image_means((k[0], got[a][k][metric] - got[b][k][metric]) for k in shared))
+    return diff, ci, len({k[0] for k in shared})
+
+
+def sing_claims(rows: list[dict], cfg) -> list[dict]:
+    """One record per claim, rho and channel (claim 3: per channel and rho compared), each with
+    ``claim``, ``rho``, ``channel``, ``results``: a list of ``(snr_db or None, diff, ci95, n,
+    verdict)``. Empty when the grid lacks DeepJSCC or both SING methods."""
+    methods = [m for m in (DEEPJSCC, ZERO, INN) if m in cfg.methods]
+    if DEEPJSCC not in methods or len(methods) < 2:
+        return []
+    cells = _by_cell(rows)
+    snrs = sorted(float(s) for s in cfg.snr)
+    checks = []  # (claim text, method a, method b, metric, verdict function)
+    if INN in methods and ZERO in methods:
+        checks.append(("LPIPS: SING-INN < SING-Zero", INN, ZERO, "lpips", _less))
+    for m in (ZERO, INN):
+        if m in methods:
+            checks.append((f"LPIPS: {NAMES[m]} < DeepJSCC", m, DEEPJSCC, "lpips", _less))
+    for m in (ZERO, INN):
+        if m in methods:
+            checks.append((f"PSNR: {NAMES[m]} within 1 dB of DeepJSCC", m, DEEPJSCC, "psnr",
+                           lambda d, c: _within(d, c, 1.0)))
+    out = []
+    for text, a, b, metric, verdict in checks:
+        for rho in cfg.rho:
+            for ch in cfg.channel:
+                results = []
+                for snr in snrs:
+                    got = _paired(cells.get((rho, snr, ch), {}), a, b, metric)
+                    if got:
+                        results.append((snr, *got, verdict(got[0], got[1])))
+                if results:
+                    out.append({"claim": text, "rho": rho, "channel": ch, "results": results})
+    if INN in methods and len(cfg.rho) > 1:
+        lowest = min(cfg.rho, key=Fraction)
+        for ch in cfg.channel:
+            gains = {rho: _mean_gain(cells, rho, ch, snrs) for rho in cfg.rho}
+            for rho in cfg.rho:
+                if rho == lowest:
+                    continue
+                common = sorted(set(gains[lowest]) & set(gains[rho]))
+                if common:
+                    diff, ci = mean_ci95([gains[lowest][i] - gains[rho][i] for i in common])
+                    out.append({"claim": f"SING-INN's LPIPS gain over DeepJSCC larger at rho {lowest} than at {rho}",
+                                "rho": f"{lowest} vs {rho}", "channel": ch,
+                                "results": [(None, diff, ci, len(common), _less(-diff, ci))]})
+    return out
+
+
+def _mean_gain(cells, rho, channel, snrs) -> dict[int, float]:
+    """Per image: LPIPS(DeepJSCC) - LPIPS(SING-INN) averaged over the SNRs (and realisations),
+    for the images that have both methods at every SNR."""
+    per_image = defaultdict(list)
+    complete = None
+    for snr in snrs:
+        got = cells.get((rho, snr, channel), {})
+        shared = set(got.get(INN, {})) & set(got.get(DEEPJSCC, {}))
+        images = {k[0] for k in shared}
+        complete = images if complete is None else complete & images
+        for k in shared:
+            per_image[k[0]].append(got[DEEPJSCC][k]["lpips"] - got[INN][k]["lpips"])
+    return {i: sum(per_image[i]) / len(per_image[i]) for i in sorted(complete or ())}
+
+
+def claims_markdown(claims: list[dict]) -> str:
+    """The claims as markdown: a table per claim, one row per (rho, channel), a cell per SNR."""
+    if not claims:
+        return ""
+    lines = ["# The SING paper's claims on this sweep", "",
+             "Paired per image (same images and channel draws); each cell: verdict, mean difference "
+             "± 95% CI over images, first method minus second (LPIPS: lower is better; PSNR in dB). "
+             "See `singlink.sweep.claims` for the rules.", ""]
+    by_claim = defaultdict(list)
+    for c in claims:
+        by_claim[c["claim"]].append(c)
+    for text, entries in by_claim.items():
+        lines += [f"## {text}", ""]
+        snrs = sorted({r[0] for c in entries for r in c["results"]}, key=lambda s: (s is None, s))
+        head = ["rho", "channel", "n"] + [("all SNRs" if s is None else f"{s:g} dB") for s in snrs] + ["holds / fails / n.s."]
+        lines += ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+        for c in entries:
+            res = {r[0]: r for r in c["results"]}
+            fmt = "{:+.4f} ± {:.4f}" if "LPIPS" in text else "{:+.2f} ± {:.2f}"
+            cells = [f"{res[s][4]} ({fmt.format(res[s][1], res[s][2])})" if s in res else "" for s in snrs]
+            tally = [sum(r[4] == v for r in c["results"]) for v in ("holds", "fails", "not significant")]
+            n = min(r[3] for r in c["results"])
+            lines.append("| " + " | ".join([c["rho"], c["channel"], str(n), *cells, " / ".join(map(str, tally))]) + " |")
+        lines.append("")
+    return "\n".join(lines)
