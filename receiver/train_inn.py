@@ -7,6 +7,15 @@ in ``--snr-range`` per image (or ``--fixed-snr``: CommIN's one INN per SNR). Los
 Eq. 16, as a mean over elements): :math:`\|c - \mathrm{coarse}(\hat x_\mathrm{JSCC})\|^2` where
 :math:`(c, d) = INN(x, \mathrm{SNR})` and coarse is the Haar LL band; Adam.
 
+``--inverse-weight W`` (default 0: the paper's loss alone) adds W times the mean squared error of
+what SING-INN's guidance pulls towards (Algorithm 2, line 8) when the details are the original's:
+:math:`\|INN^{-1}(\mathrm{coarse}(\hat x_\mathrm{JSCC}), d) - x\|^2`. Eq. 16 trains only the forward
+map, and a lifting network's inverse can amplify the small error left in c: the face INN trained on
+Eq. 16 alone, given DeepJSCC's coarse band and the original's own details, returns an image worse
+than DeepJSCC's (``tools/sing_oracle.py --inn``; results/README.md, section 5). The term (the
+backward loss of invertible rescaling networks) trains the inverse SING-INN actually uses. Both
+terms are means over elements of orthonormal Haar coefficients or pixels, so W = 1 weighs them alike.
+
 Validation is the same loss on fixed pairs: the first ``--val-images`` validation images, each
 sent at every one of six SNRs evenly spread over the training range (-5, -3, ..., 5 dB for the
 default range) through a seeded channel. The untrained INN (the plain Haar split, since its lifting
@@ -45,6 +54,9 @@ def add_arguments(p):
     p.add_argument("--snr-range", default="-5,5", help="training SNR range in dB, MIN,MAX (default %(default)s)")
     p.add_argument("--fixed-snr", type=float, default=None, metavar="DB",
                    help="CommIN variant: train one INN for this SNR only (replaces --snr-range)")
+    p.add_argument("--inverse-weight", type=float, default=0.0, metavar="W",
+                   help="add W x the error of INN^-1(coarse(x_JSCC), d(x)) against x, the inverse SING-INN's guidance "
+                        "uses (default 0: the paper's Eq. 16 alone)")
     p.add_argument("--hidden", type=int, default=32, help="feature channels of each PNet/UNet (default %(default)s)")
     p.add_argument("--val-every", type=int, default=500, help="validate and checkpoint every N steps (default %(default)s)")
     p.add_argument("--val-images", type=int, default=256, help="validation images, each at 6 SNRs (default %(default)s)")
@@ -56,13 +68,24 @@ def add_arguments(p):
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
 
 
-def degradation_loss(inn, x, x_jscc, snr_db):
+def degradation_loss(inn, x, x_jscc, snr_db, inverse_weight: float = 0.0):
     """Eq. 16 as a mean over elements: how far the INN's coarse part of ``x`` is from the Haar LL
-    band of the DeepJSCC output ``x_jscc`` (both (N, C, H, W) in [0, 1]) at SNRs ``snr_db``."""
+    band of the DeepJSCC output ``x_jscc`` (both (N, C, H, W) in [0, 1]) at SNRs ``snr_db``; plus, when
+    ``inverse_weight`` > 0, that weight times :func:`inverse_error`."""
     import torch
 
-    c, _ = inn(x, snr_db)
-    return torch.mean((c - inn.coarse(x_jscc)) ** 2)
+    c, d = inn(x, snr_db)
+    loss = torch.mean((c - inn.coarse(x_jscc)) ** 2)
+    if inverse_weight:
+        loss = loss + inverse_weight * torch.mean((inn.inverse(inn.coarse(x_jscc), d, snr_db) - x) ** 2)
+    return loss
+
+
+def inverse_error(inn, x, x_jscc, snr_db):
+    """Per image, the mean squared error against ``x`` of INN^{-1}(coarse(x_JSCC), d(x)): SING-INN's
+    guidance target (Algorithm 2, line 8) when the details are the original's."""
+    _, d = inn(x, snr_db)
+    return ((inn.inverse(inn.coarse(x_jscc), d, snr_db) - x) ** 2).flatten(1).mean(1)
 
 
 def validation_pairs(jscc, x, snrs, seed):
@@ -85,21 +108,22 @@ def validation_pairs(jscc, x, snrs, seed):
     return torch.cat(xs), torch.cat(xj), torch.cat(ss)
 
 
-def validate(coarse_of, pairs, batch=256):
-    """Eq. 16 loss on ``pairs`` ((x, x_JSCC, SNR)) of the coarse part ``coarse_of(x, snr)`` (the INN's
-    c, or the plain Haar LL band for the reference): the overall mean and the mean per SNR."""
+def validate(inn, pairs, batch=256):
+    """Eq. 16 loss on ``pairs`` ((x, x_JSCC, SNR)) of ``inn``'s coarse part (an untrained INN: the
+    plain Haar LL band, the reference): the overall mean and the mean per SNR; and ``inverse``, the
+    mean of :func:`inverse_error`."""
     import torch
 
-    from .inn import ConditionalINN
-
     x, x_jscc, snr = pairs
-    per_image = []
+    per_image, inverse = [], []
     with torch.no_grad():
         for i in range(0, len(x), batch):
-            c = coarse_of(x[i:i + batch], snr[i:i + batch])
-            per_image.append(((c - ConditionalINN.coarse(x_jscc[i:i + batch])) ** 2).flatten(1).mean(1))
+            sl = slice(i, i + batch)
+            c, _ = inn(x[sl], snr[sl])
+            per_image.append(((c - inn.coarse(x_jscc[sl])) ** 2).flatten(1).mean(1))
+            inverse.append(inverse_error(inn, x[sl], x_jscc[sl], snr[sl]))
     per_image = torch.cat(per_image)
-    return {"loss": float(per_image.mean()),
+    return {"loss": float(per_image.mean()), "inverse": float(torch.cat(inverse).mean()),
             "per_snr": {f"{float(s):g}": float(per_image[snr == s].mean()) for s in torch.unique(snr)}}
 
 
@@ -110,6 +134,7 @@ def _command(args):
     parts += [f"--image-size {args.image_size}"] if args.image_size else []
     parts += [f"--steps {args.steps}", f"--batch {args.batch}", f"--lr {args.lr}"]
     parts += [f"--lr-schedule cosine --lr-min {args.lr_min}"] if args.lr_schedule == "cosine" else []
+    parts += [f"--inverse-weight {args.inverse_weight}"] if args.inverse_weight else []
     parts += [f"--fixed-snr {args.fixed_snr}" if args.fixed_snr is not None else f"--snr-range {args.snr_range}",
               f"--hidden {args.hidden}", f"--val-every {args.val_every}", f"--val-images {args.val_images}",
               f"--seed {args.seed}"]
@@ -127,6 +152,8 @@ def run(args):
         if getattr(args, name) < 1:
             raise UsageError(f"--{name.replace('_', '-')} must be >= 1")
     check_positive(args, "lr", "lr_min")
+    if not (math.isfinite(args.inverse_weight) and args.inverse_weight >= 0):
+        raise UsageError(f"--inverse-weight must be a finite number >= 0, got {args.inverse_weight}")
     snr_lo, snr_hi = (args.fixed_snr,) * 2 if args.fixed_snr is not None else parse_snr_range(args.snr_range)
     import numpy as np
     import torch
@@ -183,11 +210,15 @@ def run(args):
                                                   "val_images", "seed", "train_images")} | spec.to_dict()
     if args.lr_schedule == "cosine":  # absent for a constant rate, so runs saved before this option still resume
         hparams |= {"lr_schedule": "cosine", "lr_min": args.lr_min, "schedule_steps": args.steps}
+    if args.inverse_weight:  # likewise absent at 0
+        hparams["inverse_weight"] = args.inverse_weight
     resumed, step, seconds, history = resume(out, hparams, args.steps, model=inn, optimizer=opt)
     x_train, x_val = load_tensors(spec, args.train_images, args.val_images)
     val_snrs = sorted({float(s) for s in np.linspace(snr_lo, snr_hi, VAL_POINTS)})
     pairs = validation_pairs(jscc, x_val, val_snrs, args.seed)
-    reference = validate(lambda x, snr: ConditionalINN.coarse(x), pairs)  # = the untrained INN (zero lifting)
+    with torch.random.fork_rng():  # its (unused) random weights leave the run's draws alone
+        untrained = ConditionalINN(hidden=args.hidden, fixed_snr=args.fixed_snr, snr_range=(snr_lo, snr_hi))
+    reference = validate(untrained, pairs)  # zero lifting outputs: the plain Haar split
     print(f"{n_params / 1e3:.0f} k parameters; untrained (plain Haar) validation loss {reference['loss']:.5f}")
 
     log = open(out / "log.jsonl", "a" if resumed else "w")
@@ -209,7 +240,7 @@ def run(args):
         with torch.no_grad():
             y, _ = channel(jscc.encode(x, snr), snr)
             x_jscc = jscc.decode(y, snr)
-        loss = degradation_loss(inn, x, x_jscc, snr)
+        loss = degradation_loss(inn, x, x_jscc, snr, args.inverse_weight)
         if not torch.isfinite(loss):
             raise RuntimeError(f"loss became {loss.item()} at step {step}; lower --lr")
         lr = learning_rate(step, lr=args.lr, steps=args.steps, cosine=args.lr_schedule == "cosine", lr_min=args.lr_min)
@@ -224,11 +255,12 @@ def run(args):
         bar.set_postfix(loss=f"{loss.item():.5f}")
         log.write(json.dumps({"step": step, "loss": loss.item(), "lr": lr}) + "\n")
         if step % args.val_every == 0 or step == args.steps:
-            row = {"step": step, "seconds": seconds, "val": validate(lambda x, snr: inn(x, snr)[0], pairs)}
+            row = {"step": step, "seconds": seconds, "val": validate(inn, pairs)}
             history.append(row)
             log.write(json.dumps(row) + "\n")
             log.flush()
-            bar.write(f"step {step}: validation loss {row['val']['loss']:.5f} (plain Haar {reference['loss']:.5f})")
+            bar.write(f"step {step}: validation loss {row['val']['loss']:.5f} (plain Haar {reference['loss']:.5f}), "
+                      f"inverse error {row['val']['inverse']:.5f} (plain Haar {reference['inverse']:.5f})")
             checkpoint()
     bar.close()
     log.close()
@@ -267,6 +299,11 @@ def model_card(name, final, size):
     training = (f"SNR fixed at {c['fixed_snr']:g} dB (CommIN variant: the conditioning input is ignored)"
                 if c["fixed_snr"] is not None else f"SNR uniform in [{c['snr_range'][0]:g}, {c['snr_range'][1]:g}] dB per image")
     jpeg = "; the shared CIFAR-10 is a JPEG copy, not pixel-exact" if c.get("dataset", "cifar10") == "cifar10" else ""
+    inverse_term = (f", plus {c['inverse_weight']:g} x the mean squared error of INN^-1(coarse(x_JSCC), d(x)) against x "
+                    "(`--inverse-weight`: the inverse SING-INN's guidance uses)" if c.get("inverse_weight") else "")
+    inverse = (f"\nInverse error (mean squared error of INN^-1(coarse(x_JSCC), d(x)) against x: SING-INN's guidance target "
+               f"when the details are the original's): trained {v['inverse']:.5f}, plain Haar {ref['inverse']:.5f}.\n"
+               if v and "inverse" in v and "inverse" in ref else "")
     return f"""# {name}
 
 Conditional INN of SING-INN (SING paper, Section IV-C, Fig. 5): Haar split, 4 SNR-conditioned
@@ -280,7 +317,7 @@ rho = {c['jscc']['rho']}); SING-INN refuses it for a DeepJSCC with another k. Lo
 - Data: the `{c.get('dataset', 'cifar10')}` training split (`singlink.data.DatasetSpec`{jpeg}), {c['train_images']:,} images; x_JSCC made on the fly by the frozen DeepJSCC through
   Sionna's AWGN channel, {training}.
 - Loss: Eq. 16, mean squared distance between the INN's coarse part c of x and the Haar LL band of
-  x_JSCC; Adam {c['lr']}{' with a cosine decay to ' + format(c['lr_min'], 'g') if c.get('lr_schedule') == 'cosine' else ''}, batch {c['batch']}, {c['steps']:,} steps, seed {c['seed']}.
+  x_JSCC{inverse_term}; Adam {c['lr']}{' with a cosine decay to ' + format(c['lr_min'], 'g') if c.get('lr_schedule') == 'cosine' else ''}, batch {c['batch']}, {c['steps']:,} steps, seed {c['seed']}.
 - Wall time: {final['seconds'] / 60:.1f} min of training on {final['hardware']} (that of the last session, if resumed).
 {_curve_text(final)}- Code: {final['version'].get('git_commit', 'unknown')}{' (dirty tree)' if final['version'].get('git_dirty') else ''}
 
@@ -291,4 +328,4 @@ trained INN and of the untrained reference (the plain Haar split: LL(x) vs LL(x_
 | --- | --- | --- |
 {rows}
 {overall}
-"""
+{inverse}"""

@@ -11,7 +11,7 @@ COMMANDS = {
     "sweep": ("singlink.sweep.command", "Monte Carlo sweep of DeepJSCC, SING and separation baselines over rho x SNR x channel, in-process or on Ray"),
     "link": ("singlink.linkdemo", "link-level BER/BLER demo: uncoded and LDPC-coded QPSK over AWGN and Rayleigh block fading"),
     "train-jscc": ("singlink.jscc.train", "train a DeepJSCC codec end to end through the Sionna AWGN channel (resumable)"),
-    "evaluate": ("singlink.evaluate", "DeepJSCC and SING restorations of CIFAR-10 images through the channel: PSNR, MS-SSIM, LPIPS with 95%% CIs"),
+    "evaluate": ("singlink.evaluate", "DeepJSCC and SING restorations of a data set's images through the channel: PSNR, MS-SSIM, LPIPS with 95%% CIs"),
     "tune-sing": ("singlink.tune", "choose SING's operator, steps and zeta for a DeepJSCC on validation images (and record them in its checkpoint)"),
     "train-prior": ("singlink.receiver.train_prior", "train the DDPM prior (diffusers UNet2DModel) on CIFAR-10 32x32, resumable, with EMA"),
     "train-inn": ("singlink.receiver.train_inn", "train SING-INN's conditional INN on (x, x_JSCC) pairs from a shipped DeepJSCC through the Sionna channel"),

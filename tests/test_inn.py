@@ -117,25 +117,60 @@ def degrade(x, snr, g):
     return blur + 0.02 * 10 ** (-snr / 20).view(-1, 1, 1, 1) * torch.randn(x.shape, generator=g)
 
 
-def test_training_brings_the_coarse_part_closer_to_the_degraded_image():
-    g = torch.Generator().manual_seed(0)
-    x_val = smooth_images(32, g)
-    snr_val = torch.linspace(-5, 5, 32)
-    pairs = (x_val, degrade(x_val, snr_val, g), snr_val)
-    torch.manual_seed(0)
-    inn = ConditionalINN(hidden=16)
-    reference = validate(lambda x, snr: ConditionalINN.coarse(x), pairs)
-    assert validate(lambda x, snr: inn(x, snr)[0], pairs) == reference  # untrained = plain Haar
+def _train(inn, g, steps=40, inverse_weight=0.0):
     opt = torch.optim.Adam(inn.parameters(), lr=3e-3)
-    for _ in range(40):
+    for _ in range(steps):
         x = smooth_images(16, g)
         snr = -5 + 10 * torch.rand(16, generator=g)
-        loss = degradation_loss(inn, x, degrade(x, snr, g), snr)
+        loss = degradation_loss(inn, x, degrade(x, snr, g), snr, inverse_weight)
         opt.zero_grad()
         loss.backward()
         opt.step()
-    trained = validate(lambda x, snr: inn(x, snr)[0], pairs)
+
+
+def _pairs(g):
+    x_val = smooth_images(32, g)
+    snr_val = torch.linspace(-5, 5, 32)
+    return x_val, degrade(x_val, snr_val, g), snr_val
+
+
+def test_training_brings_the_coarse_part_closer_to_the_degraded_image():
+    g = torch.Generator().manual_seed(0)
+    pairs = _pairs(g)
+    torch.manual_seed(0)
+    inn = ConditionalINN(hidden=16)
+    reference = validate(inn, pairs)
+    # untrained = plain Haar: Eq. 16 is the LL bands' distance, and the inverse error (the original's
+    # details on x_JSCC's LL band) is that distance spread over 4x as many pixels (orthonormal transform)
+    x, x_jscc, _ = pairs
+    ll = torch.mean((ConditionalINN.coarse(x) - ConditionalINN.coarse(x_jscc)) ** 2)
+    assert reference["loss"] == pytest.approx(float(ll), rel=1e-6)
+    assert reference["inverse"] == pytest.approx(float(ll) / 4, rel=1e-5)
+    _train(inn, g)
+    trained = validate(inn, pairs)
     assert trained["loss"] < 0.85 * reference["loss"]
+
+
+def test_inverse_weight_adds_the_error_of_the_inverse_the_guidance_uses():
+    """--inverse-weight W: Eq. 16 + W * mean ||INN^-1(coarse(x_JSCC), d(x)) - x||^2, with d the INN's own
+    detail part of x (SING-INN's line-8 target with the original's details); W = 0 is Eq. 16 alone."""
+    from singlink.receiver.train_inn import inverse_error
+
+    g = torch.Generator().manual_seed(0)
+    torch.manual_seed(0)
+    inn = ConditionalINN(hidden=16)
+    _train(inn, g, steps=5)  # lifting outputs away from zero
+    x = smooth_images(4, g)
+    snr = torch.tensor([-5.0, -1.0, 2.0, 5.0])
+    x_jscc = degrade(x, snr, g)
+    c, d = inn(x, snr)
+    eq16 = torch.mean((c - inn.coarse(x_jscc)) ** 2)
+    target = inn.inverse(inn.coarse(x_jscc), d, snr)
+    torch.testing.assert_close(degradation_loss(inn, x, x_jscc, snr), eq16)
+    torch.testing.assert_close(degradation_loss(inn, x, x_jscc, snr, 2.5), eq16 + 2.5 * torch.mean((target - x) ** 2))
+    torch.testing.assert_close(inverse_error(inn, x, x_jscc, snr), ((target - x) ** 2).flatten(1).mean(1))
+    # with the INN's own coarse part the inverse is exact: the error is all in c
+    torch.testing.assert_close(inn.inverse(c, d, snr), x, rtol=0, atol=1e-5)
 
 
 # --- SING-INN -----------------------------------------------------------------------------

@@ -10,6 +10,13 @@ This diagnostic gives it, on the same validation images and sampling noise, thre
 If the oracle restoration scores far better than DeepJSCC, the prior can draw faces that fit and the
 limit is the decoded coarse content; if it does not, the prior is the limit.
 
+With ``--inn`` it also scores what SING-INN's guidance pulls towards (Algorithm 2, line 8) when the
+diffusion's details are perfect: x~ = INN^{-1}(coarse(x_JSCC), d), with d the INN's detail part of the
+original image, beside the same with a plain Haar split (the INN untrained: the original's details on
+DeepJSCC's LL band, which is SING-Zero pool2 with a perfect prior). If the trained INN's x~ is not
+better than the Haar one, modelling the degradation gives the guidance nothing to pull towards. No
+diffusion is run for these rows, so ``--operators ""`` with ``--images 256`` is quick.
+
     .venv/bin/python tools/sing_oracle.py --dataset celeba --rho 1/192 --images 16 --snr 1 \
         --operators pool2,pool4,pool8 --steps 50
 
@@ -17,6 +24,7 @@ Prints a table (mean over images) and, last line, a JSON object.
 """
 import argparse
 import json
+from pathlib import Path
 
 
 def main():
@@ -29,6 +37,7 @@ def main():
     ap.add_argument("--steps", type=int, default=50)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--inn", action="store_true", help="also score SING-INN's guidance target with the true details")
     args = ap.parse_args()
 
     import torch
@@ -44,7 +53,8 @@ def main():
 
     spec = DatasetSpec.parse(args.dataset)
     size = spec.image_size
-    jscc = DeepJSCC.from_pretrained(find_checkpoint(spec.name, size, phy.num_channel_symbols(args.rho, (3, size, size))))
+    jscc_name = find_checkpoint(spec.name, size, phy.num_channel_symbols(args.rho, (3, size, size)))
+    jscc = DeepJSCC.from_pretrained(jscc_name)
     prior = DiffusionPrior.from_pretrained(find_prior(spec.name, size)).eval()
     x, _ = load_batch(spec.dataset("val"), range(args.images))
     phy.set_seed(derive_seed(args.seed, "oracle", args.snr))
@@ -56,6 +66,15 @@ def main():
         return {k: float(v.mean()) for k, v in s.items()}
 
     rows = {"deepjscc": mean(score(x_jscc, x))}
+    if args.inn:
+        from singlink.receiver import ConditionalINN, haar_merge, haar_split
+
+        # the INN shipped for this DeepJSCC: the same name with the inn- prefix
+        inn = ConditionalINN.from_pretrained("inn-" + Path(str(jscc_name)).name.removeprefix("deepjscc-")).eval()
+        snr = torch.full((len(x),), args.snr)
+        with torch.no_grad():
+            rows["haar: LL(x_jscc) + details of x"] = mean(score(haar_merge(haar_split(x_jscc)[0], haar_split(x)[1]).clamp(0, 1), x))
+            rows["inn: INN^-1(coarse x_jscc, d(x))"] = mean(score(inn.inverse(inn.coarse(x_jscc), inn(x, snr)[1], snr).clamp(0, 1), x))
     for name in [o.strip() for o in args.operators.split(",") if o.strip()]:
         op = make_operator(name)
         sampler = SINGZero(prior, op, steps=args.steps)
