@@ -15,7 +15,9 @@ diffusion's details are perfect: x~ = INN^{-1}(coarse(x_JSCC), d), with d the IN
 original image, beside the same with a plain Haar split (the INN untrained: the original's details on
 DeepJSCC's LL band, which is SING-Zero pool2 with a perfect prior). If the trained INN's x~ is not
 better than the Haar one, modelling the degradation gives the guidance nothing to pull towards. No
-diffusion is run for these rows, so ``--operators ""`` with ``--images 256`` is quick.
+diffusion is run for these rows, so ``--operators ""`` with ``--images 256`` is quick. With operators,
+it also scores the target with the details of SING-Zero's restoration (what the guidance sees at the
+end of sampling): an INN whose inverse ignores the coarse part returns SING-Zero's image unchanged.
 
     .venv/bin/python tools/sing_oracle.py --dataset celeba --rho 1/192 --images 16 --snr 1 \
         --operators pool2,pool4,pool8 --steps 50
@@ -37,7 +39,9 @@ def main():
     ap.add_argument("--steps", type=int, default=50)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--inn", action="store_true", help="also score SING-INN's guidance target with the true details")
+    ap.add_argument("--inn", nargs="?", const="", default=None, metavar="NAME",
+                    help="also score SING-INN's guidance target with the true details, for this INN (name or folder; "
+                         "default: the one shipped for the DeepJSCC)")
     args = ap.parse_args()
 
     import torch
@@ -66,11 +70,11 @@ def main():
         return {k: float(v.mean()) for k, v in s.items()}
 
     rows = {"deepjscc": mean(score(x_jscc, x))}
-    if args.inn:
+    if args.inn is not None:
         from singlink.receiver import ConditionalINN, haar_merge, haar_split
 
         # the INN shipped for this DeepJSCC: the same name with the inn- prefix
-        inn = ConditionalINN.from_pretrained("inn-" + Path(str(jscc_name)).name.removeprefix("deepjscc-")).eval()
+        inn = ConditionalINN.from_pretrained(args.inn or "inn-" + Path(str(jscc_name)).name.removeprefix("deepjscc-")).eval()
         snr = torch.full((len(x),), args.snr)
         with torch.no_grad():
             rows["haar: LL(x_jscc) + details of x"] = mean(score(haar_merge(haar_split(x_jscc)[0], haar_split(x)[1]).clamp(0, 1), x))
@@ -81,7 +85,11 @@ def main():
         seeds = [derive_seed(args.seed, "oracle-noise", i) for i in range(len(x))]
         with torch.no_grad():
             rows[f"{name}: observation A+A x_jscc"] = mean(score(op.pinv(op(x_jscc)).clamp(0, 1), x))
-            rows[f"{name}: sing-zero on A x_jscc"] = mean(score(sampler(x_jscc, args.snr, seed=seeds), x))
+            x_zero = sampler(x_jscc, args.snr, seed=seeds)
+            rows[f"{name}: sing-zero on A x_jscc"] = mean(score(x_zero, x))
+            if args.inn is not None:  # the guidance target at the end of SING-Zero's sampling
+                target = inn.inverse(inn.coarse(x_jscc), inn(x_zero, snr)[1], snr).clamp(0, 1)
+                rows[f"{name}: INN^-1(coarse x_jscc, d(sing-zero))"] = mean(score(target, x))
             rows[f"{name}: observation A+A x (oracle)"] = mean(score(op.pinv(op(x)).clamp(0, 1), x))
             rows[f"{name}: sing-zero on A x (oracle)"] = mean(score(sampler(x, args.snr, seed=seeds), x))
     print(f"{args.images} {spec.tag} validation images, rho {args.rho}, AWGN {args.snr:g} dB, {args.steps} steps")
