@@ -158,7 +158,7 @@ def test_shipped_checkpoints_improve_with_snr_and_rho():
 # the shipped JPEG copy; CelebA: 64x64 faces), about 0.5 dB under what each shipped checkpoint
 # measures: a regression in the codec, the channel or the metrics breaks them. Raise them when a
 # checkpoint is replaced by a better one.
-PSNR_FLOORS_5DB = {"deepjscc-cifar10-rho1_192": 16.0, "deepjscc-cifar10-rho1_48": 19.8, "deepjscc-cifar10-rho1_6": 25.2,
+PSNR_FLOORS_5DB = {"deepjscc-cifar10-rho1_192": 16.0, "deepjscc-cifar10-rho1_48": 19.8, "deepjscc-cifar10-rho1_6": 26.0,
                    "deepjscc-cifar10-rho1_12": 24.0,
                    "deepjscc-celeba64-rho1_192": 19.5, "deepjscc-celeba64-rho1_48": 22.0}
 
