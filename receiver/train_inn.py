@@ -71,21 +71,27 @@ def add_arguments(p):
 def degradation_loss(inn, x, x_jscc, snr_db, inverse_weight: float = 0.0):
     """Eq. 16 as a mean over elements: how far the INN's coarse part of ``x`` is from the Haar LL
     band of the DeepJSCC output ``x_jscc`` (both (N, C, H, W) in [0, 1]) at SNRs ``snr_db``; plus, when
-    ``inverse_weight`` > 0, that weight times :func:`inverse_error`."""
+    ``inverse_weight`` > 0, that weight times the mean of :func:`inverse_error`."""
     import torch
 
     c, d = inn(x, snr_db)
     loss = torch.mean((c - inn.coarse(x_jscc)) ** 2)
     if inverse_weight:
-        loss = loss + inverse_weight * torch.mean((inn.inverse(inn.coarse(x_jscc), d, snr_db) - x) ** 2)
+        loss = loss + inverse_weight * torch.mean(_inverse_residual(inn, x, x_jscc, d, snr_db) ** 2)
     return loss
 
 
-def inverse_error(inn, x, x_jscc, snr_db):
+def _inverse_residual(inn, x, x_jscc, d, snr_db):
+    """INN^{-1}(coarse(x_JSCC), d) - x, given ``x``'s details d."""
+    return inn.inverse(inn.coarse(x_jscc), d, snr_db) - x
+
+
+def inverse_error(inn, x, x_jscc, snr_db, d=None):
     """Per image, the mean squared error against ``x`` of INN^{-1}(coarse(x_JSCC), d(x)): SING-INN's
-    guidance target (Algorithm 2, line 8) when the details are the original's."""
-    _, d = inn(x, snr_db)
-    return ((inn.inverse(inn.coarse(x_jscc), d, snr_db) - x) ** 2).flatten(1).mean(1)
+    guidance target (Algorithm 2, line 8) when the details are the original's (``d``, when the
+    caller already has them)."""
+    d = inn(x, snr_db)[1] if d is None else d
+    return (_inverse_residual(inn, x, x_jscc, d, snr_db) ** 2).flatten(1).mean(1)
 
 
 def validation_pairs(jscc, x, snrs, seed):
@@ -119,9 +125,9 @@ def validate(inn, pairs, batch=256):
     with torch.no_grad():
         for i in range(0, len(x), batch):
             sl = slice(i, i + batch)
-            c, _ = inn(x[sl], snr[sl])
+            c, d = inn(x[sl], snr[sl])
             per_image.append(((c - inn.coarse(x_jscc[sl])) ** 2).flatten(1).mean(1))
-            inverse.append(inverse_error(inn, x[sl], x_jscc[sl], snr[sl]))
+            inverse.append(inverse_error(inn, x[sl], x_jscc[sl], snr[sl], d))
     per_image = torch.cat(per_image)
     return {"loss": float(per_image.mean()), "inverse": float(torch.cat(inverse).mean()),
             "per_snr": {f"{float(s):g}": float(per_image[snr == s].mean()) for s in torch.unique(snr)}}

@@ -26,7 +26,6 @@ Prints a table (mean over images) and, last line, a JSON object.
 """
 import argparse
 import json
-from pathlib import Path
 
 
 def main():
@@ -57,8 +56,8 @@ def main():
 
     spec = DatasetSpec.parse(args.dataset)
     size = spec.image_size
-    jscc_name = find_checkpoint(spec.name, size, phy.num_channel_symbols(args.rho, (3, size, size)))
-    jscc = DeepJSCC.from_pretrained(jscc_name)
+    k = phy.num_channel_symbols(args.rho, (3, size, size))
+    jscc = DeepJSCC.from_pretrained(find_checkpoint(spec.name, size, k))
     prior = DiffusionPrior.from_pretrained(find_prior(spec.name, size)).eval()
     x, _ = load_batch(spec.dataset("val"), range(args.images))
     phy.set_seed(derive_seed(args.seed, "oracle", args.snr))
@@ -73,12 +72,16 @@ def main():
     if args.inn is not None:
         from singlink.receiver import ConditionalINN, haar_merge, haar_split
 
-        # the INN shipped for this DeepJSCC: the same name with the inn- prefix
-        inn = ConditionalINN.from_pretrained(args.inn or "inn-" + Path(str(jscc_name)).name.removeprefix("deepjscc-")).eval()
+        inn = ConditionalINN.from_pretrained(args.inn or find_checkpoint(spec.name, size, k, kind="inn")).eval()
         snr = torch.full((len(x),), args.snr)
+
+        def inn_target(source):
+            """Line 8's x~: DeepJSCC's coarse band with the INN's details of ``source``."""
+            return inn.inverse(inn.coarse(x_jscc), inn(source, snr)[1], snr).clamp(0, 1)
+
         with torch.no_grad():
             rows["haar: LL(x_jscc) + details of x"] = mean(score(haar_merge(haar_split(x_jscc)[0], haar_split(x)[1]).clamp(0, 1), x))
-            rows["inn: INN^-1(coarse x_jscc, d(x))"] = mean(score(inn.inverse(inn.coarse(x_jscc), inn(x, snr)[1], snr).clamp(0, 1), x))
+            rows["inn: INN^-1(coarse x_jscc, d(x))"] = mean(score(inn_target(x), x))
     for name in [o.strip() for o in args.operators.split(",") if o.strip()]:
         op = make_operator(name)
         sampler = SINGZero(prior, op, steps=args.steps)
@@ -88,8 +91,7 @@ def main():
             x_zero = sampler(x_jscc, args.snr, seed=seeds)
             rows[f"{name}: sing-zero on A x_jscc"] = mean(score(x_zero, x))
             if args.inn is not None:  # the guidance target at the end of SING-Zero's sampling
-                target = inn.inverse(inn.coarse(x_jscc), inn(x_zero, snr)[1], snr).clamp(0, 1)
-                rows[f"{name}: INN^-1(coarse x_jscc, d(sing-zero))"] = mean(score(target, x))
+                rows[f"{name}: INN^-1(coarse x_jscc, d(sing-zero))"] = mean(score(inn_target(x_zero), x))
             rows[f"{name}: observation A+A x (oracle)"] = mean(score(op.pinv(op(x)).clamp(0, 1), x))
             rows[f"{name}: sing-zero on A x (oracle)"] = mean(score(sampler(x, args.snr, seed=seeds), x))
     print(f"{args.images} {spec.tag} validation images, rho {args.rho}, AWGN {args.snr:g} dB, {args.steps} steps")

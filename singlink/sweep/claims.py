@@ -24,7 +24,7 @@ from collections import defaultdict
 from fractions import Fraction
 
 from ..evaluation import mean_ci95
-from .report import _image_means
+from .report import by_cell, paired_difference
 
 DEEPJSCC, ZERO, INN = "deepjscc", "sing-zero", "sing-inn"
 NAMES = {DEEPJSCC: "DeepJSCC", ZERO: "SING-Zero", INN: "SING-INN"}
@@ -38,22 +38,13 @@ def _within(diff: float, ci: float, bound: float) -> str:
     return "holds" if abs(diff) + ci <= bound else "fails" if abs(diff) - ci > bound else "not significant"
 
 
-def _by_cell(rows):
-    """{(rho, snr_db, channel): {method: {(image_id, realization): row}}}"""
-    cells = defaultdict(lambda: defaultdict(dict))
-    for r in rows:
-        cells[(r["rho"], r["snr_db"], r["channel"])][r["method"]][(r["image_id"], r["realization"])] = r
-    return cells
-
-
 def _paired(got, a, b, metric):
-    """Mean per-image difference metric(a) - metric(b) and its 95% interval, n images; None when
-    the two methods share no rows."""
-    shared = sorted(set(got.get(a, {})) & set(got.get(b, {})))
-    if not shared:
+    """:func:`~.report.paired_difference` of one metric: (difference, 95% half-width, images), or None."""
+    paired = paired_difference(got, a, b, (metric,))
+    if paired is None:
         return None
-    diff, ci = mean_ci95(_image_means((k[0], got[a][k][metric] - got[b][k][metric]) for k in shared))
-    return diff, ci, len({k[0] for k in shared})
+    shared, diffs = paired
+    return (*diffs[metric], len({key[0] for key in shared}))
 
 
 def sing_claims(rows: list[dict], cfg) -> list[dict]:
@@ -63,7 +54,7 @@ def sing_claims(rows: list[dict], cfg) -> list[dict]:
     methods = [m for m in (DEEPJSCC, ZERO, INN) if m in cfg.methods]
     if DEEPJSCC not in methods or len(methods) < 2:
         return []
-    cells = _by_cell(rows)
+    cells = by_cell(rows)
     snrs = sorted(float(s) for s in cfg.snr)
     checks = []  # (claim text, method a, method b, metric, verdict function)
     if INN in methods and ZERO in methods:

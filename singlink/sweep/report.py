@@ -67,28 +67,46 @@ PAIRED_COLUMNS = ("method", "versus", "rho", "snr_db", "channel", "n", "psnr_dif
                   "ms_ssim_diff_ci95", "lpips_diff", "lpips_diff_ci95")
 
 
+def by_cell(rows: list[dict]) -> dict:
+    """``{(rho, snr_db, channel): {method: {(image_id, realization): row}}}``: the rows two methods
+    share in a cell are the same images under the same channel draws."""
+    cells = defaultdict(dict)
+    for r in rows:
+        cells[(r["rho"], r["snr_db"], r["channel"])].setdefault(r["method"], {})[(r["image_id"], r["realization"])] = r
+    return cells
+
+
+def paired_difference(got: dict, a: str, b: str, metrics=METRICS):
+    """In one cell of :func:`by_cell`: the keys of the rows both methods have, and for each metric
+    the mean per-image difference metric(a) - metric(b) with its 95% Student-t half-width over
+    images; None when they share no rows."""
+    shared = sorted(set(got.get(a, {})) & set(got.get(b, {})))
+    if not shared:
+        return None
+    return shared, {m: mean_ci95(_image_means((key[0], got[a][key][m] - got[b][key][m]) for key in shared))
+                    for m in metrics}
+
+
 def paired_differences(rows: list[dict], cfg: SweepConfig) -> list[dict]:
     """For every pair of methods (``method`` later than ``versus`` in ``cfg.methods``) and every
     (rho, SNR, channel): metric(method) - metric(versus) on the rows both have (same image and
     realisation), averaged per image, with the 95% Student-t interval over images. A difference
     whose interval excludes 0 is significant at 5%."""
-    by_cell = defaultdict(dict)
-    for r in rows:
-        by_cell[(r["rho"], r["snr_db"], r["channel"])].setdefault(r["method"], {})[(r["image_id"], r["realization"])] = r
+    cells = by_cell(rows)
     methods = list(cfg.methods)
     order = {name: {v: i for i, v in enumerate(getattr(cfg, name))} for name in ("rho", "channel")}
     out = []
-    for cell in sorted(by_cell, key=lambda c: (order["rho"].get(c[0], 99), order["channel"].get(c[2], 99), c[1])):
-        got = by_cell[cell]
+    for cell in sorted(cells, key=lambda c: (order["rho"].get(c[0], 99), order["channel"].get(c[2], 99), c[1])):
+        got = cells[cell]
         for j, a in enumerate(methods):
             for b in methods[:j]:
-                shared = sorted(set(got.get(a, {})) & set(got.get(b, {})))
-                if not shared:
+                paired = paired_difference(got, a, b)
+                if paired is None:
                     continue
+                shared, diffs = paired
                 entry = {"method": a, "versus": b, "rho": cell[0], "snr_db": cell[1], "channel": cell[2], "n": len(shared)}
                 for m in METRICS:
-                    entry[f"{m}_diff"], entry[f"{m}_diff_ci95"] = mean_ci95(
-                        _image_means((key[0], got[a][key][m] - got[b][key][m]) for key in shared))
+                    entry[f"{m}_diff"], entry[f"{m}_diff_ci95"] = diffs[m]
                 out.append(entry)
     return out
 
