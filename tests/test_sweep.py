@@ -127,6 +127,13 @@ def test_sigkill_mid_run_then_rerun_gives_the_same_summary(tiny, tmp_path):
     stored = _count(out / "results.sqlite")
     assert 0 < stored < GRID_ROWS, f"kill landed outside the run ({stored} of {GRID_ROWS} rows stored)"
     assert not (out / "summary.csv").exists()
+    # a report of the rows stored so far, none run: the store's bytes stay as they were
+    before = _digest(out / "results.sqlite")
+    partial = _sweep(config, out, "--report-only")
+    assert f"report from {stored} of {GRID_ROWS} rows ({GRID_ROWS - stored} still to run" in partial.stdout
+    assert _digest(out / "results.sqlite") == before and _count(out / "results.sqlite") == stored
+    n = [int(line.split(",")[4]) for line in (out / "summary.csv").read_text().splitlines()[1:]]
+    assert sum(n) == stored
     rerun = _sweep(config, out)
     assert f"{stored} already in" in rerun.stdout
     assert (out / "summary.csv").read_text() == (ref / "summary.csv").read_text()
@@ -224,6 +231,19 @@ def test_bad_config_files_are_one_line(tmp_path, text, message, capsys):
     err = capsys.readouterr().err.strip()
     assert message in err and "\n" not in err, err
     assert not (tmp_path / "never").exists()
+
+
+def test_report_only_refuses_what_it_cannot_report(tiny, tmp_path, capsys):
+    config, ref, _ = tiny
+    before = {p.name: _digest(p) for p in ref.iterdir()}
+    for args, message in ((["--out", str(tmp_path / "empty")], "no results store in"),
+                          (["--out", str(ref), "--steps", "4"], "was made with steps=3 (now 4); --report-only needs"),
+                          (["--out", str(ref), "--ray", "local"], "so --ray cannot go with it")):
+        assert main(["sweep", "--config", str(config), "--report-only", *args]) == 2
+        err = capsys.readouterr().err.strip()
+        assert message in err and "\n" not in err, err
+    assert {p.name: _digest(p) for p in ref.iterdir()} == before
+    assert not (tmp_path / "empty").exists()
 
 
 def test_unwritable_out_is_one_line(tiny, tmp_path, capsys):

@@ -2,7 +2,8 @@
 methods x rho x SNR x channel over N images x R channel realisations, in-process or on Ray.
 
 Every finished task's rows go to the store (``--out``/results.sqlite) as the task completes;
-rerunning the same command resumes, skipping the stored rows. At the end ``--out`` holds
+rerunning the same command resumes, skipping the stored rows; ``--report-only`` writes the report
+from the rows stored so far without running any. At the end ``--out`` holds
 ``summary.csv``, ``psnr_vs_snr.png``, ``lpips_vs_snr.png``, ``ms_ssim_vs_snr.png``, ``examples_<rho>_<channel>.png``
 and ``sweep.json`` (config, seed, code version, runs of the store).
 """
@@ -48,6 +49,9 @@ def add_arguments(p):
                    help="start a new run in the --out store even though settings, data or weights changed; its rows "
                         "are summarised apart from the old ones (default: resume, refusing any change)")
     p.add_argument("--max-rows", default=None, help=f"refuse grids of more rows than this (default {MAX_ROWS})")
+    p.add_argument("--report-only", action="store_true",
+                   help="write the report (summary.csv, paired.csv, claims.md, plots) from the rows already in the "
+                        "--out store and run none: a look at a long sweep while it runs, or after it was stopped")
 
 
 OVERRIDES = ("methods", "rho", "snr", "channel", "images", "realizations", "seed", "out", "steps", "operator", "zeta",
@@ -343,6 +347,7 @@ def write_report(store, cfg: SweepConfig, out: Path) -> tuple[list[dict], list[P
                     written[f"examples_rho{rho.replace('/', '_')}_{ch}.png"] = grid
     written["sweep.json"] = json.dumps({"config": cfg.to_dict(), "seed": cfg.seed, "version": code_version(),
                                         "sing": sing_settings(cfg), "store": str(store.path.name), "rows": len(rows),
+                                        "grid_rows": cfg.grid_rows,
                                         "series": store.series_id,
                                         "runs": [{k: r[k] for k in ("run_id", "started", "executor", "series_id")}
                                                  for r in store.runs()]},
@@ -350,6 +355,38 @@ def write_report(store, cfg: SweepConfig, out: Path) -> tuple[list[dict], list[P
     for name, data in written.items():
         write_atomic(out / name, data)
     return summary, [out / name for name in written]
+
+
+def report_only(cfg: SweepConfig, args) -> int:
+    """``--report-only``: the report of the rows of ``cfg``'s grid already in its store, none run.
+    The store must have been made with the same settings, data and weights (a report of another
+    grid's rows under this one's name would mislead); it is only read."""
+    from .report import in_grid, summary_table
+    from .store import ResultStore
+
+    clash = [flag for flag, given in (("--ray", args.ray), ("--workers", args.workers), ("--new-run", args.new_run))
+             if given]
+    if clash:
+        raise UsageError(f"--report-only runs nothing, so {' and '.join(clash)} cannot go with it")
+    out = Path(cfg.out)
+    store = ResultStore(out)
+    if not store.exists:
+        raise UsageError(f"no results store in {out}: run the sweep there first (without --report-only)")
+    _check_data(cfg)
+    diff = store.changes(cfg.settings, sweep_identity(cfg))
+    if diff:
+        raise UsageError(f"the store in {out} was made with {'; '.join(diff)}; --report-only needs the command that "
+                         f"made it (same preset, config and options)")
+    stored = len(in_grid(store.rows(), cfg))
+    if stored == 0:
+        raise UsageError(f"the store in {out} has no rows of this grid yet; nothing to report")
+    summary, paths = write_report(store, cfg, out)
+    print(summary_table(summary))
+    left = cfg.grid_rows - stored
+    print(f"report from {stored} of {cfg.grid_rows} rows" + (f" ({left} still to run: rerun without --report-only "
+                                                              f"to finish)" if left else ""))
+    print("wrote " + ", ".join(str(p) for p in paths))
+    return 0
 
 
 def run(args):
@@ -369,6 +406,8 @@ def run(args):
             raise UsageError("--workers sets the size of a cluster started with --ray local; an existing cluster "
                              "has its own workers, and without --ray the sweep runs in this process")
         workers = _int(args.workers, "--workers", 1)
+    if args.report_only:
+        return report_only(cfg, args)
     if args.ray is not None and args.ray != "local":
         probe_ray_address(args.ray)
     out = Path(cfg.out)
