@@ -146,16 +146,35 @@ def _free_port():
         return s.getsockname()[1]
 
 
+def _wait_for_port(port, proc, timeout=120):
+    deadline = time.time() + timeout
+    while time.time() < deadline and proc.poll() is None:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.5)
+    raise AssertionError(f"the test's Ray head did not come up on port {port}")
+
+
 def test_ray_cluster_on_loopback_gives_the_same_summary(tiny, tmp_path):
     config, ref, _ = tiny
     ray = str(Path(sys.executable).parent / "ray")
     port = _free_port()
-    subprocess.run([ray, "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}", "--num-cpus=2",
-                    "--include-dashboard=false", "--disable-usage-stats"], check=True, capture_output=True, timeout=300)
+    # --block ties the cluster to this process, so stopping it stops this cluster only: `ray stop`
+    # would also kill every other Ray cluster on the machine (a user's sweep running beside the tests).
+    head = subprocess.Popen([ray, "start", "--head", "--block", "--node-ip-address=127.0.0.1", f"--port={port}",
+                             "--num-cpus=2", "--include-dashboard=false", "--disable-usage-stats"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
+        _wait_for_port(port, head)
         done = _sweep(config, tmp_path / "ray", "--ray", f"127.0.0.1:{port}")
     finally:
-        subprocess.run([ray, "stop", "--force"], capture_output=True, timeout=300)
+        head.terminate()
+        try:
+            head.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            head.kill()
+            head.wait()
     assert "ray:127.0.0.1" in done.stdout
     assert (tmp_path / "ray" / "summary.csv").read_text() == (ref / "summary.csv").read_text()
     assert _rows(tmp_path / "ray") == _rows(ref)
