@@ -311,9 +311,9 @@ def run_on_ray(ray, tasks, cfg, mean):
             yield pending.pop(ref), *ray.get(ref)
 
 
-def write_report(store, cfg: SweepConfig, out: Path) -> tuple[list[dict], list[Path]]:
+def write_report(store, cfg: SweepConfig, out: Path, rows: list[dict] | None = None) -> tuple[list[dict], list[Path]]:
     """summary.csv, paired.csv, claims.md (SING's claims, where the grid has them), the plots and
-    example grids from the store's rows of ``cfg``'s grid;
+    example grids from the store's rows of ``cfg``'s grid (``rows``, when the caller has read them);
     returns the summary and the paths written."""
     import io
 
@@ -326,7 +326,8 @@ def write_report(store, cfg: SweepConfig, out: Path) -> tuple[list[dict], list[P
     from .report import PAIRED_COLUMNS, csv_text, example_grid, in_grid, metric_plot, paired_differences, summarize, summary_csv
     from .tasks import png_bytes
 
-    rows = in_grid(store.rows(), cfg)  # the current run's series only
+    if rows is None:
+        rows = in_grid(store.rows(), cfg)  # the current run's series only
     summary = summarize(rows, cfg)
     written = {"summary.csv": summary_csv(summary), "psnr_vs_snr.png": metric_plot(summary, cfg, "psnr"),
                "lpips_vs_snr.png": metric_plot(summary, cfg, "lpips"), "ms_ssim_vs_snr.png": metric_plot(summary, cfg, "ms_ssim")}
@@ -373,14 +374,13 @@ def report_only(cfg: SweepConfig, args) -> int:
     if not store.exists:
         raise UsageError(f"no results store in {out}: run the sweep there first (without --report-only)")
     _check_data(cfg)
-    diff = store.changes(cfg.settings, sweep_identity(cfg))
-    if diff:
-        raise UsageError(f"the store in {out} was made with {'; '.join(diff)}; --report-only needs the command that "
-                         f"made it (same preset, config and options)")
-    stored = len(in_grid(store.rows(), cfg))
+    store.check_settings(cfg.settings, sweep_identity(cfg),
+                         advice="--report-only needs the command that made it (same preset, config and options)")
+    rows = in_grid(store.rows(), cfg)
+    stored = len(rows)
     if stored == 0:
         raise UsageError(f"the store in {out} has no rows of this grid yet; nothing to report")
-    summary, paths = write_report(store, cfg, out)
+    summary, paths = write_report(store, cfg, out, rows)
     print(summary_table(summary))
     left = cfg.grid_rows - stored
     print(f"report from {stored} of {cfg.grid_rows} rows" + (f" ({left} still to run: rerun without --report-only "

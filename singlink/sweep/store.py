@@ -180,14 +180,16 @@ class ResultStore:
                 if stored.get(k) != settings.get(k)]
         return diff + identity_changes(latest["identity"], identity)
 
-    def check_settings(self, settings: dict, identity: dict | None = None, new_run: bool = False) -> None:
-        """Refuse (one line) to add rows made under other settings, data or weights than the latest
-        series' (nothing to refuse with ``new_run``: a new series starts)."""
+    RESUME_ADVICE = ("resume with the same settings, data and weights, give a new --out, or pass --new-run to start "
+                     "a new run in this store (summarised apart from the old rows)")
+
+    def check_settings(self, settings: dict, identity: dict | None = None, new_run: bool = False,
+                       advice: str = RESUME_ADVICE) -> None:
+        """Refuse (one line, ending in ``advice``) rows made under other settings, data or weights
+        than the latest series' (nothing to refuse with ``new_run``: a new series starts)."""
         diff = self.changes(settings, identity)
         if diff and not new_run:
-            raise UsageError(f"the store in {self.path.parent} was made with {'; '.join(diff)}; resume with the "
-                             f"same settings, data and weights, give a new --out, or pass --new-run to start a new "
-                             f"run in this store (summarised apart from the old rows)")
+            raise UsageError(f"the store in {self.path.parent} was made with {'; '.join(diff)}; {advice}")
 
     def _migrate(self) -> None:
         """Bring a schema-1 store to schema 2 (one transaction; rows keep their values)."""
