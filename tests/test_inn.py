@@ -198,6 +198,22 @@ def test_zeta_zero_is_sing_zero_exactly(tiny_prior):
     torch.testing.assert_close(alone, batch[1:], rtol=0, atol=1e-8)
 
 
+def test_inn_is_conditioned_on_the_snr_clamped_to_its_trained_range(tiny_prior):
+    """A deep fade puts the effective SNR far below the INN's range; SING-INN then conditions the
+    INN on the range's nearest end (with a fixed zeta the result is that of the end itself), while
+    an INN that records no range takes the SNR as it is."""
+    x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    clamped = make_method("sing-inn", prior=tiny_prior, inn=random_inn(snr_range=(-5, 5)), steps=3, zeta=0.4)
+    with pytest.warns(UserWarning, match="conditioned on the nearest end of that range"):
+        far = clamped(x, torch.tensor([-20.0, 12.0]), seed=[1, 2])
+    assert torch.equal(far, clamped(x, torch.tensor([-5.0, 5.0]), seed=[1, 2]))
+    assert torch.equal(clamped.sampler.inn_snr(torch.tensor([-20.0, 0.5, 9.0], dtype=torch.float64)),
+                       torch.tensor([-5.0, 0.5, 5.0], dtype=torch.float64))
+    free = make_method("sing-inn", prior=tiny_prior, inn=random_inn(), steps=3, zeta=0.4)
+    assert not torch.equal(free(x, torch.tensor([-20.0, 12.0]), seed=[1, 2]),
+                           free(x, torch.tensor([-5.0, 5.0]), seed=[1, 2]))
+
+
 @pytest.mark.parametrize("reading", ["norm", "squared"])
 def test_guidance_is_zeta_times_the_gradient_of_algorithm2_line8(tiny_prior, reading):
     """Autograd gradient vs central differences of each image's ||x~_{0,t} - x^_{0,t}|| (or its
