@@ -118,6 +118,39 @@ def test_train_jscc_resumes_exactly(tmp_path):
     assert [r["step"] for r in log if "loss" in r] == [1, 2, 3, 4]
 
 
+def test_psnr_loss_is_the_mean_psnr_and_weighs_every_image_the_same_in_db():
+    from singlink.jscc.train import training_loss
+    from singlink.metrics import psnr
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(4, 3, 8, 8, generator=g)
+    x_hat = (x + torch.randn(x.shape, generator=g) * torch.tensor([0.01, 0.03, 0.1, 0.3]).view(-1, 1, 1, 1)).clamp(0, 1)
+    loss, mse, _ = training_loss(x_hat, x, "psnr")
+    torch.testing.assert_close(loss, -psnr(x_hat, x).mean() * np.log(10) / 10, rtol=1e-5, atol=1e-5)
+    assert torch.equal(mse, torch.mean((x_hat - x) ** 2))
+    assert torch.equal(training_loss(x_hat, x)[0], mse)
+    # the gradient of each image's term is its MSE gradient over its MSE: equal weight in dB
+    x_hat.requires_grad_(True)
+    training_loss(x_hat, x, "psnr")[0].backward()
+    per_image = ((x_hat - x) ** 2).flatten(1).mean(1).detach()
+    expected = 2 * (x_hat - x).detach() / (x[0].numel() * per_image.view(-1, 1, 1, 1) * len(x))
+    torch.testing.assert_close(x_hat.grad, expected, rtol=1e-4, atol=1e-7)
+
+
+@needs_cifar
+def test_train_jscc_psnr_loss_trains_records_and_refuses_lpips(tmp_path):
+    from singlink.cli import main
+
+    common = ["train-jscc", "--rho", "1/48", "--channels", "8", "--train-images", "64", "--val-images", "8",
+              "--val-every", "2", "--steps", "2", "--batch", "8", "--threads", "1", "--loss", "psnr"]
+    assert main([*common, "--lpips-weight", "0.1", "--out", str(tmp_path / "x")]) == 2
+    assert main([*common, "--out", str(tmp_path / "a"), "--export", str(tmp_path / "card")]) == 0
+    assert "`--loss psnr`" in (tmp_path / "card" / "MODEL_CARD.md").read_text()
+    log = [json.loads(l) for l in (tmp_path / "a" / "log.jsonl").read_text().splitlines() if '"loss"' in l]
+    assert all(r["loss"] < 0 for r in log)  # ln of an MSE below 1
+    assert main([*common[:-2], "--out", str(tmp_path / "a")]) == 2  # the loss is part of the run's settings
+
+
 @needs_cifar
 def test_train_jscc_until_then_resume_is_the_uninterrupted_cosine_run(tmp_path):
     """--until stops a cosine run part way (and exports it as it is); the rerun without it finishes

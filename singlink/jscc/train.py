@@ -1,7 +1,11 @@
 """``singlink train-jscc``: DeepJSCC trained end to end through a Sionna channel, on any data set.
 
 Loss (SING paper, Eq. 10): MSE(x_hat, x) + lambda * LPIPS(x_hat, x) (LPIPS is not computed at all
-when lambda = 0); SNR uniform in [snr_min, snr_max] dB per image; Adam with a linear warm-up and,
+when lambda = 0); or, with ``--loss psnr``, the batch mean of ln MSE_i over its images i, which is
+minus the mean PSNR up to a factor: every image, and so every training SNR, weighs the same in dB.
+Plain MSE weighs each image by its error, so an SNR-adaptive codec trained over -5..15 dB spends
+its capacity on the low SNRs, whose errors are several times larger; the PSNR loss moves it
+towards the high ones (where one model trails per-SNR models the most). SNR uniform in [snr_min, snr_max] dB per image; Adam with a linear warm-up and,
 by default, a cosine decay of the learning rate to ``--lr-min`` over ``--steps`` (published DeepJSCC
 recipes train at 1e-3 and decay). The channel is Sionna's (``--channel``, default AWGN), wrapped by
 phy.TFModule so the encoder's gradient comes through TensorFlow's tape. Training images are held in
@@ -19,6 +23,7 @@ from ..errors import UsageError
 from ..training import add_data_arguments, add_export_arguments, check_positive, parse_snr_range
 
 VAL_SNRS = (-5, -3, -1, 1, 3, 5)
+LOSSES = ("mse", "psnr")
 
 
 def add_arguments(p):
@@ -39,6 +44,9 @@ def add_arguments(p):
     p.add_argument("--lr-min", type=float, default=1e-5, help="learning rate at the end of the cosine (default %(default)s)")
     p.add_argument("--warmup", type=int, default=200, help="linear warm-up steps (default %(default)s)")
     p.add_argument("--lpips-weight", type=float, default=0.0, help="lambda of Eq. 10; 0: MSE only (default %(default)s)")
+    p.add_argument("--loss", default="mse", choices=LOSSES,
+                   help="mse: the batch MSE (+ lambda LPIPS); psnr: the mean over images of ln MSE, each image "
+                        "weighed the same in dB whatever its SNR (default %(default)s)")
     p.add_argument("--snr-range", default="-5,5", help="training SNR range in dB, MIN,MAX (default %(default)s)")
     p.add_argument("--channels", type=int, default=48, help="feature channels of the codec (default %(default)s)")
     p.add_argument("--val-every", type=int, default=500, help="validate and checkpoint every N steps (default %(default)s)")
@@ -48,6 +56,19 @@ def add_arguments(p):
     p.add_argument("--out", default=None, help="run folder (default runs/train-jscc/<dataset tag>-rho<rho>)")
     add_export_arguments(p, "the model")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+
+
+def training_loss(x_hat, x, kind: str = "mse", lpips_weight: float = 0.0, perceptual=None):
+    """``(loss, mse, lpips)`` of a batch (N, C, H, W) in [0, 1]: ``mse + lpips_weight * lpips``
+    (``kind="mse"``, Eq. 10) or the mean over images of ln MSE_i (``kind="psnr"``, which is
+    -ln(10)/10 times the mean PSNR_i up to a constant). ``perceptual`` computes LPIPS (None: 0)."""
+    import torch
+
+    mse = torch.mean((x_hat - x) ** 2)
+    lp = perceptual(x_hat, x).mean() if perceptual is not None else torch.zeros(())
+    if kind == "psnr":  # the 1e-10 floor keeps a perfect reconstruction from giving -inf
+        return ((x_hat - x) ** 2).flatten(1).mean(1).clamp_min(1e-10).log().mean(), mse, lp
+    return mse + lpips_weight * lp, mse, lp
 
 
 def validation_snrs(lo, hi):
@@ -125,6 +146,8 @@ def run(args):
         raise UsageError(f"--train-images must be >= 1, got {args.train_images}")
     if not (math.isfinite(args.lpips_weight) and args.lpips_weight >= 0) or args.warmup < 0:
         raise UsageError("--lpips-weight and --warmup must be finite and >= 0")
+    if args.loss == "psnr" and args.lpips_weight:
+        raise UsageError("--loss psnr is a distortion loss alone; drop --lpips-weight or use --loss mse")
     import torch
 
     from .. import phy
@@ -158,6 +181,8 @@ def run(args):
     hparams = {key: getattr(args, key) for key in keys} | spec.to_dict()
     if args.lr_schedule == "cosine":
         hparams["steps"] = args.steps  # the schedule depends on it
+    if args.loss != "mse":
+        hparams["loss"] = args.loss  # recorded only when not the default, so runs saved before --loss resume
     stop = min(args.steps, args.until) if args.until else args.steps
     _, step, seconds, history = resume(out, hparams, stop, model=model, optimizer=opt)
     x_train, x_val = load_tensors(spec, args.train_images, args.val_images)
@@ -183,9 +208,7 @@ def run(args):
         t_step = time.perf_counter()
         x, snr = draw_step(x_train, args.batch, snr_lo, snr_hi, args.seed, step)
         x_hat = model.decode(*channel(model.encode(x, snr), snr))
-        mse = torch.mean((x_hat - x) ** 2)
-        lp = perceptual(x_hat, x).mean() if perceptual is not None else torch.zeros(())
-        loss = mse + args.lpips_weight * lp
+        loss, mse, lp = training_loss(x_hat, x, args.loss, args.lpips_weight, perceptual)
         if not torch.isfinite(loss):
             raise RuntimeError(f"loss became {loss.item()} at step {step}; lower --lr")
         lr = learning_rate(step, lr=args.lr, steps=args.steps, warmup=args.warmup,
@@ -271,6 +294,8 @@ def model_card(name, final, args):
                      for r in final["validation"])
     c = final["config"]
     loss = f"MSE + {c['lpips_weight']} * LPIPS-alex (SING Eq. 10)" if c["lpips_weight"] else "MSE"
+    if c.get("loss") == "psnr":
+        loss = "the batch mean of ln MSE per image (each image weighs the same in dB: `--loss psnr`)"
     schedule = (f"cosine to {c['lr_min']:g} over {c['schedule_steps']:,} steps" if c["lr_schedule"] == "cosine"
                 else "constant")
     jpeg = (" The shared CIFAR-10 is a JPEG copy (quality about 75), not pixel-exact CIFAR."
