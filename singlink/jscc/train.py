@@ -64,10 +64,11 @@ def training_loss(x_hat, x, kind: str = "mse", lpips_weight: float = 0.0, percep
     -ln(10)/10 times the mean PSNR_i up to a constant). ``perceptual`` computes LPIPS (None: 0)."""
     import torch
 
-    mse = torch.mean((x_hat - x) ** 2)
+    sq = (x_hat - x) ** 2
+    mse = torch.mean(sq)
     lp = perceptual(x_hat, x).mean() if perceptual is not None else torch.zeros(())
     if kind == "psnr":  # the 1e-10 floor keeps a perfect reconstruction from giving -inf
-        return ((x_hat - x) ** 2).flatten(1).mean(1).clamp_min(1e-10).log().mean(), mse, lp
+        return sq.flatten(1).mean(1).clamp_min(1e-10).log().mean(), mse, lp
     return mse + lpips_weight * lp, mse, lp
 
 
