@@ -1,7 +1,7 @@
 """SING-INN against SING-Zero and DeepJSCC by each face's effective SNR under Rayleigh block fading.
 
-Redraws every batch's channel with the sweep's own seed (the draw is shared by the three methods,
-:mod:`singlink.sweep.tasks`), so each stored row gets the effective SNR its receiver was told, then
+Redraws every batch's channel with the sweep's own seed and code (:func:`singlink.sweep.tasks.received`;
+the draw is shared by the three methods), so each stored row gets the effective SNR its receiver was told, then
 prints paired LPIPS differences with 95% CIs per effective-SNR band. Reads the store only.
 
     .venv/bin/python results/sing-celeba64-rayleigh/by_effective_snr.py [STORE FOLDER]
@@ -13,13 +13,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from singlink import phy
 from singlink.data import load_batch
-from singlink.evaluation import mean_ci95, receive
-from singlink.provenance import derive_seed
+from singlink.evaluation import mean_ci95
 from singlink.receiver import Receiver
 from singlink.sweep.config import build_config, checkpoint_names
 from singlink.sweep.store import ResultStore
+from singlink.sweep.tasks import received
 
 folder = Path(sys.argv[1] if len(sys.argv) > 1 else Path(__file__).parent)
 cfg = build_config(preset="celeba64-rayleigh")
@@ -32,10 +31,7 @@ for snr in cfg.snr:
     for b, start in enumerate(range(0, cfg.images, cfg.batch)):
         ids = list(range(start, min(start + cfg.batch, cfg.images)))
         x, _ = load_batch(data, ids)
-        phy.set_seed(derive_seed(cfg.seed, "sweep-channel", rho, float(snr), channel, 0, b))
-        with torch.no_grad():
-            y, h = phy.TFModule(phy.make_channel(channel, power=rx.jscc.config.power))(rx.jscc.encode(x, snr), snr)
-        _, snr_rx = receive(rx, y, h, snr, channel)
+        _, snr_rx = received(rx, x, cfg.seed, rho, float(snr), channel, 0, b)
         effective.update({(float(snr), i): float(s) for i, s in zip(ids, snr_rx)})
 
 rows = ResultStore(folder).rows()

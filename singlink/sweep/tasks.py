@@ -167,6 +167,34 @@ def png_bytes(image) -> bytes:
     return buf.getvalue()
 
 
+def draw_cell(rho, snr_db: float, channel: str, realization: int, batch_index: int) -> tuple:
+    """The sweep cell one channel draw belongs to, the key its ``"sweep-channel"`` and
+    ``"sweep-digital"`` seeds derive from. OFDM cells take the channel without its receiver options
+    (:attr:`singlink.phy.OFDMSpec.draw_name`), so that every receiver (csi, interp, eq) of one
+    channel sees the same draw."""
+    from .. import phy
+
+    if phy.is_ofdm(channel):
+        channel = phy.parse_spec(channel).draw_name
+    return (rho, snr_db, channel, realization, batch_index)
+
+
+def received(rx, x, seed: int, rho, snr_db: float, channel: str, realization: int = 0, batch_index: int = 0):
+    """What the DeepJSCC receiver ``rx`` gets for the batch ``x`` (B, 3, H, W) in one sweep cell:
+    ``(x_jscc, snr_rx)``, the decoded images and each image's effective SNR [dB] (B,). The channel
+    draw is the sweep's own (:func:`draw_cell`, run seed ``seed``), shared by every learned method,
+    so scripts that re-derive a stored row's channel call this too."""
+    import torch
+
+    from .. import phy
+    from ..evaluation import receive
+
+    phy.set_seed(derive_seed(seed, "sweep-channel", *draw_cell(rho, snr_db, channel, realization, batch_index)))
+    with torch.no_grad():
+        y, h = phy.TFModule(phy.make_channel(channel, power=rx.jscc.config.power))(rx.jscc.encode(x, snr_db), snr_db)
+    return receive(rx, y, h, snr_db, channel)
+
+
 def execute(task: Task, cfg: SweepConfig, mean_image: np.ndarray | None = None) -> tuple[list[dict], list[dict]]:
     """Compute ``task``: ``(rows, examples)``, one row per image (:data:`.store.KEY` and
     :data:`.store.VALUES`) and the PNG reconstructions of images below ``cfg.examples`` (first
@@ -175,16 +203,14 @@ def execute(task: Task, cfg: SweepConfig, mean_image: np.ndarray | None = None) 
 
     from .. import phy
     from ..data import load_batch
-    from ..evaluation import receive, score
+    from ..evaluation import score
 
     torch.set_num_threads(cfg.threads)
     ctx = _context(cfg, mean_image)
     t0 = time.perf_counter()
     x, _ = load_batch(ctx.data, list(task.image_ids))
-    cell = (task.rho, task.snr_db, task.channel, task.realization, task.batch_index)
-    if phy.is_ofdm(task.channel):  # one draw for every receiver (csi, interp, eq) of this channel
-        cell = (task.rho, task.snr_db, phy.parse_spec(task.channel).draw_name, task.realization, task.batch_index)
     if task.method in BASELINE_METHODS:
+        cell = draw_cell(task.rho, task.snr_db, task.channel, task.realization, task.batch_index)
         base = ctx.baseline(task.method, task.rho)
         x_hat, info = base.transmit(x, task.snr_db, task.channel, seed=derive_seed(cfg.seed, "sweep-digital", *cell),
                                     mcs_seed=cfg.seed, channel_seed=derive_seed(cfg.seed, "sweep-channel", *cell)
@@ -193,12 +219,8 @@ def execute(task: Task, cfg: SweepConfig, mean_image: np.ndarray | None = None) 
         status = [r["status"] for r in info]
     else:
         rx = ctx.receiver(task.method, task.rho)
-        jscc = rx.jscc
-        phy.set_seed(derive_seed(cfg.seed, "sweep-channel", *cell))
-        with torch.no_grad():
-            y, h = phy.TFModule(phy.make_channel(task.channel, power=jscc.config.power))(jscc.encode(x, task.snr_db),
-                                                                                        task.snr_db)
-        x_jscc, snr_rx = receive(rx, y, h, task.snr_db, task.channel)
+        x_jscc, snr_rx = received(rx, x, cfg.seed, task.rho, task.snr_db, task.channel, task.realization,
+                                  task.batch_index)
         seeds = [derive_seed(cfg.seed, task.method, task.rho, task.snr_db, task.channel, task.realization, i)
                  for i in task.image_ids]
         x_hat = rx.restore(x_jscc, snr_rx, seed=seeds).detach()
