@@ -98,6 +98,26 @@ def test_bad_inputs(tiny, tmp_path):
         DeepJSCC.from_pretrained(tmp_path / "c")
 
 
+def test_dense_bottleneck_takes_any_k_and_roundtrips(tmp_path):
+    """The dense bottleneck maps the whole feature map to the k symbols, so k need not fill the
+    latent grid (k = 13 is refused by the conv one above); it keeps the symbol contract and is
+    stored in config.json."""
+    torch.manual_seed(0)
+    model = DeepJSCC(DeepJSCCConfig(k=13, channels=8, bottleneck="dense")).eval()
+    x = torch.rand(4, 3, 32, 32)
+    with torch.no_grad():
+        z = model.encode(x, 0.0)
+        assert z.shape == (4, 13) and z.dtype == torch.complex64
+        torch.testing.assert_close((z.abs() ** 2).mean(1), torch.ones(4), rtol=1e-5, atol=0)
+        assert model.decode(z, 0.0).shape == (4, 3, 32, 32)
+        model.save_pretrained(tmp_path / "d")
+        loaded = DeepJSCC.from_pretrained(tmp_path / "d")
+        assert loaded.config.bottleneck == "dense"
+        assert torch.equal(loaded.decode(loaded.encode(x, 0.0), 0.0), model.decode(z, 0.0))
+    with pytest.raises(UsageError, match="unknown bottleneck 'fc'"):
+        DeepJSCCConfig(k=16, bottleneck="fc")
+
+
 needs_cifar = pytest.mark.skipif(not (SHARED_DATA / "cifar10").is_dir(), reason="../shared/data/cifar10 not present")
 
 
@@ -149,6 +169,18 @@ def test_train_jscc_psnr_loss_trains_records_and_refuses_lpips(tmp_path):
     log = [json.loads(l) for l in (tmp_path / "a" / "log.jsonl").read_text().splitlines() if '"loss"' in l]
     assert all(r["loss"] < 0 for r in log)  # ln of an MSE below 1
     assert main([*common[:-2], "--out", str(tmp_path / "a")]) == 2  # the loss is part of the run's settings
+
+
+@needs_cifar
+def test_train_jscc_dense_bottleneck_is_recorded_and_part_of_the_run(tmp_path):
+    from singlink.cli import main
+
+    common = ["train-jscc", "--rho", "1/192", "--channels", "8", "--train-images", "64", "--val-images", "8",
+              "--val-every", "2", "--steps", "2", "--batch", "8", "--threads", "1"]
+    assert main([*common, "--bottleneck", "dense", "--out", str(tmp_path / "a"), "--export", str(tmp_path / "m")]) == 0
+    assert DeepJSCC.from_pretrained(tmp_path / "m").config.bottleneck == "dense"
+    assert "dense bottleneck" in (tmp_path / "m" / "MODEL_CARD.md").read_text()
+    assert main([*common, "--out", str(tmp_path / "a")]) == 2  # a conv run cannot resume a dense one
 
 
 @needs_cifar

@@ -5,6 +5,10 @@ its argument parsers) does not import torch."""
 
 __all__ = ["DeepJSCC", "DeepJSCCConfig", "available"]
 
+#: how the feature map becomes the k channel symbols (:class:`DeepJSCCConfig`): "conv" (a 3x3 conv,
+#: one latent position per 8x8 patch) or "dense" (one linear map over the whole feature map)
+BOTTLENECKS = ("conv", "dense")
+
 
 def __getattr__(name):
     if name in __all__:

@@ -5,6 +5,12 @@ Encoder (per stage: strided 5x5 conv, GDN, PReLU; then residual, attention and A
     x (N,3,H,W) -> /2 -> /2 -> /2 -> conv to c = 2k / (H/8 * W/8) channels -> flatten ->
     k complex symbols -> per-image power normalisation (SING paper, Eq. 6, phy.normalize_power)
 
+With ``bottleneck="dense"`` the last step is instead one linear map from the whole (channels, H/8,
+W/8) feature map to the 2k real values (and back in the decoder), so every symbol may describe the
+whole image. A conv bottleneck ties each symbol to one latent position, i.e. to its 8x8 patch: at
+very low rho (k = 16 at 32x32 is 2 values per 8x8 patch) the best code is global instead (which
+coarse image it is, as a vector quantiser would say), and any k fits.
+
 The decoder mirrors it with IGDN and sub-pixel (PixelShuffle) upsampling and ends in a sigmoid,
 so images stay in [0, 1]; its last upsampling is sub-pixel straight to the colour channels. Every AF module sees the SNR in dB (one value per image), so a single
 model serves the SNR range it was trained on (DeepWiVe / InverseJSCC key-frame codec).
@@ -21,6 +27,7 @@ import torch
 from torch import nn
 
 from ..errors import UsageError
+from . import BOTTLENECKS
 from .layers import GDN, AFModule, AttentionBlock, ResidualBlock
 
 CHECKPOINTS = Path(__file__).resolve().parent.parent / "checkpoints"
@@ -36,15 +43,21 @@ class DeepJSCCConfig:
     channels: int = 48
     power: float = 1.0
     dataset: str = "cifar10"
+    bottleneck: str = "conv"
 
     def __post_init__(self):
         c, h, w = self.image_size
         if h % 8 or w % 8:
             raise UsageError(f"DeepJSCC downsamples by 8: image height and width must be multiples of 8, got {h}x{w}")
+        if self.bottleneck not in BOTTLENECKS:
+            raise UsageError(f"unknown bottleneck {self.bottleneck!r}; choose one of {', '.join(BOTTLENECKS)}")
         positions = (h // 8) * (w // 8)
-        if self.k < 1 or (2 * self.k) % positions:
+        if self.k < 1:
+            raise UsageError(f"k must be >= 1 complex symbol, got {self.k}")
+        if self.bottleneck == "conv" and (2 * self.k) % positions:
             raise UsageError(f"k={self.k} complex symbols are 2k={2 * self.k} real values, which must fill the "
-                             f"{h // 8}x{w // 8} latent grid evenly (a multiple of {positions})")
+                             f"{h // 8}x{w // 8} latent grid evenly (a multiple of {positions}); "
+                             f"or use the dense bottleneck, which takes any k")
 
     @property
     def latent_channels(self) -> int:
@@ -66,20 +79,28 @@ class Encoder(nn.Module):
         self.res = nn.ModuleList([ResidualBlock(c) for _ in range(2)])
         self.att = AttentionBlock(c)
         self.af = nn.ModuleList([AFModule(c) for _ in range(3)])
-        self.out = nn.Conv2d(c, cfg.latent_channels, 3, padding=1)
+        _, h, w = cfg.image_size
+        self.out = (nn.Conv2d(c, cfg.latent_channels, 3, padding=1) if cfg.bottleneck == "conv"
+                    else nn.Sequential(nn.Flatten(), nn.Linear(c * (h // 8) * (w // 8), 2 * cfg.k)))
 
     def forward(self, x, snr_db):
+        """(N, C, H, W) -> (N, 2k) real latent."""
         x = self.af[0](self.down[0](x), snr_db)
         x = self.af[1](self.res[0](self.down[1](x)), snr_db)
         x = self.att(self.res[1](self.down[2](x)))
-        return self.out(self.af[2](x, snr_db))
+        return self.out(self.af[2](x, snr_db)).flatten(1)
 
 
 class Decoder(nn.Module):
     def __init__(self, cfg: DeepJSCCConfig):
         super().__init__()
-        c = cfg.channels
-        self.inp = nn.Conv2d(cfg.latent_channels, c, 3, padding=1)
+        c, (_, h, w) = cfg.channels, cfg.image_size
+        if cfg.bottleneck == "conv":
+            self.grid = (cfg.latent_channels, h // 8, w // 8)
+            self.inp = nn.Conv2d(cfg.latent_channels, c, 3, padding=1)
+        else:
+            self.grid = None
+            self.inp = nn.Sequential(nn.Linear(2 * cfg.k, c * (h // 8) * (w // 8)), nn.Unflatten(1, (c, h // 8, w // 8)))
         self.att = AttentionBlock(c)
         self.res = nn.ModuleList([ResidualBlock(c, inverse=True) for _ in range(2)])
         self.af = nn.ModuleList([AFModule(c) for _ in range(3)])
@@ -91,7 +112,8 @@ class Decoder(nn.Module):
         self.out = nn.Sequential(nn.Conv2d(c, cfg.image_size[0] * 4, 3, padding=1), nn.PixelShuffle(2))
 
     def forward(self, y, snr_db):
-        x = self.af[0](self.att(self.inp(y)), snr_db)
+        """(N, 2k) real latent -> (N, C, H, W) in [0, 1]."""
+        x = self.af[0](self.att(self.inp(y if self.grid is None else y.unflatten(1, self.grid))), snr_db)
         x = self.af[1](self.up[0](self.res[0](x)), snr_db)
         x = self.af[2](self.up[1](self.res[1](x)), snr_db)
         return torch.sigmoid(self.out(x))
@@ -141,7 +163,7 @@ class DeepJSCC(nn.Module):
 
         self._check_images(x)
         snr = _snr_column(snr_db, x.shape[0], x.device)
-        latent = self.encoder(x, snr).flatten(1)
+        latent = self.encoder(x, snr)
         z = torch.view_as_complex(latent.reshape(x.shape[0], self.config.k, 2).float().contiguous())
         return normalize_power(z, self.config.power)
 
@@ -150,9 +172,7 @@ class DeepJSCC(nn.Module):
             raise UsageError(f"decode takes (N, {self.config.k}) complex symbols, got "
                              f"{tuple(z_hat.shape)} {z_hat.dtype}")
         snr = _snr_column(snr_db, z_hat.shape[0], z_hat.device)
-        _, h, w = self.config.image_size
-        y = torch.view_as_real(z_hat.to(torch.complex64)).reshape(z_hat.shape[0], self.config.latent_channels, h // 8, w // 8)
-        return self.decoder(y, snr)
+        return self.decoder(torch.view_as_real(z_hat.to(torch.complex64)).reshape(z_hat.shape[0], -1), snr)
 
     # --- storage -------------------------------------------------------------------------
     def save_pretrained(self, folder, extra: dict | None = None):
@@ -184,7 +204,8 @@ class DeepJSCC(nn.Module):
         try:
             raw = json.loads((folder / "config.json").read_text())
             cfg = DeepJSCCConfig(k=raw["k"], image_size=tuple(raw["image_size"]), channels=raw["channels"],
-                                 power=raw.get("power", 1.0), dataset=raw.get("dataset", "cifar10"))
+                                 power=raw.get("power", 1.0), dataset=raw.get("dataset", "cifar10"),
+                                 bottleneck=raw.get("bottleneck", "conv"))
             model = cls(cfg)
             model.load_state_dict(load_file(str(folder / "model.safetensors"), device=str(device)))
             model.sing = _sing_block(raw.get("sing", {}))

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from ..errors import UsageError
 from ..training import add_data_arguments, add_export_arguments, check_positive, parse_snr_range
+from . import BOTTLENECKS
 
 VAL_SNRS = (-5, -3, -1, 1, 3, 5)
 LOSSES = ("mse", "psnr")
@@ -49,6 +50,9 @@ def add_arguments(p):
                         "weighed the same in dB whatever its SNR (default %(default)s)")
     p.add_argument("--snr-range", default="-5,5", help="training SNR range in dB, MIN,MAX (default %(default)s)")
     p.add_argument("--channels", type=int, default=48, help="feature channels of the codec (default %(default)s)")
+    p.add_argument("--bottleneck", default="conv", choices=BOTTLENECKS,
+                   help="conv: one latent position per 8x8 patch; dense: one linear map from the whole feature "
+                        "map to the k symbols, for very low rho (default %(default)s)")
     p.add_argument("--val-every", type=int, default=500, help="validate and checkpoint every N steps (default %(default)s)")
     p.add_argument("--train-images", type=int, default=None, help="use only the first N training images (default all)")
     p.add_argument("--val-images", type=int, default=256, help="validation images (default %(default)s)")
@@ -165,7 +169,8 @@ def run(args):
         phy.make_channel(args.channel)
     except ValueError as e:
         raise UsageError(str(e)) from None
-    config = DeepJSCCConfig(k=k, image_size=size, channels=args.channels, dataset=spec.name)
+    config = DeepJSCCConfig(k=k, image_size=size, channels=args.channels, dataset=spec.name,
+                            bottleneck=args.bottleneck)
     dest = export_folder(args.export, CHECKPOINTS, args.overwrite) if args.export else None
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -184,6 +189,8 @@ def run(args):
         hparams["steps"] = args.steps  # the schedule depends on it
     if args.loss != "mse":
         hparams["loss"] = args.loss  # recorded only when not the default, so runs saved before --loss resume
+    if args.bottleneck != "conv":
+        hparams["bottleneck"] = args.bottleneck  # likewise
     stop = min(args.steps, args.until) if args.until else args.steps
     _, step, seconds, history = resume(out, hparams, stop, model=model, optimizer=opt)
     x_train, x_val = load_tensors(spec, args.train_images, args.val_images)
@@ -305,9 +312,10 @@ def model_card(name, final, args):
         jpeg += f"\n- Warm start: the weights of `{c['init']}` (a fresh optimiser; steps and time below are this run's)."
     partial = (f" (of {c['schedule_steps']:,}: training goes on, see training-state/README.md)"
                if c["steps"] < c["schedule_steps"] else "")
+    dense = ", a dense bottleneck over the whole feature map" if c.get("bottleneck") == "dense" else ""
     return f"""# {name}
 
-DeepJSCC (SNR-adaptive, AF modules) for `{c['dataset']}` {c['image_size']}x{c['image_size']} at rho = {c['rho']}
+DeepJSCC (SNR-adaptive, AF modules{dense}) for `{c['dataset']}` {c['image_size']}x{c['image_size']} at rho = {c['rho']}
 (k = {c['k']} complex symbols per image), trained end to end through Sionna's `{c['channel']}` channel by singlink.
 
 - Command: `singlink train-jscc {' '.join(sys.argv[2:])}`
