@@ -8,7 +8,7 @@ images coded to their nearest codeword, the way `singlink evaluate` averages PSN
 not a bound: an analog code is not held to one codeword per image, and a longer channel block than one
 image would do better still. Only the points with M <= 4096 are fitted (k = 16 at -5 and -3 dB).
 
-    .venv/bin/python results/deepjscc-cifar10/vq_at_capacity.py      # about 10 minutes on one core
+    .venv/bin/python results/deepjscc-cifar10/vq_at_capacity.py      # about 5 minutes on one core
 
 Last line: a JSON list of {rho, snr_db, capacity_bits, codewords, psnr_test, psnr_train}.
 """
