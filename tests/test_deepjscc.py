@@ -76,6 +76,23 @@ def test_save_load_roundtrip_gives_identical_outputs(tiny, tmp_path):
     assert json.loads((tmp_path / "m" / "config.json").read_text())["k"] == 64
 
 
+def test_float16_export_halves_the_file_and_loads_as_float32(tiny, tmp_path):
+    from safetensors.torch import load_file
+
+    tiny.save_pretrained(tmp_path / "full")
+    tiny.save_pretrained(tmp_path / "half", fp16=True)
+    stored = load_file(str(tmp_path / "half" / "model.safetensors"))
+    assert {v.dtype for v in stored.values() if v.is_floating_point()} == {torch.float16}
+    size = lambda m: (tmp_path / m / "model.safetensors").stat().st_size
+    assert size("half") < 0.55 * size("full")
+    loaded = DeepJSCC.from_pretrained(tmp_path / "half")
+    assert all(p.dtype == torch.float32 for p in loaded.parameters())
+    x = torch.rand(3, 3, 32, 32)
+    with torch.no_grad():
+        # float16 keeps 11 significant bits: the decoded image moves by a small fraction of a level
+        assert (tiny.decode(tiny.encode(x, 1.0), 1.0) - loaded.decode(loaded.encode(x, 1.0), 1.0)).abs().max() < 2e-2
+
+
 def test_bad_inputs(tiny, tmp_path):
     with pytest.raises(UsageError, match="built for images of \\(3, 32, 32\\)"):
         tiny.encode(torch.rand(1, 3, 64, 64), 0.0)
@@ -166,6 +183,7 @@ def test_train_jscc_psnr_loss_trains_records_and_refuses_lpips(tmp_path):
     assert main([*common, "--lpips-weight", "0.1", "--out", str(tmp_path / "x")]) == 2
     assert main([*common, "--out", str(tmp_path / "a"), "--export", str(tmp_path / "card")]) == 0
     assert "`--loss psnr`" in (tmp_path / "card" / "MODEL_CARD.md").read_text()
+    assert "Weights: float16" in (tmp_path / "card" / "MODEL_CARD.md").read_text()
     log = [json.loads(l) for l in (tmp_path / "a" / "log.jsonl").read_text().splitlines() if '"loss"' in l]
     assert all(r["loss"] < 0 for r in log)  # ln of an MSE below 1
     assert main([*common[:-2], "--out", str(tmp_path / "a")]) == 2  # the loss is part of the run's settings

@@ -175,8 +175,10 @@ class DeepJSCC(nn.Module):
         return self.decoder(torch.view_as_real(z_hat.to(torch.complex64)).reshape(z_hat.shape[0], -1), snr)
 
     # --- storage -------------------------------------------------------------------------
-    def save_pretrained(self, folder, extra: dict | None = None):
-        """Write ``config.json`` (architecture + ``extra`` provenance) and ``model.safetensors``."""
+    def save_pretrained(self, folder, extra: dict | None = None, fp16: bool = False):
+        """Write ``config.json`` (architecture + ``extra`` provenance) and ``model.safetensors``;
+        ``fp16`` stores the weights in float16 (half the size; :meth:`from_pretrained` casts them
+        back to float32)."""
         from safetensors.torch import save_file
 
         from ..provenance import write_atomic
@@ -184,7 +186,8 @@ class DeepJSCC(nn.Module):
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         cfg = asdict(self.config) | {"model": "DeepJSCC"} | ({"provenance": extra} if extra else {})
-        state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
+        state = {k: (v.half() if fp16 and v.is_floating_point() else v).detach().contiguous().cpu()
+                 for k, v in self.state_dict().items()}
         save_file(state, str(folder / "model.safetensors.tmp"))
         (folder / "model.safetensors.tmp").replace(folder / "model.safetensors")
         write_atomic(folder / "config.json", json.dumps(cfg, indent=1))

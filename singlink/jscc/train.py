@@ -250,9 +250,12 @@ def run(args):
     write_atomic(out / "summary.json", json.dumps(final, indent=1))
     print(f"wrote {out / 'model'}")
     if dest is not None:
-        model.save_pretrained(dest, extra=final)
+        # The shipped copy is float16 (half the clone size); the run folder keeps float32 so a
+        # resumed or warm-started run continues from the exact weights. The examples show what ships.
+        model.save_pretrained(dest, extra=final, fp16=True)
         plot_history(history, dest / "val_psnr.png")
-        reconstruction_grid(model, x_val[:8], val_snrs, args.seed, args.channel, dest / "examples.png")
+        reconstruction_grid(DeepJSCC.from_pretrained(dest), x_val[:8], val_snrs, args.seed, args.channel,
+                            dest / "examples.png")
         write_atomic(dest / "MODEL_CARD.md", model_card(dest.name, final, args))
         print(f"exported {dest}")
     return 0
@@ -325,6 +328,8 @@ DeepJSCC (SNR-adaptive, AF modules{dense}) for `{c['dataset']}` {c['image_size']
   {c['warmup']} warm-up steps, {schedule}; batch {c['batch']}, {c['steps']:,} steps{partial}, seed {final['seed']}.
 - Wall time: {final['seconds'] / 60:.1f} min of training on {args.threads or 'all'} CPU thread(s) (2-core machine,
   shared with other jobs).
+- Weights: float16 (`model.safetensors`; loading casts them to float32). The validation below is of the
+  float32 weights at the end of training.
 - Code: {final['version'].get('git_commit', 'unknown')}
 
 Validation ({c['val_images']} held-out images, AWGN, seeded):
