@@ -1,6 +1,7 @@
 """The ``singlink`` command line. Each subcommand lives in its own module and registers its
 arguments here; heavy imports (TensorFlow, torch) happen only when a subcommand runs."""
 import argparse
+import os
 import re
 import sys
 
@@ -55,6 +56,10 @@ def main(argv=None) -> int:
         return int(import_module(args._module).run(args) or 0)
     except UsageError as e:
         print(f"singlink {args.command}: error: {e}", file=sys.stderr)
+        if e.exit_now:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(2)
         return 2
     except KeyboardInterrupt:
         print(f"singlink {args.command}: interrupted", file=sys.stderr)

@@ -293,7 +293,7 @@ def _init_within(ray, address: str, kwargs: dict, timeout: float) -> None:
     thread.join(timeout)
     if thread.is_alive():
         raise UsageError(f"--ray {address}: something answers there but no Ray cluster accepted this driver within "
-                         f"{timeout:g} s; check the address (the head's GCS port, 6379 by default)")
+                         f"{timeout:g} s; check the address (the head's GCS port, 6379 by default)", exit_now=True)
     if "error" in outcome:
         raise outcome["error"]
 
