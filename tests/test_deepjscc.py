@@ -175,6 +175,43 @@ def test_psnr_loss_is_the_mean_psnr_and_weighs_every_image_the_same_in_db():
 
 
 @needs_cifar
+@pytest.mark.parametrize("bottleneck", ["conv", "dense"])
+def test_widening_keeps_the_function_and_lets_the_new_units_learn(bottleneck):
+    """Net2WiderNet growth: a wider codec loaded from a narrower one computes the same images,
+    and the weights from the new units into the old ones (zero) receive gradients."""
+    torch.manual_seed(1)
+    narrow = DeepJSCC(DeepJSCCConfig(k=64, channels=8, bottleneck=bottleneck))
+    for p in narrow.parameters():  # away from the initialisation, so nothing matches by luck
+        p.data += 0.05 * torch.randn_like(p)
+    wide = DeepJSCC(DeepJSCCConfig(k=64, channels=12, bottleneck=bottleneck))
+    wide.widen_from(narrow)
+    x, snr = torch.rand(4, 3, 32, 32), torch.tensor([-5.0, 0.0, 5.0, 15.0])
+    z = narrow.encode(x, snr)
+    torch.testing.assert_close(wide.encode(x, snr), z, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(wide.decode(z, snr), narrow.decode(z, snr), rtol=1e-5, atol=1e-5)
+    weight = wide.decoder.res[0].body[0].weight
+    assert torch.count_nonzero(weight[:8, 8:]) == 0 and torch.count_nonzero(weight[8:]) > 0
+    ((wide.decode(wide.encode(x, snr), snr) - x) ** 2).mean().backward()
+    assert weight.grad[:8, 8:].abs().sum() > 0
+    with pytest.raises(UsageError, match="cannot grow.*k 64 vs 16"):
+        DeepJSCC(DeepJSCCConfig(k=16, channels=12)).widen_from(narrow)
+    with pytest.raises(UsageError, match="12 channels cannot grow into one of 8"):
+        narrow.widen_from(wide)
+
+
+def test_train_jscc_init_from_a_narrower_codec_widens_it(tmp_path, capsys):
+    from singlink.cli import main
+
+    common = ["train-jscc", "--rho", "1/48", "--train-images", "64", "--val-images", "8", "--val-every", "1",
+              "--steps", "1", "--batch", "8", "--threads", "1"]
+    assert main([*common, "--channels", "8", "--out", str(tmp_path / "a"), "--export", str(tmp_path / "narrow")]) == 0
+    assert main([*common, "--channels", "12", "--init", str(tmp_path / "narrow"), "--out", str(tmp_path / "b")]) == 0
+    assert "widened from 8 to 12 channels" in capsys.readouterr().out
+    assert DeepJSCC.from_pretrained(tmp_path / "b" / "model").config.channels == 12
+    assert main([*common, "--channels", "12", "--rho", "1/192", "--init", str(tmp_path / "narrow"),
+                 "--out", str(tmp_path / "c")]) == 2
+
+
 def test_train_jscc_psnr_loss_trains_records_and_refuses_lpips(tmp_path):
     from singlink.cli import main
 

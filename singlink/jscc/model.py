@@ -174,6 +174,38 @@ class DeepJSCC(nn.Module):
         snr = _snr_column(snr_db, z_hat.shape[0], z_hat.device)
         return self.decoder(torch.view_as_real(z_hat.to(torch.complex64)).reshape(z_hat.shape[0], -1), snr)
 
+    @torch.no_grad()
+    def widen_from(self, narrow: "DeepJSCC") -> None:
+        r"""Load a codec of fewer ``channels`` (otherwise the same architecture) into this wider one
+        so that both compute the same function (Net2WiderNet-style growth, Chen et al. 2016):
+        trained weights fill the leading slice of every tensor, the new units keep this model's
+        fresh random initialisation, and every weight from a new unit into an old one is zero, so
+        the new features influence nothing until training moves those weights (their gradients are
+        not zero, since the new features are). Wider features then train from the narrow codec's
+        quality instead of from scratch.
+
+        Written here because no library grows a trained network; the only layout it relies on is
+        that channels lead every tensor (PixelShuffle groups and the dense bottleneck's flatten are
+        channel-major) and that each AF module's input is ``[features; SNR]``, its SNR column last.
+        """
+        old, new = narrow.config, self.config
+        differ = [f"{f} {getattr(old, f)} vs {getattr(new, f)}" for f in ("k", "image_size", "bottleneck", "dataset", "power")
+                  if getattr(old, f) != getattr(new, f)]
+        if differ or old.channels > new.channels:
+            raise UsageError(f"a codec of {old.channels} channels cannot grow into one of {new.channels}"
+                             + (f" ({', '.join(differ)})" if differ else "")
+                             + "; widening keeps k, image size, bottleneck and data set and adds channels")
+        afs = {f"{part}.af.{i}.fc.0.weight" for part in ("encoder", "decoder") for i in range(3)}
+        target = self.state_dict()
+        for name, w in narrow.state_dict().items():
+            t = target[name]
+            if name in afs:  # move the SNR column from index c_old to index c_new
+                w = torch.cat([w[:, :-1], t.new_zeros(w.shape[0], t.shape[1] - w.shape[1]), w[:, -1:]], dim=1)
+            if t.ndim >= 2:  # (out, in, ...): conv and linear weights, GDN's gamma (new channels
+                t[: w.shape[0], w.shape[1]:] = 0  # do not normalise old ones): new inputs into old outputs
+            t[tuple(slice(0, n) for n in w.shape)] = w
+        self.load_state_dict(target)
+
     # --- storage -------------------------------------------------------------------------
     def save_pretrained(self, folder, extra: dict | None = None, fp16: bool = False):
         """Write ``config.json`` (architecture + ``extra`` provenance) and ``model.safetensors``;

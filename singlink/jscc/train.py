@@ -49,7 +49,9 @@ def add_arguments(p):
                    help="mse: the batch MSE (+ lambda LPIPS); psnr: the mean over images of ln MSE, each image "
                         "weighed the same in dB whatever its SNR (default %(default)s)")
     p.add_argument("--snr-range", default="-5,5", help="training SNR range in dB, MIN,MAX (default %(default)s)")
-    p.add_argument("--channels", type=int, default=48, help="feature channels of the codec (default %(default)s)")
+    p.add_argument("--channels", type=int, default=48,
+                   help="feature channels of the codec (default %(default)s); more than --init's codec has widens it "
+                        "without changing what it computes (DeepJSCC.widen_from)")
     p.add_argument("--bottleneck", default="conv", choices=BOTTLENECKS,
                    help="conv: one latent position per 8x8 patch; dense: one linear map from the whole feature "
                         "map to the k symbols, for very low rho (default %(default)s)")
@@ -180,7 +182,16 @@ def run(args):
     torch.manual_seed(derive_seed(args.seed, "init"))
     model = DeepJSCC(config)
     if args.init:
-        warm_start(model, args.init, DeepJSCC.from_pretrained)
+        source = DeepJSCC.from_pretrained(args.init)
+        if source.config.channels < config.channels:  # grow a trained codec instead of starting over
+            try:
+                model.widen_from(source)
+            except UsageError as e:
+                raise UsageError(f"--init {args.init} --channels {config.channels}: {e}") from None
+            print(f"warm start from {args.init}, widened from {source.config.channels} to {config.channels} channels "
+                  f"(the same function until training moves the new units)")
+        else:
+            warm_start(model, args.init, lambda _: source)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     keys = ("rho", "channel", "batch", "lr", "lr_schedule", "lr_min", "warmup", "lpips_weight", "snr_range",
             "channels", "seed", "train_images")
