@@ -205,9 +205,11 @@ def test_train_jscc_init_from_a_narrower_codec_widens_it(tmp_path, capsys):
     common = ["train-jscc", "--rho", "1/48", "--train-images", "64", "--val-images", "8", "--val-every", "1",
               "--steps", "1", "--batch", "8", "--threads", "1"]
     assert main([*common, "--channels", "8", "--out", str(tmp_path / "a"), "--export", str(tmp_path / "narrow")]) == 0
-    assert main([*common, "--channels", "12", "--init", str(tmp_path / "narrow"), "--out", str(tmp_path / "b")]) == 0
+    assert main([*common, "--channels", "12", "--init", str(tmp_path / "narrow"), "--out", str(tmp_path / "b"),
+                 "--export", str(tmp_path / "wide")]) == 0
     assert "widened from 8 to 12 channels" in capsys.readouterr().out
-    assert DeepJSCC.from_pretrained(tmp_path / "b" / "model").config.channels == 12
+    assert DeepJSCC.from_pretrained(tmp_path / "wide").config.channels == 12
+    assert "widened from 8 to 12 channels" in (tmp_path / "wide" / "MODEL_CARD.md").read_text()
     assert main([*common, "--channels", "12", "--rho", "1/192", "--init", str(tmp_path / "narrow"),
                  "--out", str(tmp_path / "c")]) == 2
 

@@ -181,11 +181,13 @@ def run(args):
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(derive_seed(args.seed, "init"))
     model = DeepJSCC(config)
+    widened = None  # the channels of a narrower --init codec grown into this one
     if args.init:
         source = DeepJSCC.from_pretrained(args.init)
         if source.config.channels < config.channels:  # grow a trained codec instead of starting over
             try:
                 model.widen_from(source)
+                widened = source.config.channels
             except UsageError as e:
                 raise UsageError(f"--init {args.init} --channels {config.channels}: {e}") from None
             print(f"warm start from {args.init}, widened from {source.config.channels} to {config.channels} channels "
@@ -254,7 +256,8 @@ def run(args):
     log.close()
 
     final = {"config": hparams | {"steps": step, "schedule_steps": args.steps, "k": k, "val_images": args.val_images,
-                                  "train_images": len(x_train), "init": args.init},
+                                  "train_images": len(x_train), "init": args.init}
+             | ({"init_channels": widened} if widened else {}),
              "seed": args.seed, "version": code_version(), "seconds": seconds,
              "validation": history[-1]["val"] if history else []}
     model.save_pretrained(out / "model", extra=final)
@@ -323,7 +326,10 @@ def model_card(name, final, args):
     jpeg = (" The shared CIFAR-10 is a JPEG copy (quality about 75), not pixel-exact CIFAR."
             if c["dataset"] == "cifar10" else "")
     if c.get("init"):
-        jpeg += f"\n- Warm start: the weights of `{c['init']}` (a fresh optimiser; steps and time below are this run's)."
+        grown = (f", widened from {c['init_channels']} to {c['channels']} channels (`DeepJSCC.widen_from`: the same "
+                 f"function at step 0)" if c.get("init_channels") else "")
+        jpeg += (f"\n- Warm start: the weights of `{c['init']}`{grown} (a fresh optimiser; steps and time below are "
+                 f"this run's).")
     partial = (f" (of {c['schedule_steps']:,}: training goes on, see training-state/README.md)"
                if c["steps"] < c["schedule_steps"] else "")
     dense = ", a dense bottleneck over the whole feature map" if c.get("bottleneck") == "dense" else ""
