@@ -37,12 +37,14 @@ from pathlib import Path
 import torch
 
 from singlink.data import DatasetSpec, as_float
+from singlink.phy import awgn_capacity, num_channel_symbols
 from singlink.metrics import psnr
 from singlink.sweep.published import published_points
 
 HERE = Path(__file__).resolve().parent
 SNRS_DB = (-5, -3, -2.5, -1, 0, 1, 2.5, 3, 5, 7.5, 10, 12.5, 15)  # the deepjscc-cifar10 preset's grid and issue 11's
-RHOS = {"1/6": 512, "1/12": 256, "1/48": 64, "1/192": 16}
+RHOS = ("1/6", "1/12", "1/48", "1/192")
+IMAGE_SHAPE = (3, 32, 32)
 # Issue 11's floors: rho 1/6 and 1/12 as stated; rho 1/48 and 1/192 are 1.5 dB above the checkpoints
 # the issue found, whose test-set PSNR the retrained codecs' model cards record (1/48: bfa794b's card;
 # 1/192: that codec is still the shipped one).
@@ -76,8 +78,8 @@ def water_level(lam, bits):
 
 
 def image_psnr(coords, basis, mean, reference):
-    x = (mean + coords @ basis.T).clamp(0, 1).float().view(-1, 3, 32, 32)
-    return psnr(x, reference.float().view(-1, 3, 32, 32)).mean().item()
+    x = (mean + coords @ basis.T).clamp(0, 1).float().view(-1, *IMAGE_SHAPE)
+    return psnr(x, reference.float().view(-1, *IMAGE_SHAPE)).mean().item()
 
 
 def references(train, test):
@@ -87,12 +89,13 @@ def references(train, test):
     c_test = (test - mean) @ basis
     g = torch.Generator().manual_seed(0)
     rows = []
-    for rho, k in RHOS.items():
+    for rho in RHOS:
+        k = num_channel_symbols(rho, IMAGE_SHAPE)
         m = 2 * k
         for snr_db in SNRS_DB:
             snr = 10 ** (snr_db / 10)
             noise = 1 / (2 * snr)
-            bits = k * math.log2(1 + snr)
+            bits = k * float(awgn_capacity(snr_db))
             theta = water_level(lam, bits)
             shrink = (1 - theta / lam).clamp(min=0)
             d = torch.minimum(lam, torch.tensor(theta, dtype=lam.dtype)).mean().item()
@@ -139,7 +142,7 @@ def plot(rows, path):
         if published:
             ax.plot(*zip(*published[1]), "k*", ms=10, label=f"{published[0]}")
         ax.plot(*zip(*sorted(TARGETS[rho].items())), "v", color="C3", ms=8, label="issue 11 target")
-        ax.set_title(f"CIFAR-10, rho {rho} (k = {RHOS[rho]}), AWGN")
+        ax.set_title(f"CIFAR-10, rho {rho} (k = {num_channel_symbols(rho, IMAGE_SHAPE)}), AWGN")
         ax.set_xlabel("SNR [dB]")
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("mean PSNR of the 10,000 test images [dB]")

@@ -13,14 +13,14 @@ image would do better still. Only the points with M <= 4096 are fitted (k = 16 a
 Last line: a JSON list of {rho, snr_db, capacity_bits, codewords, psnr_test, psnr_train}.
 """
 import json
-import math
 
 import torch
 
 from singlink.data import DatasetSpec, as_float
 from singlink.metrics import psnr
+from singlink.phy import awgn_capacity, num_channel_symbols
 
-POINTS = [("1/192", 16, -5), ("1/192", 16, -3)]
+POINTS = [("1/192", -5), ("1/192", -3)]  # (rho, SNR dB) of CIFAR-10 images
 
 
 def nearest(x, codebook, chunk=5000):
@@ -47,8 +47,9 @@ def main():
     spec = DatasetSpec.parse("cifar10")
     train, test = (as_float(spec.tensors(split)).flatten(1) for split in ("train", "test"))
     out = []
-    for rho, k, snr in POINTS:
-        bits = k * math.log2(1 + 10 ** (snr / 10))
+    for rho, snr in POINTS:
+        k = num_channel_symbols(rho, (3, 32, 32))
+        bits = k * float(awgn_capacity(snr))
         m = round(2 ** bits)
         codebook = lloyd(train, m)
         score = {}
