@@ -1,11 +1,12 @@
-"""SING-Zero's and SING-INN's cost over the bare prior: time for T sampling steps divided by the
-time of T bare UNet forwards on the same batch, measured side by side, plus restored images per
-second. SING-INN differentiates through the UNet and the INN at every step (goal <= 3.5).
+"""SING-Zero's, SING-INN's and DPS's cost over the bare prior: time for T sampling steps divided by
+the time of T bare UNet forwards on the same batch, measured side by side, plus restored images per
+second. SING-INN differentiates through the UNet and the INN at every step (goal <= 3.5), DPS
+through the UNet and the DeepJSCC encoder (``dps_overhead``, goal <= 4.0).
 
     .venv/bin/python benchmarks/sampler.py [--dataset celeba] [--rho 1/192] [--steps 50] [--threads N]
 
-Uses the prior and INN shipped for ``--dataset`` (CelebA faces at 64x64 by default: the SING
-paper's setting) and ``--rho``; where none is shipped, the same architecture untrained ('small64'
+Uses the prior, DeepJSCC and INN shipped for ``--dataset`` (CelebA faces at 64x64 by default: the
+SING paper's setting) and ``--rho``; where none is shipped, the same architecture untrained ('small64'
 or 'small', the INN's default): the cost does not depend on the weights. The measurements alternate (bare, SING-Zero, SING-INN, bare, ...)
 and each is timed both by the wall clock (the ``*_overhead`` fields) and by this process's CPU
 time (``*_overhead_cpu``): on a machine shared with other jobs the CPU-time ratios are the
@@ -48,9 +49,11 @@ def main():
     from singlink import phy
     from singlink.data import DatasetSpec
     from singlink.errors import UsageError
-    from singlink.jscc.model import find_checkpoint
+    from singlink.jscc.model import DeepJSCC, DeepJSCCConfig, find_checkpoint
     from singlink.receiver import SINGINN, SINGZero
-    from singlink.receiver.inn import ConditionalINN
+    from singlink.receiver.dps import DPS
+    from singlink.receiver.inn import ConditionalINN, find_inn
+    from singlink.receiver.observation import Observation
     from singlink.receiver.prior import DiffusionPrior, find_prior
 
     size = DatasetSpec.parse(args.dataset).image_size
@@ -64,9 +67,15 @@ def main():
         preset = "small64" if size == 64 else "small"
         prior, source = DiffusionPrior.from_preset(preset), f"{preset} (untrained)"
     prior.eval()
+    k = phy.num_channel_symbols(args.rho, (3, size, size))
     try:
-        inn_source = args.inn or find_checkpoint(args.dataset, size, phy.num_channel_symbols(args.rho, (3, size, size)),
-                                                 kind="inn")
+        jscc_source = find_checkpoint(args.dataset, size, k)
+        jscc = DeepJSCC.from_pretrained(jscc_source)
+    except UsageError:
+        torch.manual_seed(0)
+        jscc, jscc_source = DeepJSCC(DeepJSCCConfig(k=k, image_size=(3, size, size))).eval(), "DeepJSCC (untrained)"
+    try:
+        inn_source = args.inn or find_inn(jscc)
         inn = inn_source
     except UsageError:
         if args.inn:
@@ -75,8 +84,10 @@ def main():
         inn, inn_source = ConditionalINN(), "ConditionalINN() (untrained)"
     sampler = SINGZero(prior, args.operator, steps=args.steps)
     sing_inn = SINGINN(prior, inn, args.operator, steps=args.steps)
+    dps = DPS(prior, jscc, steps=args.steps)
     ts = [int(t) for t in sampler.schedule.t]
-    result = {"benchmark": "sampler", "prior": source, "inn": inn_source, "image_size": size, "steps": args.steps,
+    result = {"benchmark": "sampler", "prior": source, "inn": inn_source, "jscc": jscc_source, "image_size": size,
+              "steps": args.steps,
               "operator": args.operator,
               "threads": torch.get_num_threads()}
     print(f"SING-Zero vs bare UNet forwards, {args.steps} steps, prior {source}, median of {args.reps}")
@@ -96,14 +107,27 @@ def main():
         def inn():
             sing_inn(x_jscc, 0.0, seed=0)
 
-        bare(), sing(), inn() if b == 16 else None  # warm-up
+        with torch.no_grad():  # what a receiver gets at 0 dB: symbols, their noise variance, the codec
+            y = jscc.encode(x_jscc, 0.0)
+            y = y + (0.5 ** 0.5) * torch.randn(y.shape, dtype=y.dtype, generator=torch.Generator().manual_seed(b))
+        snr = torch.zeros(b)
+        obs = Observation(x_jscc, snr, symbols=y, noise_var=torch.ones(b, k), tx_snr_db=snr, codec=jscc)
+
+        def posterior():
+            dps(obs, seed=0)
+
+        if b == 16:  # warm-up
+            bare(), sing(), inn(), posterior()
+        else:
+            bare(), sing()
         # alternate the measurements so that machine load affects them alike
-        t_bare, t_sing, t_inn = [], [], []
+        t_bare, t_sing, t_inn, t_dps = [], [], [], []
         for _ in range(args.reps):
             t_bare.append(timed(bare, 1))
             t_sing.append(timed(sing, 1))
             if b == 16:
                 t_inn.append(timed(inn, 1))
+                t_dps.append(timed(posterior, 1))
         tb, tsg = (statistics.median(t[0] for t in ts_) for ts_ in (t_bare, t_sing))
         cb, csg = (statistics.median(t[1] for t in ts_) for ts_ in (t_bare, t_sing))
         print(f"  batch {b:2d}: bare {tb:7.3f} s  sing-zero {tsg:7.3f} s  overhead {tsg / tb:.3f}  "
@@ -112,13 +136,17 @@ def main():
         result[f"images_per_s_b{b}"] = b / tsg
         if b == 16:
             ti, ci = statistics.median(t[0] for t in t_inn), statistics.median(t[1] for t in t_inn)
+            td, cd = statistics.median(t[0] for t in t_dps), statistics.median(t[1] for t in t_dps)
             print(f"  batch 16: sing-inn {ti:7.3f} s  overhead {ti / tb:.3f}")
+            print(f"  batch 16: dps      {td:7.3f} s  overhead {td / tb:.3f}")
             print(f"  batch 16, CPU time: bare {cb:7.3f} s  sing-zero {csg:7.3f} s  sing-inn {ci:7.3f} s  "
-                  f"overheads {csg / cb:.3f} and {ci / cb:.3f}")
+                  f"dps {cd:7.3f} s  overheads {csg / cb:.3f}, {ci / cb:.3f} and {cd / cb:.3f}")
             result["sing_zero_overhead"] = tsg / tb
             result["sing_inn_s_b16"], result["sing_inn_overhead"] = ti, ti / tb
+            result["dps_s_b16"], result["dps_overhead"] = td, td / tb
             result["sing_zero_overhead_cpu"], result["sing_inn_overhead_cpu"] = csg / cb, ci / cb
-    result["sing_zero_overhead_goal"], result["sing_inn_overhead_goal"] = 1.10, 3.5
+            result["dps_overhead_cpu"] = cd / cb
+    result["sing_zero_overhead_goal"], result["sing_inn_overhead_goal"], result["dps_overhead_goal"] = 1.10, 3.5, 4.0
     print(json.dumps(result))
 
 

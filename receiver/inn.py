@@ -32,7 +32,10 @@ conditioning input is always the constant s, whatever SNR the caller passes (whi
 Weights are stored as ``model.safetensors`` + ``config.json`` (:meth:`ConditionalINN.save_pretrained`,
 :meth:`ConditionalINN.from_pretrained`, which also takes the name of an INN shipped in
 ``singlink/checkpoints/``, e.g. ``inn-cifar10-rho1_192``). The config records the DeepJSCC the INN
-was trained for (``jscc``: name, k, rho) and the SNR range it saw (``snr_range``).
+was trained for (``jscc``: name, k, rho and ``sha256``, the codec's
+:attr:`~singlink.jscc.model.DeepJSCC.fingerprint`) and the SNR range it saw (``snr_range``).
+:func:`find_inn` finds the shipped INN of a codec by that fingerprint, which stays unambiguous when
+two codecs share data set, image size and k; :func:`check_pair` refuses an INN made for another codec.
 """
 import json
 from dataclasses import asdict, dataclass
@@ -230,3 +233,49 @@ def available() -> list[str]:
     if not CHECKPOINTS.is_dir():
         return []
     return sorted(p.name for p in CHECKPOINTS.iterdir() if (p / "config.json").is_file() and p.name.startswith("inn"))
+
+
+def _record_text(record: dict) -> str:
+    name = record.get("name", "an unnamed DeepJSCC")
+    return f"{name}" + (f" (sha256 {record['sha256'][:12]})" if record.get("sha256") else "")
+
+
+def check_pair(inn: "ConditionalINN", jscc) -> None:
+    """Refuse (one UsageError line) an INN recorded for another DeepJSCC than ``jscc``: by the codec's
+    fingerprint when the INN records one, else by k (INNs trained before fingerprints were kept)."""
+    record = inn.jscc or {}
+    if record.get("sha256"):
+        if record["sha256"] != jscc.fingerprint:
+            raise UsageError(f"the INN was trained for the DeepJSCC {_record_text(record)}, not for "
+                             f"{jscc.name or 'this one'} (sha256 {jscc.fingerprint[:12]}); load the INN made for "
+                             f"this codec (receiver.inn.find_inn) or train one with `singlink train-inn --jscc ...`")
+    elif record.get("k") is not None and int(record["k"]) != int(jscc.config.k):
+        rho = f" (rho {record['rho']})" if record.get("rho") else ""
+        raise UsageError(f"INN trained for k={record['k']}{rho} but the receiver's DeepJSCC sends k={jscc.config.k}; "
+                         f"load the INN for that rho")
+
+
+def find_inn(jscc) -> str:
+    """The name of the shipped INN made for the DeepJSCC ``jscc``: the one whose record holds the
+    codec's fingerprint (or, for an INN recorded without one, the codec's name). One line when none
+    is shipped for it."""
+    fingerprint, have = jscc.fingerprint, []
+    by_name = []
+    for name in available():
+        record = json.loads((CHECKPOINTS / name / "config.json").read_text()).get("jscc") or {}
+        have.append(f"{name} (for {_record_text(record)})")
+        if record.get("sha256") == fingerprint:
+            return name
+        if not record.get("sha256") and jscc.name and record.get("name") == jscc.name:
+            by_name.append(name)
+    if len(by_name) == 1:
+        return by_name[0]
+    raise UsageError(f"no shipped INN was trained for the DeepJSCC {jscc.name or ''} (sha256 {fingerprint[:12]}); "
+                     f"shipped: {', '.join(have) or 'none'}; train one with `singlink train-inn --jscc ...`")
+
+
+def find_inn_for(jscc_name: str) -> str:
+    """:func:`find_inn` of the DeepJSCC checkpoint ``jscc_name`` (a shipped name or a folder)."""
+    from ..jscc.model import DeepJSCC
+
+    return find_inn(DeepJSCC.from_pretrained(jscc_name))

@@ -6,9 +6,14 @@ projection (SING Section IV-B; DDNM):
 Every operator here satisfies :math:`A A^\top = c I` (it averages disjoint groups of pixels), so
 :math:`A^\dagger = c^{-1} A^\top` (replication) and the Moore-Penrose conditions hold exactly, for
 each operator and for their compositions (products of such operators keep the property).
+``gain`` is :math:`\sqrt c`, A's one singular value: an error of standard deviation
+:math:`\sigma_y` per value of A x is :math:`\sigma_y / \sqrt c` in A's spectral coordinates
+(DDNM+'s noise-aware projection, :mod:`.sing_zero`).
 They act on (N, C, H, W) tensors and are affine-consistent: A maps constant images to constant
 images, so the [0, 1] <-> [-1, 1] conversion commutes with A.
 """
+import math
+
 from torch.nn import functional as F
 
 from ..errors import UsageError
@@ -18,6 +23,7 @@ class LinearOperator:
     """``A(x)`` and ``pinv(y)``; ``name`` is the string that builds it (:func:`make_operator`)."""
 
     name = "operator"
+    gain = 1.0
 
     def __call__(self, x):
         raise NotImplementedError
@@ -53,6 +59,7 @@ class AvgPoolDownsample(LinearOperator):
         if scale < 1:
             raise UsageError(f"pooling scale must be >= 1, got {scale}")
         self.scale, self.name = int(scale), f"pool{scale}"
+        self.gain = 1.0 / self.scale
 
     def __call__(self, x):
         h, w = x.shape[-2:]
@@ -69,6 +76,7 @@ class Decolorize(LinearOperator):
     copies the grey value into every channel."""
 
     name = "gray"
+    gain = 3 ** -0.5
 
     def __call__(self, x):
         return x.mean(dim=1, keepdim=True)
@@ -83,6 +91,7 @@ class Compose(LinearOperator):
     def __init__(self, *ops: LinearOperator):
         self.ops = ops
         self.name = "+".join(op.name for op in ops)
+        self.gain = math.prod(op.gain for op in ops)
 
     def __call__(self, x):
         for op in self.ops:

@@ -3,14 +3,19 @@
     rx = Receiver("deepjscc-cifar10-rho1_192", method="sing-zero", prior="ddpm-cifar10-32-singlink")
     x_hat = rx(y, snr_db, h=h)          # y: (N, k) complex torch, any device; h under fading
     x_hat = rx.restore(x_jscc, snr_db)  # application layer only: any JSCC decoder's output
+    rx = Receiver("deepjscc-celeba64-rho1_192", method="dps")   # posterior sampling on y itself
 
 Restoration methods register themselves with :func:`register_method`; a new one plugs in by
-name without touching callers (``Receiver(..., method="my-method")``).
+name without touching callers (``Receiver(..., method="my-method")``). Every method receives an
+:class:`~.observation.Observation`, what the receiver knows of the batch: ``deepjscc``,
+``sing-zero``, ``sing-inn`` and ``commin`` use the decoded images and the SNR, ``dps`` the received
+symbols, h and the noise variance through the codec's encoder.
 """
 
 import torch
 
 from ..errors import UsageError
+from .observation import Observation
 
 _METHODS: dict[str, type] = {}
 DEFAULT_PRIOR = "ddpm-cifar10-32-singlink"
@@ -33,7 +38,10 @@ def _check_operator(sampler) -> None:
 
 def register_method(name: str):
     """Class decorator: make a restoration method available by ``name``. The class is built as
-    ``cls(prior=..., **options)`` and called as ``method(x_jscc, snr_db, seed=...)``."""
+    ``cls(prior=..., **options)`` (``codec=`` too when it declares ``accepts_codec = True``) and
+    called as ``method(observation, seed=..., progress=...)`` with an
+    :class:`~.observation.Observation`: what the receiver knows of the batch (decoded images,
+    SNR, and after a channel the received symbols, h and the noise variance)."""
     def deco(cls):
         if name in _METHODS and _METHODS[name] is not cls:
             raise ValueError(f"restoration method {name!r} is already registered by {_METHODS[name].__name__}")
@@ -59,6 +67,7 @@ def make_method(name: str, prior=None, **options):
         if not isinstance(prior, torch.nn.Module):
             prior = DiffusionPrior.from_pretrained(prior)
         return cls(prior=prior, **options)
+    options.pop("codec", None)
     if options:
         raise UsageError(f"method {name!r} takes no options, got {', '.join(options)}")
     return cls()
@@ -68,49 +77,122 @@ def make_method(name: str, prior=None, **options):
 class DecoderOnly:
     """No restoration: the DeepJSCC decoder's output as it is."""
 
-    def __call__(self, x_jscc, snr_db=None, seed=0, progress=False):
-        return x_jscc
+    def __call__(self, obs, seed=0, progress=False):
+        return obs.x_jscc
+
+
+def _check_scale(value) -> float:
+    import math
+
+    try:
+        scale = float(value)
+    except (TypeError, ValueError):
+        scale = math.nan
+    if not (math.isfinite(scale) and 0 <= scale <= 100):
+        raise UsageError(f"sigma_y_scale must be a number in [0, 100] (1: the calibrated sigma_y), got {value!r}")
+    return scale
+
+
+class _Projected:
+    """What SING-Zero, SING-INN and CommIN share: the observation's error sigma_y per image when the
+    projection is noise-aware (the codec's calibration times ``sigma_y_scale``)."""
+
+    needs_prior = True
+    accepts_codec = True
+
+    def _noise_setup(self, codec, projection, sigma_y_scale):
+        self.codec, self.projection = codec, projection
+        self.sigma_y_scale = _check_scale(sigma_y_scale)
+        if projection == "noise-aware":
+            from .noise import sigma_y
+
+            if codec is None:
+                raise UsageError("the noise-aware projection needs the DeepJSCC (its calibrated sigma_y)")
+            sigma_y(codec, self.operator_name, torch.zeros(1))  # a missing calibration: refused now, not per batch
+
+    def sigma_y(self, obs):
+        if self.projection != "noise-aware":
+            return None
+        from .noise import sigma_y
+
+        return self.sigma_y_scale * sigma_y(self.codec, self.operator_name, obs.snr_db)
 
 
 @register_method("sing-zero")
-class SINGZeroMethod:
-    """SING-Zero (Algorithm 1) with options ``operator`` (default pool4) and ``steps`` (default 100)."""
+class SINGZeroMethod(_Projected):
+    """SING-Zero (Algorithm 1) with options ``operator`` (default pool4), ``steps`` (default 100),
+    ``projection`` ("hard", default; "noise-aware": DDNM+ with the codec's calibrated sigma_y times
+    ``sigma_y_scale``), ``travel_length`` and ``travel_repeats`` (time travel; 0: none)."""
 
-    needs_prior = True
-
-    def __init__(self, prior, operator=SING_DEFAULTS["operator"], steps=SING_DEFAULTS["steps"]):
+    def __init__(self, prior, operator=SING_DEFAULTS["operator"], steps=SING_DEFAULTS["steps"], projection="hard",
+                 sigma_y_scale=1.0, travel_length=0, travel_repeats=0, codec=None):
         from .sing_zero import SINGZero
 
-        self.sampler = SINGZero(prior, operator=operator, steps=steps)
+        self.sampler = SINGZero(prior, operator=operator, steps=steps, projection=projection,
+                                travel_length=travel_length, travel_repeats=travel_repeats)
+        self.operator_name = self.sampler.operator.name
         _check_operator(self.sampler)
+        self._noise_setup(codec, projection, sigma_y_scale)
 
-    def __call__(self, x_jscc, snr_db=None, seed=0, progress=False):
-        return self.sampler(x_jscc, snr_db, seed=seed, progress=progress)
+    def __call__(self, obs, seed=0, progress=False):
+        return self.sampler(obs.x_jscc, obs.snr_db, seed=seed, progress=progress, sigma_y=self.sigma_y(obs))
 
 
 @register_method("sing-inn")
-class SINGINNMethod:
+class SINGINNMethod(_Projected):
     """SING-INN (Algorithm 2) with options ``inn`` (a trained ConditionalINN, its name or folder;
     required), ``operator`` (default pool4), ``steps`` (default 100), ``zeta`` (default None:
-    the paper's SNR-dependent step size) and ``guidance`` ("norm", default, or "squared": see
-    :mod:`.sing_inn`). The Receiver passes ``k``, the channel symbols of its
-    DeepJSCC, so an INN trained for another DeepJSCC is refused."""
+    the paper's SNR-dependent step size), ``guidance`` ("norm", default, or "squared": see
+    :mod:`.sing_inn`) and SING-Zero's ``projection``, ``sigma_y_scale``, ``travel_length``,
+    ``travel_repeats``. The Receiver passes its DeepJSCC (``codec``), so an INN trained for another
+    codec is refused."""
 
-    needs_prior = True
-    accepts_k = True
+    projection_default = "hard"
 
-    def __init__(self, prior, inn=None, operator=SING_DEFAULTS["operator"], steps=SING_DEFAULTS["steps"], zeta=None, k=None,
-                 guidance="norm"):
+    def __init__(self, prior, inn=None, operator=SING_DEFAULTS["operator"], steps=SING_DEFAULTS["steps"], zeta=None,
+                 codec=None, guidance="norm", projection=None, sigma_y_scale=1.0, travel_length=0, travel_repeats=0):
         from .sing_inn import SINGINN
 
         if inn is None:
-            raise UsageError("sing-inn needs a trained conditional INN: pass inn=<name, folder or ConditionalINN> "
-                             "(train one for your DeepJSCC with `singlink train-inn`)")
-        self.sampler = SINGINN(prior, inn, operator=operator, steps=steps, zeta=zeta, k=k, guidance=guidance)
+            raise UsageError(f"{self.method_name} needs a trained conditional INN: pass inn=<name, folder or "
+                             f"ConditionalINN> (train one for your DeepJSCC with `singlink train-inn`)")
+        projection = projection or self.projection_default
+        self.sampler = SINGINN(prior, inn, operator=operator, steps=steps, zeta=zeta, jscc=codec, guidance=guidance,
+                               projection=projection, travel_length=travel_length, travel_repeats=travel_repeats)
+        self.operator_name = self.sampler.sampler.operator.name
         _check_operator(self.sampler.sampler)
+        self._noise_setup(codec, projection, sigma_y_scale)
 
-    def __call__(self, x_jscc, snr_db=None, seed=0, progress=False):
-        return self.sampler(x_jscc, snr_db, seed=seed, progress=progress)
+    def __call__(self, obs, seed=0, progress=False):
+        return self.sampler(obs.x_jscc, obs.snr_db, seed=seed, progress=progress, sigma_y=self.sigma_y(obs))
+
+
+@register_method("commin")
+class CommINMethod(SINGINNMethod):
+    """CommIN (Chen et al. 2024, Algorithm 1): INN-guided DDPM sampling without SING's projection; each
+    step is the prior's own, then the INN's gradient step toward INN^-1(coarse(x_JSCC), d_t). The
+    options of sing-inn, with ``projection`` "none" (the paper's) by default."""
+
+    projection_default = "none"
+
+
+@register_method("dps")
+class DPSMethod:
+    """Posterior sampling on the received symbols (:mod:`.dps`) with options ``steps`` (default 100)
+    and ``zeta`` (default 1.0). Needs the symbols: ``rx(y, snr_db, h=...)``, not ``rx.restore``."""
+
+    needs_prior = True
+    accepts_codec = True
+
+    def __init__(self, prior, steps=SING_DEFAULTS["steps"], zeta=1.0, codec=None):
+        from .dps import DPS
+
+        if codec is None:
+            raise UsageError("dps needs the DeepJSCC whose encoder it models (Receiver passes it)")
+        self.sampler = DPS(prior, codec, steps=steps, zeta=zeta)
+
+    def __call__(self, obs, seed=0, progress=False):
+        return self.sampler(obs, seed=seed, progress=progress)
 
 
 def _faded_snr(snr, h):
@@ -144,8 +226,8 @@ class Receiver:
     prior : DiffusionPrior or its name/folder/hub id, for methods that need one
     equalizer : ``mmse`` or ``zf``, applied (by phy, through the bridge) when ``h`` is given
     options : passed to the method (e.g. ``operator="pool4", steps=100``); methods that declare
-        ``accepts_k = True`` also get ``k``, the channel symbols per image of ``jscc``. SING's prior,
-        INN, operator, steps and zeta default to those recorded for ``jscc`` (:meth:`_defaults`)
+        ``accepts_codec = True`` also get ``codec``, the DeepJSCC itself. The prior, INN and settings
+        of prior-based methods default to those recorded for ``jscc`` (:meth:`_defaults`)
     """
 
     def __init__(self, jscc, method: str = "deepjscc", prior=None, equalizer: str = "mmse", device="cpu", **options):
@@ -158,28 +240,32 @@ class Receiver:
             prior, options = self._defaults(method, prior, options)
         #: the method's options as resolved (recorded beside results: which A, steps, zeta, INN)
         self.options = {key: v if isinstance(v, (str, int, float, type(None))) else str(v) for key, v in options.items()}
-        if getattr(cls, "accepts_k", False):
-            options["k"] = self.jscc.config.k  # lets the method check what it was trained for
+        if getattr(cls, "accepts_codec", False):
+            options["codec"] = self.jscc  # what the method models or checks its INN and sigma_y against
         self.method = make_method(method, prior=prior, **options)
         if equalizer not in ("mmse", "zf"):
             raise UsageError(f"unknown equalizer {equalizer!r}; choose mmse or zf")
         self.equalizer = equalizer
 
     def _defaults(self, method, prior, options):
-        """What a SING method is not given comes from the DeepJSCC: the prior and INN shipped for its
-        data set, size and k, and the settings chosen for it on validation images
-        (:attr:`DeepJSCC.sing`, written by ``singlink tune-sing --record``)."""
-        from ..jscc.model import find_checkpoint
+        """What a prior-based method is not given comes from the DeepJSCC: the prior shipped for its
+        data set and size, the INN made for it (:func:`~.inn.find_inn`), and the settings chosen for
+        it on validation images (:attr:`DeepJSCC.sing`, written by ``singlink tune-sing --record``:
+        its operator, steps and zeta serve sing-zero and sing-inn, its ``methods`` block any method)."""
+        from .inn import find_inn
         from .prior import find_prior
 
         cfg = self.jscc.config
         if prior is None:
             prior = find_prior(cfg.dataset, cfg.image_size[-1])
-        if method == "sing-inn" and options.get("inn") is None:
-            options["inn"] = find_checkpoint(cfg.dataset, cfg.image_size[-1], cfg.k, kind="inn")
-        chosen = dict(self.jscc.sing)
+        if method in ("sing-inn", "commin") and options.get("inn") is None:
+            options["inn"] = find_inn(self.jscc)
+        recorded = dict(self.jscc.sing)
+        per_method = recorded.pop("methods", {})
+        chosen = recorded if method in ("sing-zero", "sing-inn") else {}
         if method != "sing-inn":
             chosen.pop("zeta", None)
+        chosen |= per_method.get(method, {})
         for key, value in chosen.items():
             options.setdefault(key, value)
         if options.get("zeta") == "paper":  # recorded or given: the paper's SNR schedule
@@ -241,7 +327,8 @@ class Receiver:
         return _faded_snr(_snr_tensor(snr_db, h.shape[0], h.device), h)
 
     def restore(self, x_jscc, snr_db, seed=0, progress=False):
-        """Restore already decoded images (any JSCC decoder's output)."""
+        """Restore already decoded images (any JSCC decoder's output): for methods that need only
+        x_JSCC and the SNR (``dps`` needs the received symbols: call the receiver on them)."""
         if not torch.is_tensor(x_jscc) or x_jscc.ndim != 4:
             raise UsageError(f"x_jscc must be an (N, C, H, W) tensor, got {getattr(x_jscc, 'shape', type(x_jscc).__name__)}")
         if x_jscc.shape[0] == 0:
@@ -254,11 +341,33 @@ class Receiver:
             raise UsageError(f"x_jscc must hold images in [0, 1], got values in [{lo:g}, {hi:g}]"
                              + (" (8-bit values? divide by 255)" if hi > 1 and hi <= 255 and lo >= 0 else ""))
         snr = _snr_tensor(snr_db, x_jscc.shape[0], x_jscc.device)
-        return self.method(x_jscc, snr, seed=seed, progress=progress)
+        return self.reconstruct(Observation(x_jscc, snr, codec=self.jscc), seed=seed, progress=progress)
+
+    def observe(self, y, snr_db, h=None, no_eff=None) -> Observation:
+        """Everything the receiver knows of a channel output (:class:`~.observation.Observation`):
+        the decoded images and the SNR the decoder was told (:meth:`decode`,
+        :meth:`effective_snr_db`), the symbols as received with h and the noise variance per symbol
+        (P / 10^(SNR/10) at the nominal SNR; ``no_eff`` after OFDM, whose symbols are equalised),
+        and the SNR the transmitter's encoder was told (the nominal one)."""
+        x_jscc = self.decode(y, snr_db, h, no_eff=no_eff)
+        n, k = y.shape
+        if no_eff is not None:
+            noise_var = no_eff.to(device=y.device, dtype=torch.float32)
+            tx_snr = _snr_tensor(snr_db, n, y.device) if snr_db is not None else self.effective_snr_db(None, no_eff=no_eff)
+        else:
+            tx_snr = _snr_tensor(snr_db, n, y.device)
+            noise_var = (self.jscc.config.power / 10 ** (tx_snr / 10)).unsqueeze(1).expand(n, k)
+        snr_rx = torch.as_tensor(self.effective_snr_db(snr_db, h, no_eff), dtype=torch.float32, device=y.device)
+        snr_rx = snr_rx.expand(n) if snr_rx.ndim == 0 else snr_rx
+        return Observation(x_jscc, snr_rx.clamp(max=NOISELESS_SNR_DB), symbols=y, h=h, noise_var=noise_var,
+                           tx_snr_db=tx_snr, codec=self.jscc)
+
+    def reconstruct(self, obs: Observation, seed=0, progress=False):
+        """The method's restoration of an :class:`~.observation.Observation`."""
+        return self.method(obs, seed=seed, progress=progress)
 
     def __call__(self, y, snr_db, h=None, seed=0, progress=False, no_eff=None):
-        """decode, then restore; under fading and after an OFDM channel restoration is told each
+        """observe, then reconstruct; under fading and after an OFDM channel restoration is told each
         image's effective SNR (:meth:`effective_snr_db`), as the decoder is: x_JSCC is then what
         the decoder gives over AWGN at that SNR, the conditions SING-INN was trained in."""
-        x_jscc = self.decode(y, snr_db, h, no_eff=no_eff)
-        return self.restore(x_jscc, self.effective_snr_db(snr_db, h, no_eff), seed=seed, progress=progress)
+        return self.reconstruct(self.observe(y, snr_db, h, no_eff=no_eff), seed=seed, progress=progress)

@@ -47,7 +47,7 @@ import numpy as np
 import torch
 
 from ..errors import UsageError
-from .inn import ConditionalINN, haar_split
+from .inn import ConditionalINN, check_pair, haar_split
 from .sing_zero import SINGZero
 
 # (SNR dB, zeta) knots of the paper's step size: flat over each group of test SNRs, linear between
@@ -61,6 +61,17 @@ def paper_zeta(snr_db) -> torch.Tensor:
     snr = torch.as_tensor(snr_db, dtype=torch.float64).cpu()
     knots, values = zip(*ZETA_KNOTS)
     return torch.from_numpy(np.interp(snr.numpy(), knots, values))
+
+
+def check_zeta(zeta, alternatives: str = "") -> float:
+    """A guidance step size as a float, or one UsageError line when it is not a finite number >= 0."""
+    try:
+        value = float(zeta)
+    except (TypeError, ValueError):
+        value = math.nan
+    if not (math.isfinite(value) and value >= 0):
+        raise UsageError(f"zeta must be a finite number >= 0{alternatives}, got {zeta!r}")
+    return value
 
 
 @contextlib.contextmanager
@@ -90,10 +101,6 @@ def inn_details(inn: ConditionalINN, x: torch.Tensor, snr: torch.Tensor) -> torc
     return d
 
 
-def _rho_text(jscc_record: dict) -> str:
-    return f" (rho {jscc_record['rho']})" if jscc_record.get("rho") else ""
-
-
 class SINGINN:
     """SING-INN restoration (Algorithm 2).
 
@@ -105,32 +112,28 @@ class SINGINN:
     zeta : guidance step size; None for :func:`paper_zeta` of each image's SNR
     guidance : "norm" (default: the gradient of each image's residual norm) or "squared" (of its
         square), the two readings of Algorithm 2, line 8
-    k : channel symbols per image of the receiver's DeepJSCC; refused (UsageError) when the INN
-        records that it was trained for another k
+    jscc : the receiver's DeepJSCC; an INN recorded for another codec is refused (UsageError,
+        :func:`~.inn.check_pair`)
+    projection, travel_length, travel_repeats : SING-Zero's step 2 and time travel
+        (:class:`~.sing_zero.SINGZero`); ``projection="none"`` is CommIN's sampler (Algorithm 1 of
+        the CommIN paper: INN guidance after an unconditional DDPM step)
     """
 
-    def __init__(self, prior, inn, operator="pool4", steps: int = 100, zeta: float | None = None, k: int | None = None,
-                 guidance: str = "norm"):
+    def __init__(self, prior, inn, operator="pool4", steps: int = 100, zeta: float | None = None, jscc=None,
+                 guidance: str = "norm", projection: str = "hard", travel_length: int = 0, travel_repeats: int = 0):
         if guidance not in GUIDANCE:
             raise UsageError(f"guidance must be one of {', '.join(GUIDANCE)}, got {guidance!r}")
         self.guidance = guidance
         if not isinstance(inn, ConditionalINN):
             inn = ConditionalINN.from_pretrained(inn, device=getattr(prior, "device", "cpu"))
-        trained_k = (inn.jscc or {}).get("k")
-        if k is not None and trained_k is not None and int(trained_k) != int(k):
-            raise UsageError(f"INN trained for k={trained_k}{_rho_text(inn.jscc)} but the receiver's DeepJSCC sends "
-                             f"k={k}; load the INN for that rho")
+        if jscc is not None:
+            check_pair(inn, jscc)
         if zeta is not None:
-            try:
-                value = float(zeta)
-            except (TypeError, ValueError):
-                value = math.nan
-            if not (math.isfinite(value) and value >= 0):
-                raise UsageError(f"zeta must be a finite number >= 0 (or None for the paper's schedule), got {zeta!r}")
-            zeta = value
+            zeta = check_zeta(zeta, " (or None for the paper's schedule)")
         self.inn = inn
         self.zeta = zeta
-        self.sampler = SINGZero(prior, operator=operator, steps=steps)
+        self.sampler = SINGZero(prior, operator=operator, steps=steps, projection=projection,
+                                travel_length=travel_length, travel_repeats=travel_repeats)
         self._warned = False
 
     def _check_snr(self, snr_db, n) -> torch.Tensor:
@@ -184,10 +187,11 @@ class SINGINN:
 
         return guidance
 
-    def __call__(self, x_jscc, snr_db=None, seed: int | list = 0, progress: bool = False):
-        """Restore decoded images ``x_jscc`` (N, C, H, W) in [0, 1]; returns (N, C, H, W) in [0, 1]."""
+    def __call__(self, x_jscc, snr_db=None, seed: int | list = 0, progress: bool = False, sigma_y=None):
+        """Restore decoded images ``x_jscc`` (N, C, H, W) in [0, 1]; returns (N, C, H, W) in [0, 1].
+        ``sigma_y`` (N,): the observation's error, for ``projection="noise-aware"``."""
         self.sampler.prior.check_images(x_jscc)
         snr = self._check_snr(snr_db, x_jscc.shape[0])
         guidance = self.make_guidance(x_jscc, snr)
         with frozen(self.sampler.prior, self.inn):
-            return self.sampler(x_jscc, snr, seed=seed, guidance=guidance, progress=progress)
+            return self.sampler(x_jscc, snr, seed=seed, guidance=guidance, progress=progress, sigma_y=sigma_y)

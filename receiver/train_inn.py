@@ -198,7 +198,8 @@ def run(args):
     from fractions import Fraction
 
     dest = export_folder(args.export, inn_module.CHECKPOINTS, args.overwrite) if args.export else None
-    record = {"name": jscc_name, "k": k, "rho": str(Fraction(k, math.prod(jscc.config.image_size)))} | spec.to_dict()
+    record = ({"name": jscc_name, "k": k, "rho": str(Fraction(k, math.prod(jscc.config.image_size)))} | spec.to_dict()
+              | {"sha256": jscc.fingerprint})
     torch.manual_seed(derive_seed(args.seed, "init"))
     inn = ConditionalINN(hidden=args.hidden, fixed_snr=args.fixed_snr, jscc=record, snr_range=(snr_lo, snr_hi))
     if args.init:

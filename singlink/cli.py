@@ -14,6 +14,7 @@ COMMANDS = {
     "train-jscc": ("singlink.jscc.train", "train a DeepJSCC codec end to end through the Sionna AWGN channel (resumable)"),
     "evaluate": ("singlink.evaluate", "DeepJSCC and SING restorations of a data set's images through the channel: PSNR, MS-SSIM, LPIPS with 95%% CIs"),
     "tune-sing": ("singlink.tune", "choose SING's operator, steps and zeta for a DeepJSCC on validation images (and record them in its checkpoint)"),
+    "calibrate-sigma-y": ("singlink.receiver.noise", "measure the error sigma_y of SING's observation A x_JSCC per operator and SNR on validation images (and record it in the DeepJSCC checkpoint)"),
     "train-prior": ("singlink.receiver.train_prior", "train the DDPM prior (diffusers UNet2DModel) on CIFAR-10 32x32, resumable, with EMA"),
     "train-inn": ("singlink.receiver.train_inn", "train SING-INN's conditional INN on (x, x_JSCC) pairs from a shipped DeepJSCC through the Sionna channel"),
     "info": ("singlink.info", "versions of singlink, Sionna, TensorFlow, torch, GNU Radio, and the devices they see"),

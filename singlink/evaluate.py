@@ -208,6 +208,8 @@ def run(args):
             for s in steps:
                 name = m if len(operators) == len(steps) == 1 else f"{m}({o or 'chosen'},{s or 'chosen'})"
                 options = {key: v for key, v in (("operator", o), ("steps", s)) if v is not None}
+                if m == "dps":  # no operator: it models the codec itself
+                    options.pop("operator", None)
                 if m == "sing-inn":
                     options |= {"inn": args.inn, "guidance": args.guidance} | zeta
                 receivers[name] = Receiver(jscc, m, prior=prior, **options)
@@ -262,8 +264,7 @@ def _examples(jscc, receivers, x, snrs, seed, channel, path, write_atomic):
             y, h = phy.TFModule(phy.make_channel(channel, power=jscc.config.power))(jscc.encode(x, model_snr(snr)),
                                                                                    float(snr))
         for name, rx in receivers.items():
-            x_jscc, snr_rx = receive(rx, y, h, snr, channel)
-            rows.append(rx.restore(x_jscc, snr_rx, seed=derive_seed(seed, "examples", name, snr)))
+            rows.append(rx.reconstruct(receive(rx, y, h, snr, channel), seed=derive_seed(seed, "examples", name, snr)))
             labels.append(f"{name} {snr:g} dB")
     grid = torch.cat([torch.cat(list(r), dim=2) for r in rows], dim=1)  # (3, rows*H, cols*W)
     img = Image.fromarray((grid.permute(1, 2, 0).clamp(0, 1).numpy() * 255).round().astype(np.uint8))

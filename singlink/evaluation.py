@@ -23,14 +23,15 @@ def model_snr(snr_db: float) -> float:
 
 
 def receive(rx, y, h, snr_db, channel: str):
-    """``(x_jscc, snr)``: ``rx``'s DeepJSCC decoding of what ``channel`` returned, ``(y, h)``, and the
-    per-image SNR restoration is told, the one the decoder used
-    (:meth:`singlink.receiver.Receiver.effective_snr_db`). AWGN: y as it is; flat fading: equalised
-    with ``h``; OFDM (``ofdm-...``, whose ``h`` is the per-RE effective noise): :func:`singlink.phy.jscc_input`."""
+    """What ``rx`` knows of what ``channel`` returned, ``(y, h)``: its
+    :class:`~singlink.receiver.observation.Observation` (x_JSCC, the per-image SNR the decoder used,
+    :meth:`singlink.receiver.Receiver.effective_snr_db`, and the symbols with their channel state).
+    AWGN: y as it is; flat fading: equalised with ``h``; OFDM (``ofdm-...``, whose ``h`` is the
+    per-RE effective noise): :func:`singlink.phy.jscc_input`."""
     from . import phy
 
     csi = {"no_eff": h} if phy.is_ofdm(channel) else {"h": None if channel == "awgn" else h}
-    return rx.decode(y, snr_db, **csi), rx.effective_snr_db(snr_db, **csi)
+    return rx.observe(y, snr_db, **csi)
 
 
 def mean_ci95(values) -> tuple[float, float]:
@@ -68,10 +69,10 @@ def run_cell(jscc, receivers: dict, images, image_ids, snr_db: float, channel: s
             y, h = channel_block(jscc.encode(x, model_snr(snr_db)), float(snr_db))
         for method, rx in receivers.items():
             t0 = time.perf_counter()
-            x_jscc, snr_rx = receive(rx, y, h, snr_db, channel)
+            obs = receive(rx, y, h, snr_db, channel)
             seeds = [derive_seed(seed, method, i, snr_db, channel, realization) for i in ids]
             with torch.no_grad():
-                x_hat = rx.restore(x_jscc, snr_rx, seed=seeds, progress=progress)
+                x_hat = rx.reconstruct(obs, seed=seeds, progress=progress)
             scores = score(x_hat, x)
             seconds = (time.perf_counter() - t0) / len(ids)
             for j, image_id in enumerate(ids):

@@ -1,20 +1,26 @@
 """``singlink tune-sing``: choose SING's settings for one DeepJSCC on *validation* images.
 
 SING has three knobs the paper leaves to the user: the linear operator A of SING-Zero (which part of
-the decoded image is trusted), the number of prior steps visited, and SING-INN's guidance step zeta.
-The scan runs in two stages, both on the same seeded channel draws (paired with DeepJSCC):
+the decoded image is trusted), the number of prior steps visited, and SING-INN's guidance step zeta;
+DDNM+ adds the projection (hard or noise-aware, with a scale on the calibrated sigma_y) and time
+travel, and CommIN and DPS a step size each. The scan runs in stages, all on the same seeded
+channel draws (paired with DeepJSCC):
 
-1. SING-Zero for every operator x step count of ``--operators`` x ``--steps``;
-2. SING-INN at the chosen operator and step count for every zeta of ``--zetas`` ("paper" is the
-   paper's SNR schedule, :func:`singlink.receiver.sing_inn.paper_zeta`).
+1. SING-Zero for every operator x step count x projection x sigma_y scale x time travel of
+   ``--operators`` x ``--steps`` x ``--projections`` x ``--sigma-y-scales`` x ``--travel``;
+2. SING-INN at SING-Zero's chosen settings for every zeta of ``--zetas`` ("paper" is the paper's
+   SNR schedule, :func:`singlink.receiver.sing_inn.paper_zeta`);
+3. with ``--methods`` naming them, CommIN for every step count x ``--commin-zetas`` and DPS for every
+   step count x ``--dps-zetas``.
 
-The rule (the SING issue's): among the settings whose PSNR is within ``--max-psnr-loss`` dB (1) of
+The rule (the SING issue's), per method: among the settings whose PSNR is within ``--max-psnr-loss`` dB (1) of
 DeepJSCC's *at every scanned SNR*, the one of lowest mean LPIPS. When no setting meets it, the one
 that loses least PSNR is reported, flagged ``rule_met: false``: SING does not help this codec there.
 
 Writes ``--out``/scan.md (tables, the choice, command, config, seed, code version), scan.csv (one
 line per setting and SNR) and rows.csv (per image). ``--record`` writes the choice into the
-DeepJSCC checkpoint's ``config.json`` (``sing`` block), from where ``Receiver``, ``evaluate`` and
+DeepJSCC checkpoint's ``config.json`` (``sing`` block: operator, steps and zeta for SING-Zero and
+SING-INN, ``methods`` for each method's full choice), from where ``Receiver``, ``evaluate`` and
 ``sweep`` take their defaults.
 """
 import json
@@ -41,6 +47,16 @@ def add_arguments(p):
     p.add_argument("--zetas", default="paper,0.3,0.4,0.5",
                    help="SING-INN guidance steps to try, 'paper' for the paper's schedule; empty: skip SING-INN "
                         "(default %(default)s)")
+    p.add_argument("--methods", default="sing-zero,sing-inn",
+                   help="methods to scan: sing-zero, sing-inn, commin, dps (default %(default)s)")
+    p.add_argument("--projections", default="hard", help="SING-Zero's projections to try: hard, noise-aware "
+                   "(needs `singlink calibrate-sigma-y --record`) (default %(default)s)")
+    p.add_argument("--sigma-y-scales", default="1", help="factors on the calibrated sigma_y for the noise-aware "
+                   "projection (default %(default)s)")
+    p.add_argument("--travel", default="0", help="time travel settings LENGTH:REPEATS to try, 0 for none "
+                   "(default %(default)s)")
+    p.add_argument("--commin-zetas", default="paper,0.3,0.5", help="CommIN guidance steps to try (default %(default)s)")
+    p.add_argument("--dps-zetas", default="0.5,1,2", help="DPS step sizes to try (default %(default)s)")
     p.add_argument("--guidance", default="norm", choices=("norm", "squared"), help="SING-INN step form (default %(default)s)")
     p.add_argument("--prior", default=None, help="diffusion prior (default: the shipped one for the data set)")
     p.add_argument("--inn", default=None, help="SING-INN network (default: the shipped one for the DeepJSCC)")
@@ -53,12 +69,13 @@ def add_arguments(p):
     p.add_argument("--out", required=True, help="output folder")
 
 
-def _zetas(text):
+def _numbers(text, what, paper: bool = False):
+    """A comma list of numbers >= 0 (and 'paper', the paper's schedule, where ``paper``)."""
     out = []
     for v in (t.strip() for t in str(text).split(",")):
         if not v:
             continue
-        if v.lower() == "paper":
+        if paper and v.lower() == "paper":
             out.append("paper")
             continue
         try:
@@ -66,9 +83,39 @@ def _zetas(text):
         except ValueError:
             z = float("nan")
         if not (z == z and z >= 0 and z != float("inf")):
-            raise UsageError(f"--zetas must be numbers >= 0 or 'paper', got {v!r}")
+            raise UsageError(f"{what} must be numbers >= 0" + (" or 'paper'" if paper else "") + f", got {v!r}")
         out.append(z)
     return out
+
+
+def _zetas(text, what="--zetas"):
+    return _numbers(text, what, paper=True)
+
+
+def _travels(text):
+    out = []
+    for v in (t.strip() for t in str(text).split(",") if t.strip()):
+        if v == "0":
+            out.append((0, 0))
+            continue
+        try:
+            length, repeats = (int(p) for p in v.split(":"))
+        except ValueError:
+            raise UsageError(f"--travel takes LENGTH:REPEATS (e.g. 5:1) or 0, got {v!r}") from None
+        if length < 1 or repeats < 1:
+            raise UsageError(f"--travel {v}: length and repeats must be >= 1 (or 0 for none)")
+        out.append((length, repeats))
+    return out or [(0, 0)]
+
+
+def _zero_name(o):
+    """``sing-zero(pool4,50)``, with the DDNM+ settings when they are not the plain ones."""
+    extra = []
+    if o["projection"] != "hard":
+        extra.append(f"{o['projection']} x{o['sigma_y_scale']:g}")
+    if o["travel_repeats"]:
+        extra.append(f"travel {o['travel_length']}:{o['travel_repeats']}")
+    return f"sing-zero({','.join([o['operator'], str(o['steps'])] + extra)})"
 
 
 def choose(table: dict, reference: dict, max_loss: float) -> tuple:
@@ -96,6 +143,22 @@ def run(args):
     batch = ev._ints(args.batch, "--batch")[0]
     seed = ev._ints(args.seed, "--seed", lo=0)[0]
     zetas = _zetas(args.zetas)
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    bad = [m for m in methods if m not in ("sing-zero", "sing-inn", "commin", "dps")]
+    if bad or "sing-zero" not in methods:
+        raise UsageError(f"--methods takes sing-zero (always scanned first), sing-inn, commin, dps; got {args.methods!r}")
+    if "sing-inn" not in methods:
+        zetas = []
+    projections = [p.strip() for p in args.projections.split(",") if p.strip()]
+    if not projections or any(p not in ("hard", "noise-aware") for p in projections):
+        raise UsageError(f"--projections takes hard and/or noise-aware, got {args.projections!r}")
+    sigma_scales = _numbers(args.sigma_y_scales, "--sigma-y-scales") or [1.0]
+    travels = _travels(args.travel)
+    commin_zetas = _zetas(args.commin_zetas, "--commin-zetas") if "commin" in methods else []
+    dps_zetas = _numbers(args.dps_zetas, "--dps-zetas") if "dps" in methods else []
+    for name, values in (("--commin-zetas", commin_zetas), ("--dps-zetas", dps_zetas)):
+        if name[2:].split("-")[0] in methods and not values:
+            raise UsageError(f"{name} is empty; give e.g. 0.3,0.5")
     operators = [o.strip() for o in args.operators.split(",") if o.strip()]
     if not operators:
         raise UsageError("--operators is empty")
@@ -110,9 +173,10 @@ def run(args):
     from . import phy
     from .data import load_batch
     from .evaluation import run_cell, summarize, to_csv
-    from .jscc.model import CHECKPOINTS, find_checkpoint
+    from .jscc.model import CHECKPOINTS
     from .provenance import code_version, write_atomic
     from .receiver import Receiver, make_operator
+    from .receiver.inn import find_inn
     from .receiver.prior import DiffusionPrior, find_prior
 
     try:
@@ -127,9 +191,9 @@ def run(args):
         except UsageError as e:
             raise UsageError(f"--operators {o}: {e}") from None
     inn = None
-    if zetas:
+    if zetas or commin_zetas:
         try:
-            inn = args.inn or find_checkpoint(spec.name, spec.image_size, k, kind="inn")
+            inn = args.inn or find_inn(jscc)
         except UsageError as e:
             raise UsageError(f"{e}; or skip SING-INN with --zetas ''") from None
     folder = Path(args.jscc) if Path(args.jscc).is_dir() else CHECKPOINTS / args.jscc
@@ -157,32 +221,60 @@ def run(args):
             by.setdefault(r["method"], {})[r["snr_db"]] = (r["psnr_mean"], r["lpips_mean"], r["ms_ssim_mean"])
         return summary, by
 
-    zero = {f"sing-zero({o},{s})": (o, s) for o in operators for s in steps}
+    zero = {}
+    for o in operators:
+        for n_steps in steps:
+            for proj in projections:
+                for scale in (sigma_scales if proj == "noise-aware" else [1.0]):
+                    for length, repeats in travels:
+                        if repeats and length >= n_steps:
+                            continue
+                        opts = {"operator": o, "steps": n_steps, "projection": proj, "sigma_y_scale": scale,
+                                "travel_length": length, "travel_repeats": repeats}
+                        zero[_zero_name(opts)] = opts
+    if not zero:
+        raise UsageError("--travel: every length is at least the number of --steps; shorten it")
     receivers = {"deepjscc": Receiver(jscc, "deepjscc")}
-    receivers |= {name: Receiver(jscc, "sing-zero", prior=prior, operator=o, steps=s) for name, (o, s) in zero.items()}
+    receivers |= {name: Receiver(jscc, "sing-zero", prior=prior, **opts) for name, opts in zero.items()}
     rows = scan(receivers, "sing-zero")
     summary, by = table_of(rows)
     reference = {snr: v[0] for snr, v in by["deepjscc"].items()}
     best_zero, zero_ok = choose({name: by[name] for name in zero}, reference, args.max_psnr_loss)
-    operator, n_steps = zero[best_zero]
-    choice = {"operator": operator, "steps": n_steps}
+    chosen_zero = zero[best_zero]
+    choice = {"operator": chosen_zero["operator"], "steps": chosen_zero["steps"]}
+    per_method = {"sing-zero": chosen_zero}
     met = {"sing-zero": zero_ok}
 
-    if zetas:
-        inn_names = {f"sing-inn(zeta={z})": z for z in zetas}
-        receivers = {"deepjscc": receivers["deepjscc"]}
-        receivers |= {name: Receiver(jscc, "sing-inn", prior=prior, operator=operator, steps=n_steps, inn=inn,
-                                     zeta=None if z == "paper" else z, guidance=args.guidance)
-                      for name, z in inn_names.items()}
-        inn_rows = [r for r in scan(receivers, "sing-inn") if r["method"] != "deepjscc"]
-        rows += inn_rows
+    def stage(method, candidates):
+        nonlocal rows, summary, by
+        rx = {"deepjscc": receivers["deepjscc"]}
+        rx |= {name: Receiver(jscc, method, prior=prior, **opts) for name, opts in candidates.items()}
+        rows += [r for r in scan(rx, method) if r["method"] != "deepjscc"]
         summary, by = table_of(rows)
-        best_inn, inn_ok = choose({name: by[name] for name in inn_names}, reference, args.max_psnr_loss)
-        choice["zeta"] = inn_names[best_inn]
-        met["sing-inn"] = inn_ok
+        best, ok = choose({name: by[name] for name in candidates}, reference, args.max_psnr_loss)
+        met[method] = ok
+        return candidates[best]
+
+    if zetas:
+        inn_names = {f"sing-inn(zeta={z})": chosen_zero | {"inn": inn, "zeta": None if z == "paper" else z,
+                                                          "guidance": args.guidance} for z in zetas}
+        best = stage("sing-inn", inn_names)
+        choice["zeta"] = "paper" if best["zeta"] is None else best["zeta"]
+        per_method["sing-inn"] = {key: v for key, v in best.items() if key not in ("inn", "guidance")} | {
+            "zeta": choice["zeta"]}
+    if "commin" in methods:
+        best = stage("commin", {f"commin({n_steps},zeta={z})": {"inn": inn, "steps": n_steps, "guidance": args.guidance,
+                                                                "zeta": None if z == "paper" else z}
+                                for n_steps in steps for z in commin_zetas})
+        per_method["commin"] = {"steps": best["steps"], "zeta": "paper" if best["zeta"] is None else best["zeta"]}
+    if "dps" in methods:
+        best = stage("dps", {f"dps({n_steps},zeta={z:g})": {"steps": n_steps, "zeta": z}
+                             for n_steps in steps for z in dps_zetas})
+        per_method["dps"] = {"steps": best["steps"], "zeta": best["zeta"]}
 
     command = shlex.join(["singlink", "tune-sing", *sys.argv[2:]]) if sys.argv[1:2] == ["tune-sing"] else None
     record = {"operator": choice["operator"], "steps": choice["steps"], **({"zeta": choice["zeta"]} if "zeta" in choice else {}),
+              "methods": per_method,
               "chosen_by": {"command": command, "rule": f"lowest mean LPIPS with PSNR within {args.max_psnr_loss:g} dB "
                             "of DeepJSCC at every SNR", "rule_met": met, "split": "val", "images": n, "snr_db": snrs,
                             "channel": args.channel, "seed": seed, "version": code_version()}}
@@ -201,7 +293,7 @@ def run(args):
         lines.append(f"| {name} | {cells} | {worst:+.2f} dB | {lp:.4f} |")
     verdict = "; ".join(f"{m}: {'rule met' if ok else 'no setting met the rule (least PSNR loss shown)'}"
                         for m, ok in met.items())
-    chosen = f"operator {choice['operator']}, {choice['steps']} steps" + (f", zeta {choice['zeta']}" if "zeta" in choice else "")
+    chosen = "; ".join(f"{m}: " + ", ".join(f"{key} {v}" for key, v in opts.items()) for m, opts in per_method.items())
     lines += ["", f"**Chosen**: {chosen} ({verdict}).", ""]
     report = lines + ["```json", json.dumps({"sing": record, "config": {key: v for key, v in vars(args).items()
                                                                          if not key.startswith("_")}},

@@ -29,3 +29,27 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def jscc():
+    """An untrained DeepJSCC at 32x32 with k = 64 (rho 1/48) and 8 channels: fast, deterministic."""
+    import torch
+
+    from singlink.jscc.model import DeepJSCC, DeepJSCCConfig
+
+    torch.manual_seed(0)
+    return DeepJSCC(DeepJSCCConfig(k=64, channels=8)).eval()
+
+
+@pytest.fixture(scope="module")
+def tiny_prior(tmp_path_factory):
+    """The 'tiny' diffusion prior, untrained, saved and loaded back as a user's would be."""
+    import torch
+
+    from singlink.receiver.prior import DiffusionPrior
+
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("prior")
+    DiffusionPrior.from_preset("tiny").save_pretrained(folder)
+    return DiffusionPrior.from_pretrained(folder)

@@ -11,6 +11,7 @@ from torch.nn import functional as F
 
 from singlink.errors import UsageError
 from singlink.jscc.model import DeepJSCC, DeepJSCCConfig
+from singlink.receiver.observation import Observation
 from singlink.receiver import Receiver, make_method, make_operator
 from singlink.receiver.inn import ConditionalINN, haar_merge, haar_split
 from singlink.receiver.prior import DiffusionPrior
@@ -183,18 +184,18 @@ def test_paper_zeta_schedule():
 def test_zeta_zero_is_sing_zero_exactly(tiny_prior):
     x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
     snr = torch.tensor([-1.0, 3.0])
-    zero = make_method("sing-zero", prior=tiny_prior, steps=4)(x, snr, seed=[3, 4])
-    inn_zero = make_method("sing-inn", prior=tiny_prior, inn=random_inn(), steps=4, zeta=0.0)(x, snr, seed=[3, 4])
+    zero = make_method("sing-zero", prior=tiny_prior, steps=4)(Observation(x, snr), seed=[3, 4])
+    inn_zero = make_method("sing-inn", prior=tiny_prior, inn=random_inn(), steps=4, zeta=0.0)(Observation(x, snr), seed=[3, 4])
     assert torch.equal(zero, inn_zero)
-    guided = make_method("sing-inn", prior=tiny_prior, inn=random_inn(), steps=4)(x, snr, seed=[3, 4])
+    guided = make_method("sing-inn", prior=tiny_prior, inn=random_inn(), steps=4)(Observation(x, snr), seed=[3, 4])
     assert guided.shape == x.shape and 0 <= guided.min() and guided.max() <= 1
     assert not torch.equal(guided, zero)
     # each image is guided with its own SNR's zeta, independently of its batch mates (float64: a
     # random INN's strong guidance amplifies float32 round-off between batch sizes)
     prior64, inn64 = copy.deepcopy(tiny_prior).double(), random_inn().double()
     x64 = x.double()
-    batch = make_method("sing-inn", prior=prior64, inn=inn64, steps=4)(x64, snr, seed=[3, 4])
-    alone = make_method("sing-inn", prior=prior64, inn=inn64, steps=4)(x64[1:], snr[1:], seed=[4])
+    batch = make_method("sing-inn", prior=prior64, inn=inn64, steps=4)(Observation(x64, snr), seed=[3, 4])
+    alone = make_method("sing-inn", prior=prior64, inn=inn64, steps=4)(Observation(x64[1:], snr[1:]), seed=[4])
     torch.testing.assert_close(alone, batch[1:], rtol=0, atol=1e-8)
 
 
@@ -205,13 +206,13 @@ def test_inn_is_conditioned_on_the_snr_clamped_to_its_trained_range(tiny_prior):
     x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
     clamped = make_method("sing-inn", prior=tiny_prior, inn=random_inn(snr_range=(-5, 5)), steps=3, zeta=0.4)
     with pytest.warns(UserWarning, match="conditioned on the nearest end of that range"):
-        far = clamped(x, torch.tensor([-20.0, 12.0]), seed=[1, 2])
-    assert torch.equal(far, clamped(x, torch.tensor([-5.0, 5.0]), seed=[1, 2]))
+        far = clamped(Observation(x, torch.tensor([-20.0, 12.0])), seed=[1, 2])
+    assert torch.equal(far, clamped(Observation(x, torch.tensor([-5.0, 5.0])), seed=[1, 2]))
     assert torch.equal(clamped.sampler.inn_snr(torch.tensor([-20.0, 0.5, 9.0], dtype=torch.float64)),
                        torch.tensor([-5.0, 0.5, 5.0], dtype=torch.float64))
     free = make_method("sing-inn", prior=tiny_prior, inn=random_inn(), steps=3, zeta=0.4)
-    assert not torch.equal(free(x, torch.tensor([-20.0, 12.0]), seed=[1, 2]),
-                           free(x, torch.tensor([-5.0, 5.0]), seed=[1, 2]))
+    assert not torch.equal(free(Observation(x, torch.tensor([-20.0, 12.0])), seed=[1, 2]),
+                           free(Observation(x, torch.tensor([-5.0, 5.0])), seed=[1, 2]))
 
 
 @pytest.mark.parametrize("reading", ["norm", "squared"])
@@ -262,15 +263,15 @@ def test_bad_inputs(tiny_prior, jscc):
         make_method("sing-inn", prior=tiny_prior, inn=random_inn(), guidance="cubed")
     method = make_method("sing-inn", prior=tiny_prior, inn=random_inn(snr_range=(-5, 5)), steps=2)
     with pytest.raises(UsageError, match="SING-INN needs the channel SNR"):
-        method(x, None)
+        method(Observation(x, None))
     with pytest.raises(UsageError, match="needs the channel SNR"):
         Receiver(jscc, "sing-inn", prior=tiny_prior, inn=random_inn(), steps=2).restore(x, None)
     with pytest.warns(UserWarning, match="outside the SNR range the INN was trained on"):
-        method(torch.rand(2, 3, 32, 32), torch.tensor([0.0, 10.0]))
+        method(Observation(torch.rand(2, 3, 32, 32), torch.tensor([0.0, 10.0])))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        method(x, 7.0)  # within 2 dB of the range: no warning
-        method(x, 12.0)  # warned once already
+        method(Observation(x, torch.tensor(7.0)))  # within 2 dB of the range: no warning
+        method(Observation(x, torch.tensor(12.0)))  # warned once already
     other = random_inn(jscc={"name": "deepjscc-cifar10-rho1_192", "k": 16, "rho": "1/192"})
     with pytest.raises(UsageError, match=r"INN trained for k=16 \(rho 1/192\) but the receiver's DeepJSCC sends k=64"):
         Receiver(jscc, "sing-inn", prior=tiny_prior, inn=other)
@@ -302,16 +303,25 @@ def test_train_inn_resumes_exactly_and_exports(jscc, tmp_path, monkeypatch):
 
     shipped = ConditionalINN.from_pretrained("inn-test")
     assert shipped.jscc == {"name": str(tmp_path / "jscc"), "k": 64, "rho": "1/48", "dataset": "cifar10",
-                            "image_size": 32} and shipped.snr_range == (-5.0, 5.0)
+                            "image_size": 32, "sha256": jscc.fingerprint} and shipped.snr_range == (-5.0, 5.0)
     assert all(torch.equal(shipped.state_dict()[k], b["model"][k]) for k in b["model"])
     card = (tmp_path / "checkpoints" / "inn-test" / "MODEL_CARD.md").read_text()
     assert "plain Haar" in card and "k = 64" in card and "--steps 3" in card
     summary = json.loads((tmp_path / "b" / "summary.json").read_text())
     assert set(summary["validation"]["per_snr"]) == {"-5", "-3", "-1", "1", "3", "5"}
     assert math.isfinite(summary["validation"]["loss"]) and summary["validation_reference"]["loss"] > 0
-    # the receiver takes the exported INN by name for the DeepJSCC it was trained for
+    # the receiver takes the exported INN by name for the DeepJSCC it was trained for, and finds it
+    # by the codec's fingerprint when not told
     rx = Receiver(jscc, "sing-inn", prior=DiffusionPrior.from_preset("tiny"), inn="inn-test", steps=2)
     assert rx.restore(torch.rand(1, 3, 32, 32), 0.0).shape == (1, 3, 32, 32)
+    assert inn_module.find_inn(jscc) == "inn-test"
+    # a codec of the same data set, size and k but other weights is refused the INN, with one line
+    torch.manual_seed(5)
+    other = DeepJSCC(DeepJSCCConfig(k=64, channels=8)).eval()
+    with pytest.raises(UsageError, match=r"the INN was trained for the DeepJSCC .*jscc \(sha256 [0-9a-f]{12}\), not"):
+        Receiver(other, "sing-inn", prior=DiffusionPrior.from_preset("tiny"), inn="inn-test", steps=2)
+    with pytest.raises(UsageError, match="no shipped INN was trained for the DeepJSCC"):
+        inn_module.find_inn(other)
 
 
 def test_train_inn_cosine_schedule_decays_and_fixes_its_steps(jscc, tmp_path):

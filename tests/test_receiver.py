@@ -7,25 +7,10 @@ import torch
 
 from singlink import phy
 from singlink.errors import UsageError
-from singlink.jscc.model import DeepJSCC, DeepJSCCConfig
 from singlink.receiver import Receiver, available_methods, register_method
 from singlink.receiver.prior import DiffusionPrior
 
 from conftest import SHARED_DATA
-
-
-@pytest.fixture(scope="module")
-def jscc():
-    torch.manual_seed(0)
-    return DeepJSCC(DeepJSCCConfig(k=64, channels=8)).eval()
-
-
-@pytest.fixture(scope="module")
-def tiny_prior(tmp_path_factory):
-    torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("prior")
-    DiffusionPrior.from_preset("tiny").save_pretrained(folder)
-    return DiffusionPrior.from_pretrained(folder)
 
 
 def test_methods_register_and_plug_in(jscc):
@@ -33,8 +18,8 @@ def test_methods_register_and_plug_in(jscc):
 
     @register_method("test-invert")
     class Invert:
-        def __call__(self, x_jscc, snr_db=None, seed=0, progress=False):
-            return 1 - x_jscc
+        def __call__(self, obs, seed=0, progress=False):
+            return 1 - obs.x_jscc
 
     rx = Receiver(jscc, "test-invert")
     x = torch.rand(2, 3, 32, 32)
@@ -73,17 +58,26 @@ def test_restoration_is_told_the_snr_the_decoder_used_under_fading(jscc):
 
     @register_method("test-record-snr")
     class RecordSNR:
-        def __call__(self, x_jscc, snr_db=None, seed=0, progress=False):
-            told["snr"] = snr_db
-            return x_jscc
+        def __call__(self, obs, seed=0, progress=False):
+            told["snr"], told["obs"] = obs.snr_db, obs
+            return obs.x_jscc
 
     x = torch.rand(2, 3, 32, 32)
     h = torch.tensor([[0.5 + 0.5j], [2.0 + 0j]], dtype=torch.complex64)
     rx = Receiver(jscc, "test-record-snr")
     rx(h * jscc.encode(x, 10.0), 10.0, h=h)
     torch.testing.assert_close(told["snr"], torch.tensor([10 + 10 * math.log10(0.5), 10 + 10 * math.log10(4.0)]))
+    # the method also sees what the channel carried: symbols as received, h, the noise variance
+    # per symbol at the nominal SNR and the SNR the encoder was told
+    obs = told["obs"]
+    assert obs.h is h and obs.symbols.shape == (2, jscc.config.k) and obs.codec is jscc
+    torch.testing.assert_close(obs.noise_var, torch.full((2, jscc.config.k), 0.1))
+    torch.testing.assert_close(obs.tx_snr_db, torch.tensor([10.0, 10.0]))
     rx(jscc.encode(x, 10.0), 10.0)
     torch.testing.assert_close(told["snr"], torch.tensor([10.0, 10.0]))
+    assert told["obs"].h is None
+    rx.restore(told["obs"].x_jscc, 3.0)  # decoded images alone: no symbols
+    assert told["obs"].symbols is None and told["obs"].noise_var is None
 
 
 def test_bad_inputs(jscc, tiny_prior):

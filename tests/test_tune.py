@@ -110,3 +110,41 @@ def test_sweep_takes_the_recorded_settings_per_rho(monkeypatch):
     assert sweep_config.sing_options(cfg, "1/48") == {}
     cfg = sweep_config.SweepConfig(methods=("sing-zero",), rho=("1/192",), steps=10)
     assert sweep_config.sing_options(cfg, "1/192") == {"operator": "pool8", "steps": 10, "zeta": "paper"}
+
+
+def test_tune_sing_scans_the_remedies_and_records_each_methods_choice(models, tmp_path, one_thread):
+    """DDNM+'s projection and time travel for SING-Zero, then SING-INN, CommIN and DPS, each chosen by
+    the same rule and recorded per method; Receiver then takes each method's choice by default."""
+    from singlink.cli import main
+
+    jscc = DeepJSCC.from_pretrained(models / "jscc")
+    folder = _with_sing(models / "jscc", tmp_path / "jscc", {})
+    raw = json.loads((folder / "config.json").read_text())
+    raw["observation_noise"] = {"snr_db": [-5.0, 5.0], "sigma_y": {"pool4": [0.3, 0.1]}, "sha256": jscc.fingerprint}
+    (folder / "config.json").write_text(json.dumps(raw))
+    out = tmp_path / "scan"
+    assert main(["tune-sing", "--jscc", str(folder), "--prior", str(models / "prior"), "--inn", str(models / "inn"),
+                 "--images", "2", "--snr", "-1,3", "--operators", "pool4", "--steps", "3",
+                 "--methods", "sing-zero,sing-inn,commin,dps", "--projections", "hard,noise-aware",
+                 "--sigma-y-scales", "0.5,1", "--travel", "0,1:1", "--zetas", "0.3", "--commin-zetas", "0.3",
+                 "--dps-zetas", "0.5", "--record", "--out", str(out)]) == 0
+    text = (out / "scan.md").read_text()
+    for name in ("sing-zero(pool4,3)", "sing-zero(pool4,3,noise-aware x0.5)", "sing-zero(pool4,3,travel 1:1)",
+                 "sing-zero(pool4,3,noise-aware x1,travel 1:1)", "sing-inn(zeta=0.3)", "commin(3,zeta=0.3)",
+                 "dps(3,zeta=0.5)"):
+        assert f"| {name} |" in text
+    sing = json.loads((folder / "config.json").read_text())["sing"]
+    assert set(sing["methods"]) == {"sing-zero", "sing-inn", "commin", "dps"}
+    assert sing["methods"]["dps"] == {"steps": 3, "zeta": 0.5}
+    assert sing["methods"]["sing-zero"]["projection"] in ("hard", "noise-aware")
+    assert set(sing["chosen_by"]["rule_met"]) == {"sing-zero", "sing-inn", "commin", "dps"}
+    rx = Receiver(folder, "sing-zero", prior=models / "prior")
+    assert rx.options == {key: v for key, v in sing["methods"]["sing-zero"].items()}
+    assert Receiver(folder, "dps", prior=models / "prior").options == {"steps": 3, "zeta": 0.5}
+    # bad settings: one line, nothing written
+    for flags, words in ((["--travel", "3:x"], "--travel takes LENGTH:REPEATS"),
+                         (["--sigma-y-scales", "-1"], "--sigma-y-scales must be numbers >= 0"),
+                         (["--projections", "soft"], "--projections takes hard"),
+                         (["--methods", "dps"], "--methods takes sing-zero")):
+        assert main(["tune-sing", "--jscc", str(folder), "--out", str(tmp_path / "bad")] + flags) == 2
+        assert not (tmp_path / "bad").exists()

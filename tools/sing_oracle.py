@@ -72,7 +72,9 @@ def main():
     if args.inn is not None:
         from singlink.receiver import ConditionalINN, haar_merge, haar_split
 
-        inn = ConditionalINN.from_pretrained(args.inn or find_checkpoint(spec.name, size, k, kind="inn")).eval()
+        from singlink.receiver.inn import find_inn
+
+        inn = ConditionalINN.from_pretrained(args.inn or find_inn(jscc)).eval()
         snr = torch.full((len(x),), args.snr)
 
         def inn_target(source):

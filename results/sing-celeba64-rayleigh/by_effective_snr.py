@@ -31,7 +31,7 @@ for snr in cfg.snr:
     for b, start in enumerate(range(0, cfg.images, cfg.batch)):
         ids = list(range(start, min(start + cfg.batch, cfg.images)))
         x, _ = load_batch(data, ids)
-        _, snr_rx = received(rx, x, cfg.seed, rho, float(snr), channel, 0, b)
+        snr_rx = received(rx, x, cfg.seed, rho, float(snr), channel, 0, b).snr_db
         effective.update({(float(snr), i): float(s) for i, s in zip(ids, snr_rx)})
 
 rows = ResultStore(folder).rows()

@@ -142,11 +142,23 @@ class DeepJSCC(nn.Module):
     #: "paper" for the paper's SNR schedule), read from ``config.json``'s ``sing`` block, which
     #: ``singlink tune-sing --record`` writes; empty when none were chosen.
     sing: dict = {}
+    #: sigma_y of SING's observation A x_JSCC per operator and SNR (``singlink calibrate-sigma-y
+    #: --record`` writes it into config.json; :mod:`singlink.receiver.noise` reads it)
+    observation_noise: dict = {}
+    #: the shipped name or folder it was loaded from (:meth:`from_pretrained`); None when built here
+    name: str | None = None
 
     def __init__(self, config: DeepJSCCConfig = DeepJSCCConfig()):
         super().__init__()
         self.config = config
         self.encoder, self.decoder = Encoder(config), Decoder(config)
+
+    @property
+    def fingerprint(self) -> str:
+        """sha256 of the weights as shipped (float16, by parameter name): the identity an INN or a
+        calibration records for the codec it was made for. Float16 because the shipped weights are
+        float16, so a float32 run folder and its export have the same fingerprint."""
+        return weights_fingerprint(self)
 
     def _check_images(self, x):
         if not isinstance(x, torch.Tensor) or x.ndim != 4:
@@ -244,25 +256,42 @@ class DeepJSCC(nn.Module):
             model = cls(cfg)
             model.load_state_dict(load_file(str(folder / "model.safetensors"), device=str(device)))
             model.sing = _sing_block(raw.get("sing", {}))
+            model.observation_noise = raw.get("observation_noise", {})
+            model.name = str(name_or_path)
         except (json.JSONDecodeError, KeyError, TypeError, ValueError, RuntimeError, SafetensorError, OSError) as e:
             raise UsageError(f"corrupt DeepJSCC checkpoint in {folder}: {str(e).splitlines()[0][:200]}") from None
         return model.to(device).eval()
 
 
-def _sing_block(block: dict) -> dict:
-    """The checked ``sing`` block of a DeepJSCC's config.json (a bad one is a corrupt checkpoint)."""
+#: the settings a ``sing`` block may record for one restoration method (its ``methods`` sub-blocks)
+METHOD_SETTINGS = ("operator", "steps", "zeta", "projection", "sigma_y_scale", "travel_length", "travel_repeats")
+
+
+def _sing_block(block: dict, top: bool = True) -> dict:
+    """The checked ``sing`` block of a DeepJSCC's config.json (a bad one is a corrupt checkpoint):
+    operator, steps and zeta for sing-zero and sing-inn, and ``methods`` ({method: settings}) for any
+    restoration method, each holding :data:`METHOD_SETTINGS`."""
     out = {}
     if "operator" in block:
         out["operator"] = str(block["operator"])
-    if "steps" in block:
-        out["steps"] = int(block["steps"])
-        if out["steps"] < 1:
-            raise ValueError(f"sing.steps must be >= 1, got {out['steps']}")
+    for key in ("steps", "travel_length", "travel_repeats"):
+        if key in block:
+            out[key] = int(block[key])
+            if out[key] < (1 if key == "steps" else 0):
+                raise ValueError(f"sing.{key} must be >= {1 if key == 'steps' else 0}, got {out[key]}")
     if "zeta" in block:
         zeta = block["zeta"]
         if zeta != "paper" and not (isinstance(zeta, (int, float)) and math.isfinite(zeta) and zeta >= 0):
             raise ValueError(f"sing.zeta must be a number >= 0 or 'paper', got {zeta!r}")
         out["zeta"] = zeta
+    if "projection" in block:
+        out["projection"] = str(block["projection"])
+    if "sigma_y_scale" in block:
+        out["sigma_y_scale"] = float(block["sigma_y_scale"])
+        if not (math.isfinite(out["sigma_y_scale"]) and out["sigma_y_scale"] >= 0):
+            raise ValueError(f"sing.sigma_y_scale must be a number >= 0, got {block['sigma_y_scale']!r}")
+    if top and "methods" in block:
+        out["methods"] = {str(name): _sing_block(sub, top=False) for name, sub in dict(block["methods"]).items()}
     return out
 
 
@@ -277,23 +306,73 @@ def recorded_sing(name_or_path) -> dict:
         raise UsageError(f"cannot read the DeepJSCC checkpoint {name_or_path!r}: {str(e).splitlines()[0][:200]}") from None
 
 
-def find_checkpoint(dataset: str, image_size: int, k: int, kind: str = "deepjscc") -> str:
+def weights_fingerprint(module: nn.Module) -> str:
+    """sha256 over a module's state dict, each tensor by name as float16 bytes (see
+    :attr:`DeepJSCC.fingerprint`)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for key, v in sorted(module.state_dict().items()):
+        v = v.detach().cpu()
+        v = v.half() if v.is_floating_point() else v
+        h.update(key.encode() + b"\0" + str(tuple(v.shape)).encode() + v.contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+#: Codec families: what a DeepJSCC was trained to minimise. "perceptual": MSE + an LPIPS term
+#: (Eq. 10 with lambda > 0); "mse": distortion only (MSE, or the per-image PSNR loss).
+FAMILIES = ("perceptual", "mse")
+
+
+def codec_family(raw: dict) -> str:
+    """The family (:data:`FAMILIES`) a DeepJSCC's config.json records through its training settings."""
+    train = (raw.get("provenance") or {}).get("config") or {}
+    return "perceptual" if float(train.get("lpips_weight") or 0) > 0 else "mse"
+
+
+def canonical_name(dataset: str, image_size: int, k: int, kind: str = "deepjscc") -> str:
+    """``deepjscc-celeba64-rho1_192``: the name the project ships a checkpoint of (dataset, size, k)
+    under; the one :func:`find_checkpoint` returns when several match and no family is asked for."""
+    from fractions import Fraction
+
+    rho = Fraction(k, 3 * image_size * image_size)
+    return f"{kind}-{dataset}{image_size}-rho{rho.numerator}_{rho.denominator}"
+
+
+def find_checkpoint(dataset: str, image_size: int, k: int, kind: str = "deepjscc", family: str | None = None) -> str:
     """The shipped checkpoint of ``kind`` trained on ``dataset`` at ``image_size`` with ``k`` symbols
     per image: the sweep and the command line pick checkpoints this way, by what their configs
-    record rather than by name. One line when none matches."""
-    have = []
+    record rather than by name. For DeepJSCC, ``family`` (:data:`FAMILIES`) picks among codecs of
+    one (dataset, size, k); without it the canonically named one (:func:`canonical_name`), the
+    project's default. INNs are found by the codec they were made for (:func:`find_inn`). One line
+    when none matches."""
+    if family is not None and family not in FAMILIES:
+        raise UsageError(f"unknown codec family {family!r}; choose one of {', '.join(FAMILIES)}")
+    have, match = [], []
     for p in sorted(CHECKPOINTS.iterdir()) if CHECKPOINTS.is_dir() else []:
         if not (p.name.startswith(kind) and (p / "config.json").is_file()):
             continue
         raw = json.loads((p / "config.json").read_text())
+        fam = codec_family(raw) if kind == "deepjscc" else None
         if kind != "deepjscc":
             raw = raw.get("jscc", {}) | raw
         size = raw.get("image_size", [3, 32, 32])
         size = size[-1] if isinstance(size, list) else size
-        have.append(f"{p.name} ({raw.get('dataset', 'cifar10')}, {size}x{size}, k={raw.get('k')})")
-        if raw.get("dataset", "cifar10") == dataset and int(size) == int(image_size) and raw.get("k") == k:
-            return p.name
-    raise UsageError(f"no shipped {kind} checkpoint for {dataset} at {image_size}x{image_size} with k={k} symbols "
+        have.append(f"{p.name} ({raw.get('dataset', 'cifar10')}, {size}x{size}, k={raw.get('k')}"
+                    + (f", {fam}" if fam else "") + ")")
+        if (raw.get("dataset", "cifar10") == dataset and int(size) == int(image_size) and raw.get("k") == k
+                and (family is None or fam == family)):
+            match.append(p.name)
+    if len(match) > 1:
+        canonical = canonical_name(dataset, image_size, k, kind)
+        match = [canonical] if canonical in match else match
+    if len(match) == 1:
+        return match[0]
+    what = f"{kind} checkpoint" + (f" of the {family} family" if family else "")
+    if match:
+        raise UsageError(f"several shipped {what}s fit {dataset} at {image_size}x{image_size} with k={k}: "
+                         f"{', '.join(match)}; name one")
+    raise UsageError(f"no shipped {what} for {dataset} at {image_size}x{image_size} with k={k} symbols "
                      f"per image; shipped: {', '.join(have) or 'none'} (train one, or pass a checkpoint folder)")
 
 

@@ -20,27 +20,46 @@ from ..errors import UsageError
 from .config import BASELINE_METHODS, MAX_ROWS, SweepConfig, build_config, checkpoint_names, preset_names, sing_settings
 
 
+def _default_preset() -> dict:
+    import tomllib
+
+    from .config import PRESETS
+
+    return tomllib.loads((PRESETS / "default.toml").read_text())
+
+
 def add_arguments(p):
+    d = _default_preset()
+
+    def default(key):  # what a run without --preset, --config and the option uses (help texts say so)
+        v = d.get(key, getattr(SweepConfig, key, None))
+        return ",".join(str(x) for x in v) if isinstance(v, list) else str(v)
+
     p.add_argument("--preset", default=None, help=f"the built-in grid to start from: {', '.join(preset_names())} "
-                   "(default: default)")
+                   "(default: default; each option below defaults to the preset's value, the default preset's "
+                   "is shown)")
     p.add_argument("--config", default=None, help="YAML or TOML file of sweep keys overriding the preset's (see singlink.sweep.config)")
-    p.add_argument("--methods", help="comma list: deepjscc, sing-zero, sing-inn, bpg-ldpc, bpg-ldpc-best, bpg-capacity")
-    p.add_argument("--rho", help="comma list of bandwidth ratios, e.g. 1/192,1/48")
-    p.add_argument("--snr", help="comma list of SNRs in dB, or START:STOP:STEP (both ends included)")
+    p.add_argument("--methods", help="comma list: deepjscc, sing-zero, sing-inn, commin, dps, bpg-ldpc, bpg-ldpc-best, "
+                   f"bpg-capacity (default {default('methods')})")
+    p.add_argument("--rho", help=f"comma list of bandwidth ratios, e.g. 1/192,1/48 (default {default('rho')})")
+    p.add_argument("--snr", help="comma list of SNRs in dB, or START:STOP:STEP (both ends included) "
+                   f"(default {default('snr')})")
     p.add_argument("--channel", help="comma list: awgn, rayleigh-block, rayleigh-fast, or OFDM specs such as "
-                   "ofdm-tdl-c:delay_spread=300e-9:speed=3:csi=ls (options joined by ':')")
-    p.add_argument("--dataset", help="cifar10, celeba, kodak or a folder of images (default cifar10)")
+                   f"ofdm-tdl-c:delay_spread=300e-9:speed=3:csi=ls (options joined by ':') (default {default('channel')})")
+    p.add_argument("--dataset", help=f"cifar10, celeba, kodak or a folder of images (default {default('dataset')})")
     p.add_argument("--image-size", help="side of the square images (default: the data set's)")
-    p.add_argument("--images", help="number of images (the first N of --split)")
-    p.add_argument("--realizations", help="channel realisations per image")
-    p.add_argument("--seed", help="run seed")
-    p.add_argument("--out", help="output folder: results store, summary.csv, plots")
-    p.add_argument("--steps", help="SING: prior timesteps visited")
-    p.add_argument("--operator", help="SING: the linear operator A (e.g. pool2)")
-    p.add_argument("--zeta", help="SING-INN guidance step ('paper' for the paper's SNR schedule)")
-    p.add_argument("--batch", help="images per task")
-    p.add_argument("--threads", help="torch threads per task (rows are bit-identical for a given value)")
-    p.add_argument("--split", help="data split: test or val")
+    p.add_argument("--images", help=f"number of images (the first N of --split) (default {default('images')})")
+    p.add_argument("--realizations", help=f"channel realisations per image (default {default('realizations')})")
+    p.add_argument("--seed", help=f"run seed (default {default('seed')})")
+    p.add_argument("--out", help=f"output folder: results store, summary.csv, plots (default {default('out')})")
+    p.add_argument("--steps", help="SING, CommIN, DPS: prior timesteps visited (default: the codec's recorded choice)")
+    p.add_argument("--operator", help="SING: the linear operator A, e.g. pool2 (default: the codec's recorded choice)")
+    p.add_argument("--zeta", help="SING-INN guidance step, 'paper' for the paper's SNR schedule (default: the "
+                   "codec's recorded choice)")
+    p.add_argument("--batch", help=f"images per task (default {default('batch')})")
+    p.add_argument("--threads", help="torch threads per task; rows are bit-identical for a given value "
+                   f"(default {default('threads')})")
+    p.add_argument("--split", help=f"data split: test or val (default {default('split')})")
     p.add_argument("--data-root", help="folder holding the data sets (default: see singlink.data)")
     p.add_argument("--ray", default=None, metavar="ADDRESS",
                    help="run the tasks on the Ray cluster at ADDRESS (host:port), or 'local' to start one here")

@@ -4,8 +4,8 @@ command-line overrides (later wins), and checked in full before anything is writ
 Keys (types are checked; every error is one line naming the key and the fix):
 
 ==================  ==========================================================================
-methods             restoration methods (``deepjscc``, ``sing-zero``, ``sing-inn``) and separation
-                    baselines (``bpg-ldpc``, ``bpg-ldpc-best``, ``bpg-capacity``)
+methods             restoration methods (``deepjscc``, ``sing-zero``, ``sing-inn``, ``commin``, ``dps``)
+                    and separation baselines (``bpg-ldpc``, ``bpg-ldpc-best``, ``bpg-capacity``)
 rho                 bandwidth ratios k / (3 H W), e.g. ``"1/192"``; DeepJSCC methods need a shipped
                     checkpoint for (dataset, image_size, k) (and an INN for sing-inn), found by what
                     the checkpoints' configs record (:func:`singlink.jscc.model.find_checkpoint`)
@@ -20,8 +20,10 @@ images              the first N images of the data set's ``split``
 realizations        channel realisations per image
 seed                the run seed; every row's randomness is derived from it and the row's keys
 split               ``test`` or ``val``
-operator, steps     SING's linear operator A and number of visited prior timesteps
-zeta                SING-INN guidance step (None: the paper's SNR schedule)
+operator, steps     SING's linear operator A and number of visited prior timesteps (steps also for
+                    commin and dps; None: the codec's recorded choice)
+zeta                SING-INN guidance step (None: the paper's SNR schedule); commin's and dps's
+                    steps are the codec's recorded choice
 batch               images per task (the unit of work, of resume and of a Ray task)
 threads             torch threads per task; results are bit-identical for a given value
 examples            images per cell kept as reconstructions for the example grid
@@ -45,7 +47,9 @@ from pathlib import Path
 from ..errors import UsageError
 
 PRESETS = Path(__file__).resolve().parent / "presets"
-RECEIVER_METHODS = ("deepjscc", "sing-zero", "sing-inn")
+RECEIVER_METHODS = ("deepjscc", "sing-zero", "sing-inn", "commin", "dps")
+PRIOR_METHODS = ("sing-zero", "sing-inn", "commin", "dps")  # restorations sampling the diffusion prior
+INN_METHODS = ("sing-inn", "commin")
 BASELINE_METHODS = ("bpg-ldpc", "bpg-ldpc-best", "bpg-capacity")
 CHANNELS = ("awgn", "rayleigh-block", "rayleigh-fast")
 
@@ -396,9 +400,11 @@ def checkpoint_names(cfg: SweepConfig, rho: str) -> dict:
     names = {}
     if any(m in RECEIVER_METHODS for m in cfg.methods):
         names["jscc"] = find_checkpoint(cfg.dataset, cfg.image_size, cfg.k(rho))
-    if "sing-inn" in cfg.methods:
-        names["inn"] = find_checkpoint(cfg.dataset, cfg.image_size, cfg.k(rho), kind="inn")
-    if any(m.startswith("sing") for m in cfg.methods):
+    if any(m in INN_METHODS for m in cfg.methods):
+        from ..receiver.inn import find_inn_for
+
+        names["inn"] = find_inn_for(names["jscc"])
+    if any(m in PRIOR_METHODS for m in cfg.methods):
         names["prior"] = cfg.prior or find_prior(cfg.dataset, cfg.image_size)
     return names
 

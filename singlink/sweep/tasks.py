@@ -41,11 +41,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..provenance import derive_seed
-from .config import BASELINE_METHODS, SweepConfig, checkpoint_names
+from .config import BASELINE_METHODS, INN_METHODS, PRIOR_METHODS, SweepConfig, checkpoint_names
 
 # Rough cost per image relative to a DeepJSCC decode, for a progress bar whose ETA holds while
 # cheap and expensive tasks interleave (SING-INN differentiates through the prior: ~3.3x SING-Zero).
-_COST = {"deepjscc": 1.0, "sing-zero": 1.0, "sing-inn": 3.5, "bpg-ldpc": 8.0, "bpg-ldpc-best": 8.0, "bpg-capacity": 8.0}
+# DPS also differentiates through the prior, and through the encoder (small beside the UNet).
+_COST = {"deepjscc": 1.0, "sing-zero": 1.0, "sing-inn": 3.5, "commin": 3.5, "dps": 3.6, "bpg-ldpc": 8.0,
+         "bpg-ldpc-best": 8.0, "bpg-capacity": 8.0}
 
 
 @dataclass(frozen=True)
@@ -62,7 +64,7 @@ class Task:
         return [(self.method, self.rho, self.snr_db, self.channel, i, self.realization, seed) for i in self.image_ids]
 
     def cost(self, cfg: SweepConfig) -> float:
-        per_image = _COST[self.method] * ((cfg.steps or 50) if self.method.startswith("sing") else 1)
+        per_image = _COST[self.method] * ((cfg.steps or 50) if self.method in PRIOR_METHODS else 1)
         return per_image * len(self.image_ids)
 
 
@@ -123,10 +125,11 @@ class _Context:
         def make():
             if method == "deepjscc":
                 return Receiver(self.jscc(rho), method)
-            # what the config leaves unset, Receiver takes from the DeepJSCC's recorded choice
-            options = {key: getattr(self.cfg, key) for key in ("operator", "steps", "zeta")
-                       if getattr(self.cfg, key) is not None and (key != "zeta" or method == "sing-inn")}
-            if method == "sing-inn":
+            # what the config leaves unset, Receiver takes from the DeepJSCC's recorded choice; the
+            # config's operator is SING's, its zeta SING-INN's (commin's and dps's are other scales)
+            keys = {"sing-zero": ("operator", "steps"), "sing-inn": ("operator", "steps", "zeta")}.get(method, ("steps",))
+            options = {key: getattr(self.cfg, key) for key in keys if getattr(self.cfg, key) is not None}
+            if method in INN_METHODS:
                 options["inn"] = checkpoint_names(self.cfg, rho)["inn"]
             return Receiver(self.jscc(rho), method, prior=self.prior(), **options)
 
@@ -180,8 +183,9 @@ def draw_cell(rho, snr_db: float, channel: str, realization: int, batch_index: i
 
 
 def received(rx, x, seed: int, rho, snr_db: float, channel: str, realization: int = 0, batch_index: int = 0):
-    """What the DeepJSCC receiver ``rx`` gets for the batch ``x`` (B, 3, H, W) in one sweep cell:
-    ``(x_jscc, snr_rx)``, the decoded images and each image's effective SNR [dB] (B,). The channel
+    """What the DeepJSCC receiver ``rx`` gets for the batch ``x`` (B, 3, H, W) in one sweep cell: its
+    :class:`~singlink.receiver.observation.Observation` (the decoded images, each image's effective
+    SNR [dB] (B,) as ``snr_db``, the received symbols and channel state). The channel
     draw is the sweep's own (:func:`draw_cell`, run seed ``seed``), shared by every learned method,
     so scripts that re-derive a stored row's channel call this too."""
     import torch
@@ -219,11 +223,10 @@ def execute(task: Task, cfg: SweepConfig, mean_image: np.ndarray | None = None) 
         status = [r["status"] for r in info]
     else:
         rx = ctx.receiver(task.method, task.rho)
-        x_jscc, snr_rx = received(rx, x, cfg.seed, task.rho, task.snr_db, task.channel, task.realization,
-                                  task.batch_index)
+        obs = received(rx, x, cfg.seed, task.rho, task.snr_db, task.channel, task.realization, task.batch_index)
         seeds = [derive_seed(cfg.seed, task.method, task.rho, task.snr_db, task.channel, task.realization, i)
                  for i in task.image_ids]
-        x_hat = rx.restore(x_jscc, snr_rx, seed=seeds).detach()
+        x_hat = rx.reconstruct(obs, seed=seeds).detach()
         bits, status = [None] * len(task.image_ids), ["ok"] * len(task.image_ids)
     scores = score(x_hat, x)
     wall = (time.perf_counter() - t0) / len(task.image_ids)
