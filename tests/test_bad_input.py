@@ -200,6 +200,27 @@ def test_evaluate_refuses_with_one_line_before_writing(env, args, option, capsys
     assert not out.exists()
 
 
+CALIBRATE = [
+    ("operators-pool7", ["--operators", "pool7"], "--operators"),
+    ("operators-empty", ["--operators", ","], "--operators"),
+    ("images-zero", ["--images", "0"], "--images"),
+    ("snr-inf", ["--snr", "inf"], "--snr"),
+    ("jscc-missing", ["--jscc", "/nonexistent/jscc"], "no DeepJSCC checkpoint"),
+]
+
+
+@pytest.mark.parametrize("args,option", [c[1:] for c in CALIBRATE], ids=[c[0] for c in CALIBRATE])
+def test_calibrate_sigma_y_refuses_with_one_line_and_records_nothing(env, args, option, capsys, tmp_path):
+    from singlink.jscc.model import DeepJSCC
+
+    DeepJSCC.from_pretrained("deepjscc-cifar10-rho1_192").save_pretrained(tmp_path / "jscc")
+    before = _digests(tmp_path / "jscc")
+    argv = ["calibrate-sigma-y", "--jscc", str(tmp_path / "jscc"), "--images", "2", "--record", *args]
+    assert main(argv) == 2
+    _one_line(capsys.readouterr().err, option)
+    assert _digests(tmp_path / "jscc") == before
+
+
 LINK = [
     ("ebno-nan", ["--ebno", "nan"], "--ebno"),
     ("ebno-inf-range", ["--ebno", "0:inf:1"], "--ebno"),
@@ -268,6 +289,19 @@ API = [
      "UsageError", "pool7"),
     ("receiver-unknown-method", lambda a: a["Receiver"](a["rx"].jscc, "teleport"), "UsageError", "teleport"),
     ("receiver-missing-checkpoint", lambda a: a["Receiver"]("/nonexistent/jscc"), "UsageError", "no DeepJSCC checkpoint"),
+    ("dps-without-symbols", lambda a: a["Receiver"](a["rx"].jscc, "dps", steps=1).restore(a["x"], 0.0), "UsageError",
+     "needs them"),
+    ("dps-symbols-wrong-k", lambda a: a["Receiver"](a["rx"].jscc, "dps", steps=1)(a["y"][:, :8], 0.0), "UsageError",
+     "k = 16"),
+    ("dps-zeta-negative", lambda a: a["Receiver"](a["rx"].jscc, "dps", steps=1, zeta=-1), "UsageError", "zeta"),
+    ("travel-longer-than-the-chain", lambda a: a["Receiver"](a["rx"].jscc, "sing-zero", steps=4, travel_length=4,
+                                                             travel_repeats=1), "UsageError", "travel_length"),
+    ("sigma-y-scale-negative", lambda a: a["Receiver"](a["rx"].jscc, "sing-zero", steps=2, sigma_y_scale=-1),
+     "UsageError", "sigma_y_scale"),
+    ("noise-aware-uncalibrated", lambda a: a["Receiver"](a["rx"].jscc, "sing-zero", steps=2, projection="noise-aware"),
+     "UsageError", "calibrate-sigma-y"),
+    ("inn-of-another-codec", lambda a: a["Receiver"](a["rx"].jscc, "sing-inn", inn="inn-cifar10-rho1_48", steps=1),
+     "UsageError", "the INN was trained for the DeepJSCC deepjscc-cifar10-rho1_48"),
     ("store-not-a-database", lambda a: __import__("singlink.sweep", fromlist=["x"]).ResultStore(a["garbage"]).settings(),
      "UsageError", "not a singlink results store"),
     ("build-config-huge-grid", lambda a: __import__("singlink.sweep", fromlist=["x"]).build_config(
