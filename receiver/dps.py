@@ -11,6 +11,11 @@ guessed operator A (SING-Zero) nor an INN (SING-INN). At each visited step t of 
 3. :math:`r = (\hat z - h \odot f(\tfrac{\hat x_0 + 1}{2}, \mathrm{SNR}_\mathrm{tx})) / \sigma`, the whitened residual (k complex values per image)
 4. :math:`x_{t-1} = x'_{t-1} - \zeta\, \nabla_{x_t} \|r\|_2`
 
+From pure noise the sample is a draw from the posterior, whose MSE is at best twice the posterior
+mean's (Blau and Michaeli 2018): at low SNR, where the posterior is wide, that costs PSNR that no
+step size wins back. ``start`` < 1 starts from x_JSCC noised part-way instead (SDEdit / CCDF), which
+keeps the decoder's estimate as the sample's mean and lets the likelihood and the prior refine it.
+
 Step 4 is DPS's: its Algorithm 1 subtracts :math:`\zeta_i \nabla \|y - A(\hat x_0)\|^2` with
 :math:`\zeta_i = \zeta' / \|y - A(\hat x_0)\|`, i.e. a step along the gradient of the residual
 norm, not of its square, which keeps the step from growing with the residual early in sampling.
@@ -43,12 +48,14 @@ class DPS:
     codec : the DeepJSCC whose encoder is f
     steps : visited prior timesteps
     zeta : step size of line 4 (``zeta = 0``: unconditional samples of the prior)
+    start : fraction of the chain run (:class:`~.sing_zero.SINGZero`): below 1 the chain starts from
+        x_JSCC noised to that step instead of pure noise
     """
 
-    def __init__(self, prior, codec, steps: int = 100, zeta: float = 1.0):
+    def __init__(self, prior, codec, steps: int = 100, zeta: float = 1.0, start: float = 1.0):
         self.codec = codec
         self.zeta = check_zeta(zeta)
-        self.sampler = SINGZero(prior, operator="identity", steps=steps, projection="none")
+        self.sampler = SINGZero(prior, operator="identity", steps=steps, projection="none", start=start)
 
     def residual(self, obs: Observation, x0_hat: torch.Tensor) -> torch.Tensor:
         """Line 3: the whitened residual r (N, k) complex of estimates ``x0_hat`` (N, C, H, W) in the

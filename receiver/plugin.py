@@ -178,18 +178,19 @@ class CommINMethod(SINGINNMethod):
 
 @register_method("dps")
 class DPSMethod:
-    """Posterior sampling on the received symbols (:mod:`.dps`) with options ``steps`` (default 100)
-    and ``zeta`` (default 1.0). Needs the symbols: ``rx(y, snr_db, h=...)``, not ``rx.restore``."""
+    """Posterior sampling on the received symbols (:mod:`.dps`) with options ``steps`` (default 100),
+    ``zeta`` (default 1.0) and ``start`` (default 1: from pure noise; below 1 from x_JSCC noised
+    part-way). Needs the symbols: ``rx(y, snr_db, h=...)``, not ``rx.restore``."""
 
     needs_prior = True
     accepts_codec = True
 
-    def __init__(self, prior, steps=SING_DEFAULTS["steps"], zeta=1.0, codec=None):
+    def __init__(self, prior, steps=SING_DEFAULTS["steps"], zeta=1.0, start=1.0, codec=None):
         from .dps import DPS
 
         if codec is None:
             raise UsageError("dps needs the DeepJSCC whose encoder it models (Receiver passes it)")
-        self.sampler = DPS(prior, codec, steps=steps, zeta=zeta)
+        self.sampler = DPS(prior, codec, steps=steps, zeta=zeta, start=start)
 
     def __call__(self, obs, seed=0, progress=False):
         return self.sampler(obs, seed=seed, progress=progress)

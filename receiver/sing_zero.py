@@ -70,15 +70,16 @@ def _randn(gens, shape, device, dtype):
 PROJECTIONS = ("hard", "noise-aware", "none")
 
 
-def travel_plan(steps: int, length: int = 0, repeats: int = 0) -> list[tuple[str, int]]:
-    """The sampler's moves over a chain of ``steps`` visited timesteps: ``("step", i)`` denoises from
-    index i to i + 1, ``("back", i)`` re-noises from index i to i - ``length`` (time travel: after
-    every ``length``-th step, ``repeats`` times, never after the last step)."""
-    moves, i, done = [], 0, {}
+def travel_plan(steps: int, length: int = 0, repeats: int = 0, first: int = 0) -> list[tuple[str, int]]:
+    """The sampler's moves over a chain of ``steps`` visited timesteps, from index ``first``:
+    ``("step", i)`` denoises from index i to i + 1, ``("back", i)`` re-noises from index i to
+    i - ``length`` (time travel: after every ``length``-th step, ``repeats`` times, never after the
+    last step nor back before ``first``)."""
+    moves, i, done = [], first, {}
     while i < steps:
         moves.append(("step", i))
         i += 1
-        if length and i < steps and i % length == 0 and done.get(i, 0) < repeats:
+        if length and i < steps and i % length == 0 and i - length >= first and done.get(i, 0) < repeats:
             done[i] = done.get(i, 0) + 1
             moves.append(("back", i))
             i -= length
@@ -112,10 +113,15 @@ class SINGZero:
     projection : ``"hard"`` (Algorithm 1), ``"noise-aware"`` (DDNM+; needs ``sigma_y`` per call) or
         ``"none"`` (see the module docstring)
     travel_length, travel_repeats : time travel (0, 0: none)
+    start : the fraction of the chain run (1: from pure noise, Algorithm 1). Below 1 the chain starts
+        at visited index i0 = round((1 - start) S) from x_JSCC noised exactly under q,
+        :math:`\sqrt{\bar\alpha_{\tau_{i_0}}}\,\bar x_\mathrm{JSCC} + \sqrt{1-\bar\alpha_{\tau_{i_0}}}\,z`
+        (SDEdit; CCDF's "come closer, diffuse faster"): the sample keeps x_JSCC's coarse content
+        without a projection, and costs ``start`` times the steps
     """
 
     def __init__(self, prior, operator="pool4", steps: int = 100, clip_x0: bool = True, projection: str = "hard",
-                 travel_length: int = 0, travel_repeats: int = 0):
+                 travel_length: int = 0, travel_repeats: int = 0, start: float = 1.0):
         if projection not in PROJECTIONS:
             raise UsageError(f"projection must be one of {', '.join(PROJECTIONS)}, got {projection!r}")
         self.prior = prior
@@ -125,6 +131,14 @@ class SINGZero:
         self.projection = projection
         self.travel_length, self.travel_repeats = check_travel(self.steps, travel_length, travel_repeats)
         self.schedule = PosteriorSchedule.from_alphas_cumprod(prior.alphas_cumprod, self.steps)
+        try:
+            start = float(start)
+        except (TypeError, ValueError):
+            start = float("nan")
+        if not 0 < start <= 1:
+            raise UsageError(f"start must be a fraction of the chain in (0, 1] (1: from pure noise), got {start}")
+        self.start = start
+        self.first = min(int(round((1 - start) * self.steps)), self.steps - 1)
 
     def __call__(self, x_jscc, snr_db=None, seed: int | list = 0, guidance=None, progress: bool = False,
                  sigma_y=None):
@@ -144,7 +158,10 @@ class SINGZero:
         shape = tuple(x_jscc.shape[1:])
         x = _randn(gens, shape, device, dtype)
         s = self.schedule
-        moves = travel_plan(len(s), self.travel_length, self.travel_repeats)
+        if self.first:
+            abar0 = float(s.abar[self.first])
+            x = abar0**0.5 * prior.to_model_range(x_jscc).to(dtype) + (1 - abar0) ** 0.5 * x
+        moves = travel_plan(len(s), self.travel_length, self.travel_repeats, self.first)
         if progress:
             from tqdm import tqdm
 

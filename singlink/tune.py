@@ -56,7 +56,9 @@ def add_arguments(p):
     p.add_argument("--travel", default="0", help="time travel settings LENGTH:REPEATS to try, 0 for none "
                    "(default %(default)s)")
     p.add_argument("--commin-zetas", default="paper,0.3,0.5", help="CommIN guidance steps to try (default %(default)s)")
-    p.add_argument("--dps-zetas", default="0.5,1,2", help="DPS step sizes to try (default %(default)s)")
+    p.add_argument("--dps-zetas", default="3,10,30", help="DPS step sizes to try (default %(default)s)")
+    p.add_argument("--dps-starts", default="1", help="DPS: fractions of the chain run, 1 from pure noise, below 1 "
+                   "from x_JSCC noised part-way (default %(default)s)")
     p.add_argument("--guidance", default="norm", choices=("norm", "squared"), help="SING-INN step form (default %(default)s)")
     p.add_argument("--prior", default=None, help="diffusion prior (default: the shipped one for the data set)")
     p.add_argument("--inn", default=None, help="SING-INN network (default: the shipped one for the DeepJSCC)")
@@ -156,6 +158,9 @@ def run(args):
     travels = _travels(args.travel)
     commin_zetas = _zetas(args.commin_zetas, "--commin-zetas") if "commin" in methods else []
     dps_zetas = _numbers(args.dps_zetas, "--dps-zetas") if "dps" in methods else []
+    dps_starts = _numbers(args.dps_starts, "--dps-starts") if "dps" in methods else []
+    if any(not 0 < v <= 1 for v in dps_starts):
+        raise UsageError(f"--dps-starts must be fractions in (0, 1], got {args.dps_starts!r}")
     for name, values in (("--commin-zetas", commin_zetas), ("--dps-zetas", dps_zetas)):
         if name[2:].split("-")[0] in methods and not values:
             raise UsageError(f"{name} is empty; give e.g. 0.3,0.5")
@@ -268,9 +273,11 @@ def run(args):
                                 for n_steps in steps for z in commin_zetas})
         per_method["commin"] = {"steps": best["steps"], "zeta": "paper" if best["zeta"] is None else best["zeta"]}
     if "dps" in methods:
-        best = stage("dps", {f"dps({n_steps},zeta={z:g})": {"steps": n_steps, "zeta": z}
-                             for n_steps in steps for z in dps_zetas})
-        per_method["dps"] = {"steps": best["steps"], "zeta": best["zeta"]}
+        best = stage("dps", {f"dps({n_steps},zeta={z:g}" + (f",start={a:g})" if a < 1 else ")"):
+                             {"steps": n_steps, "zeta": z, "start": a}
+                             for n_steps in steps for z in dps_zetas for a in dps_starts})
+        per_method["dps"] = {"steps": best["steps"], "zeta": best["zeta"]} | (
+            {"start": best["start"]} if best["start"] < 1 else {})
 
     command = shlex.join(["singlink", "tune-sing", *sys.argv[2:]]) if sys.argv[1:2] == ["tune-sing"] else None
     record = {"operator": choice["operator"], "steps": choice["steps"], **({"zeta": choice["zeta"]} if "zeta" in choice else {}),

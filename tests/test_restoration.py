@@ -292,3 +292,29 @@ def test_receiver_takes_each_methods_recorded_choice(jscc, tiny_prior):
     assert zero.method.sampler.travel_length == 1
     with pytest.raises(ValueError, match="sigma_y_scale"):
         _sing_block({"methods": {"sing-zero": {"sigma_y_scale": -1}}})
+
+
+def test_a_partial_chain_starts_from_x_jscc_noised_under_q(tiny_prior):
+    """start < 1 (SDEdit / CCDF): the chain begins at index round((1 - start) S) from x_JSCC noised
+    exactly under q, visits only the rest, and the first sample is that noised image."""
+    x = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    s = SINGZero(tiny_prior, "pool4", steps=10, projection="none", start=0.3)
+    assert s.first == 7 and travel_plan(10, first=s.first) == [("step", 7), ("step", 8), ("step", 9)]
+    # time travel never goes back before the first index
+    assert [m for m in travel_plan(10, 2, 1, first=6) if m[0] == "back"] == [("back", 8)]
+    assert [m for m in travel_plan(10, 2, 1, first=7) if m[0] == "back"] == []
+    seen = {}
+
+    def spy(x_t, x0_hat, t, snr):
+        seen.setdefault("x_t", x_t.detach().clone())
+        return torch.zeros_like(x_t)
+
+    s(x, seed=[5], guidance=spy)
+    abar = float(s.schedule.abar[7])
+    z = torch.randn(3, 32, 32, generator=image_generators([5], 1)[0]).unsqueeze(0)
+    torch.testing.assert_close(seen["x_t"], abar**0.5 * (2 * x - 1) + (1 - abar) ** 0.5 * z)
+    assert torch.equal(SINGZero(tiny_prior, "pool4", steps=4)(x, seed=[1]),
+                       SINGZero(tiny_prior, "pool4", steps=4, start=1.0)(x, seed=[1]))
+    for bad in (0, 1.5, "half"):
+        with pytest.raises(UsageError, match=r"start must be a fraction of the chain in \(0, 1\]"):
+            SINGZero(tiny_prior, "pool4", steps=4, start=bad)

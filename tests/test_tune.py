@@ -127,20 +127,20 @@ def test_tune_sing_scans_the_remedies_and_records_each_methods_choice(models, tm
                  "--images", "2", "--snr", "-1,3", "--operators", "pool4", "--steps", "3",
                  "--methods", "sing-zero,sing-inn,commin,dps", "--projections", "hard,noise-aware",
                  "--sigma-y-scales", "0.5,1", "--travel", "0,1:1", "--zetas", "0.3", "--commin-zetas", "0.3",
-                 "--dps-zetas", "0.5", "--record", "--out", str(out)]) == 0
+                 "--dps-zetas", "0.5", "--dps-starts", "1,0.5", "--record", "--out", str(out)]) == 0
     text = (out / "scan.md").read_text()
     for name in ("sing-zero(pool4,3)", "sing-zero(pool4,3,noise-aware x0.5)", "sing-zero(pool4,3,travel 1:1)",
                  "sing-zero(pool4,3,noise-aware x1,travel 1:1)", "sing-inn(zeta=0.3)", "commin(3,zeta=0.3)",
-                 "dps(3,zeta=0.5)"):
+                 "dps(3,zeta=0.5)", "dps(3,zeta=0.5,start=0.5)"):
         assert f"| {name} |" in text
     sing = json.loads((folder / "config.json").read_text())["sing"]
     assert set(sing["methods"]) == {"sing-zero", "sing-inn", "commin", "dps"}
-    assert sing["methods"]["dps"] == {"steps": 3, "zeta": 0.5}
+    assert sing["methods"]["dps"] in ({"steps": 3, "zeta": 0.5}, {"steps": 3, "zeta": 0.5, "start": 0.5})
     assert sing["methods"]["sing-zero"]["projection"] in ("hard", "noise-aware")
     assert set(sing["chosen_by"]["rule_met"]) == {"sing-zero", "sing-inn", "commin", "dps"}
     rx = Receiver(folder, "sing-zero", prior=models / "prior")
     assert rx.options == {key: v for key, v in sing["methods"]["sing-zero"].items()}
-    assert Receiver(folder, "dps", prior=models / "prior").options == {"steps": 3, "zeta": 0.5}
+    assert Receiver(folder, "dps", prior=models / "prior").options == sing["methods"]["dps"]
     # bad settings: one line, nothing written
     for flags, words in ((["--travel", "3:x"], "--travel takes LENGTH:REPEATS"),
                          (["--sigma-y-scales", "-1"], "--sigma-y-scales must be numbers >= 0"),

@@ -264,7 +264,8 @@ class DeepJSCC(nn.Module):
 
 
 #: the settings a ``sing`` block may record for one restoration method (its ``methods`` sub-blocks)
-METHOD_SETTINGS = ("operator", "steps", "zeta", "projection", "sigma_y_scale", "travel_length", "travel_repeats")
+METHOD_SETTINGS = ("operator", "steps", "zeta", "projection", "sigma_y_scale", "travel_length", "travel_repeats",
+                   "start")
 
 
 def _sing_block(block: dict, top: bool = True) -> dict:
@@ -286,6 +287,10 @@ def _sing_block(block: dict, top: bool = True) -> dict:
         out["zeta"] = zeta
     if "projection" in block:
         out["projection"] = str(block["projection"])
+    if "start" in block:
+        out["start"] = float(block["start"])
+        if not 0 < out["start"] <= 1:
+            raise ValueError(f"sing.start must lie in (0, 1], got {block['start']!r}")
     if "sigma_y_scale" in block:
         out["sigma_y_scale"] = float(block["sigma_y_scale"])
         if not (math.isfinite(out["sigma_y_scale"]) and out["sigma_y_scale"] >= 0):
