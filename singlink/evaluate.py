@@ -159,7 +159,7 @@ def run(args):
 
     from . import phy
     from .data import load_batch
-    from .evaluation import run_cell, summarize, to_csv
+    from .evaluation import paired, run_cell, summarize, to_csv
     from .provenance import code_version, write_atomic
     from .receiver import Receiver, available_methods, make_operator
     from .receiver.prior import DiffusionPrior
@@ -219,14 +219,24 @@ def run(args):
 
     rows = []
     for snr in tqdm(snrs, desc="evaluate", unit="snr"):
-        rows += run_cell(jscc, receivers, x, ids, snr, args.channel, seed=seed, batch=batch)
+        rows += run_cell(jscc, receivers, x, ids, snr, args.channel, seed=seed, batch=batch, vgg=True)
     summary = summarize(rows)
+    differences = paired(rows)
 
     config = {k: v for k, v in vars(args).items() if not k.startswith("_")}
-    table = ["| method | SNR [dB] | n | PSNR [dB] | LPIPS | MS-SSIM |", "| --- | --- | --- | --- | --- | --- |"]
+    table = ["| method | SNR [dB] | n | PSNR [dB] | LPIPS | LPIPS-VGG | MS-SSIM |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
     for r in summary:
         table.append(f"| {r['method']} | {r['snr_db']:g} | {r['n']} | {r['psnr_mean']:.2f} ± {r['psnr_ci95']:.2f} | "
-                     f"{r['lpips_mean']:.4f} ± {r['lpips_ci95']:.4f} | {r['ms_ssim_mean']:.4f} ± {r['ms_ssim_ci95']:.4f} |")
+                     f"{r['lpips_mean']:.4f} ± {r['lpips_ci95']:.4f} | {r['lpips_vgg_mean']:.4f} ± "
+                     f"{r['lpips_vgg_ci95']:.4f} | {r['ms_ssim_mean']:.4f} ± {r['ms_ssim_ci95']:.4f} |")
+    if differences:
+        table += ["", "Paired with DeepJSCC (method - DeepJSCC on the same images and channel draws, mean ± 95% CI):",
+                  "", "| method | SNR [dB] | n | PSNR [dB] | LPIPS | LPIPS-VGG |", "| --- | --- | --- | --- | --- | --- |"]
+        for r in differences:
+            table.append(f"| {r['method']} | {r['snr_db']:g} | {r['n']} | {r['psnr_diff']:+.2f} ± {r['psnr_diff_ci95']:.2f} | "
+                         f"{r['lpips_diff']:+.4f} ± {r['lpips_diff_ci95']:.4f} | {r['lpips_vgg_diff']:+.4f} ± "
+                         f"{r['lpips_vgg_diff_ci95']:.4f} |")
     data_note = " (JPEG copy, not pixel-exact CIFAR)" if spec.name == "cifar10" else ""
     md = "\n".join(["# singlink evaluate", "", f"k = {k} (rho = {rho}), channel {args.channel}, {n} {spec.tag} "
                     f"{args.split} images{data_note}; mean ± 95% CI over images.", "",
@@ -238,6 +248,8 @@ def run(args):
                     "```", ""])
     write_atomic(out / "rows.csv", to_csv(rows))
     write_atomic(out / "summary.csv", to_csv(summary))
+    if differences:
+        write_atomic(out / "paired.csv", to_csv(differences))
     write_atomic(out / "summary.md", md)
     _examples(jscc, receivers, x[:6], snrs, seed, args.channel, out / "examples.png", write_atomic)
     print("\n".join(table))

@@ -13,6 +13,8 @@ import torch
 
 from .provenance import derive_seed
 
+METRICS = ("psnr", "ms_ssim", "lpips")
+
 
 def model_snr(snr_db: float) -> float:
     """The SNR the models are told: ``snr_db``, with +inf (a noiseless channel, which the channel
@@ -44,18 +46,25 @@ def mean_ci95(values) -> tuple[float, float]:
     return float(v.mean()), float(t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / math.sqrt(len(v)))
 
 
-def score(x_hat, x) -> dict:
-    """Per-image PSNR, MS-SSIM and LPIPS of ``x_hat`` against ``x`` (both (N, 3, H, W) in [0, 1])."""
+def score(x_hat, x, vgg: bool = False) -> dict:
+    """Per-image PSNR, MS-SSIM and LPIPS (AlexNet) of ``x_hat`` against ``x`` (both (N, 3, H, W) in
+    [0, 1]); with ``vgg`` also LPIPS on VGG16 (``lpips_vgg``), a second perceptual metric that no
+    codec here is trained on."""
     from .metrics import lpips, ms_ssim, psnr
 
     with torch.no_grad():
-        return {"psnr": psnr(x_hat, x), "ms_ssim": ms_ssim(x_hat, x), "lpips": lpips(x_hat, x)}
+        out = {"psnr": psnr(x_hat, x), "ms_ssim": ms_ssim(x_hat, x), "lpips": lpips(x_hat, x)}
+        if vgg:
+            out["lpips_vgg"] = lpips(x_hat, x, net="vgg")
+        return out
 
 
 def run_cell(jscc, receivers: dict, images, image_ids, snr_db: float, channel: str = "awgn",
-             realization: int = 0, seed: int = 0, batch: int = 64, progress: bool = False) -> list[dict]:
+             realization: int = 0, seed: int = 0, batch: int = 64, progress: bool = False,
+             vgg: bool = False) -> list[dict]:
     """Transmit ``images`` (N, 3, H, W) with ``jscc`` over ``channel`` at ``snr_db`` and restore them
-    with each of ``receivers`` ({method name: Receiver}); returns one row per (method, image)."""
+    with each of ``receivers`` ({method name: Receiver}); returns one row per (method, image)
+    (with ``vgg``, LPIPS-VGG too)."""
     from . import phy
 
     key = ("cell", jscc.config.k, snr_db, channel, realization)
@@ -73,7 +82,7 @@ def run_cell(jscc, receivers: dict, images, image_ids, snr_db: float, channel: s
             seeds = [derive_seed(seed, method, i, snr_db, channel, realization) for i in ids]
             with torch.no_grad():
                 x_hat = rx.reconstruct(obs, seed=seeds, progress=progress)
-            scores = score(x_hat, x)
+            scores = score(x_hat, x, vgg=vgg)
             seconds = (time.perf_counter() - t0) / len(ids)
             for j, image_id in enumerate(ids):
                 rows.append({"method": method, "k": jscc.config.k, "snr_db": float(snr_db), "channel": channel,
@@ -84,16 +93,39 @@ def run_cell(jscc, receivers: dict, images, image_ids, snr_db: float, channel: s
 
 
 def summarize(rows, keys=("method", "k", "snr_db", "channel")) -> list[dict]:
-    """Group rows by ``keys``; n and mean / ci95 of psnr, ms_ssim, lpips per group."""
+    """Group rows by ``keys``; n and mean / ci95 of psnr, ms_ssim, lpips (and lpips_vgg when the rows
+    have it) per group."""
+    metrics = METRICS + (("lpips_vgg",) if rows and "lpips_vgg" in rows[0] else ())
     groups: dict[tuple, list] = {}
     for r in rows:
         groups.setdefault(tuple(r[k] for k in keys), []).append(r)
     out = []
     for key, rs in sorted(groups.items(), key=lambda kv: tuple(str(v) if isinstance(v, str) else v for v in kv[0])):
         entry = dict(zip(keys, key)) | {"n": len(rs)}
-        for m in ("psnr", "ms_ssim", "lpips"):
+        for m in metrics:
             entry[f"{m}_mean"], entry[f"{m}_ci95"] = mean_ci95([r[m] for r in rs])
         out.append(entry)
+    return out
+
+
+def paired(rows, reference: str = "deepjscc", keys=("k", "snr_db", "channel")) -> list[dict]:
+    """For every method other than ``reference``, per group of ``keys``: the mean per-image difference
+    (method - reference) of each metric on the same images and channel draws, with its 95% CI."""
+    metrics = METRICS + (("lpips_vgg",) if rows and "lpips_vgg" in rows[0] else ())
+    by = {}
+    for r in rows:
+        by.setdefault(r["method"], {})[tuple(r[k] for k in keys) + (r["image_id"], r["realization"])] = r
+    out = []
+    for method in sorted(m for m in by if m != reference):
+        groups: dict[tuple, list] = {}
+        for key, r in by[method].items():
+            if key in by.get(reference, {}):
+                groups.setdefault(key[:len(keys)], []).append((r, by[reference][key]))
+        for group, pairs in sorted(groups.items()):
+            entry = {"method": method, "versus": reference, **dict(zip(keys, group)), "n": len(pairs)}
+            for m in metrics:
+                entry[f"{m}_diff"], entry[f"{m}_diff_ci95"] = mean_ci95([a[m] - b[m] for a, b in pairs])
+            out.append(entry)
     return out
 
 

@@ -109,3 +109,13 @@ def test_evaluate_command_writes_summary_with_cis(jscc, tmp_path):
     assert all(int(r["n"]) == 4 and float(r["psnr_ci95"]) >= 0 for r in summary)
     assert len(list(csv.DictReader(open(out / "rows.csv")))) == 3 * 2 * 4
     assert (out / "examples.png").read_bytes()[:4] == b"\x89PNG" and "k = 64" in (out / "summary.md").read_text()
+    # LPIPS-VGG beside LPIPS-alex, and every method paired with DeepJSCC on the same images and draws
+    assert all(0 <= float(r["lpips_vgg_mean"]) <= 2 for r in summary)
+    rows = list(csv.DictReader(open(out / "rows.csv")))
+    pairs = list(csv.DictReader(open(out / "paired.csv")))
+    assert {(p["method"], float(p["snr_db"])) for p in pairs} == {(m, s) for m in ("sing-zero(pool2,3)", "sing-zero(pool4,3)")
+                                                                   for s in (-1.0, 3.0)}
+    one = next(p for p in pairs if p["method"] == "sing-zero(pool4,3)" and float(p["snr_db"]) == 3.0)
+    value = {(r["method"], float(r["snr_db"]), r["image_id"]): float(r["lpips_vgg"]) for r in rows}
+    diffs = [value[("sing-zero(pool4,3)", 3.0, i)] - value[("deepjscc", 3.0, i)] for i in {r["image_id"] for r in rows}]
+    assert float(one["lpips_vgg_diff"]) == pytest.approx(sum(diffs) / len(diffs)) and int(one["n"]) == 4

@@ -318,3 +318,14 @@ def test_a_partial_chain_starts_from_x_jscc_noised_under_q(tiny_prior):
     for bad in (0, 1.5, "half"):
         with pytest.raises(UsageError, match=r"start must be a fraction of the chain in \(0, 1\]"):
             SINGZero(tiny_prior, "pool4", steps=4, start=bad)
+
+
+def test_sweep_picks_the_codec_family():
+    from singlink.sweep.config import build_config, checkpoint_names
+
+    cfg = build_config(None, None, {"methods": "deepjscc", "family": "mse"})
+    assert checkpoint_names(cfg, "1/192") == {"jscc": "deepjscc-celeba64-rho1_192-mse"}
+    assert checkpoint_names(build_config(None, None, {"methods": "deepjscc"}), "1/192") == {
+        "jscc": "deepjscc-celeba64-rho1_192"}
+    with pytest.raises(UsageError, match="unknown family 'lpips'; choose from perceptual, mse"):
+        build_config(None, None, {"methods": "deepjscc", "family": "lpips"})

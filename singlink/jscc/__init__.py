@@ -8,6 +8,9 @@ __all__ = ["DeepJSCC", "DeepJSCCConfig", "available"]
 #: how the feature map becomes the k channel symbols (:class:`DeepJSCCConfig`): "conv" (a 3x3 conv,
 #: one latent position per 8x8 patch) or "dense" (one linear map over the whole feature map)
 BOTTLENECKS = ("conv", "dense")
+#: codec families, what a DeepJSCC was trained to minimise: "perceptual" (MSE + an LPIPS term, Eq. 10
+#: with lambda > 0) or "mse" (distortion only: MSE, or the per-image PSNR loss)
+FAMILIES = ("perceptual", "mse")
 
 
 def __getattr__(name):

@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from ..errors import UsageError
-from . import BOTTLENECKS
+from . import BOTTLENECKS, FAMILIES
 from .layers import GDN, AFModule, AttentionBlock, ResidualBlock
 
 CHECKPOINTS = Path(__file__).resolve().parent.parent / "checkpoints"
@@ -322,11 +322,6 @@ def weights_fingerprint(module: nn.Module) -> str:
         v = v.half() if v.is_floating_point() else v
         h.update(key.encode() + b"\0" + str(tuple(v.shape)).encode() + v.contiguous().numpy().tobytes())
     return h.hexdigest()
-
-
-#: Codec families: what a DeepJSCC was trained to minimise. "perceptual": MSE + an LPIPS term
-#: (Eq. 10 with lambda > 0); "mse": distortion only (MSE, or the per-image PSNR loss).
-FAMILIES = ("perceptual", "mse")
 
 
 def codec_family(raw: dict) -> str:

@@ -48,6 +48,8 @@ def add_arguments(p):
                    f"ofdm-tdl-c:delay_spread=300e-9:speed=3:csi=ls (options joined by ':') (default {default('channel')})")
     p.add_argument("--dataset", help=f"cifar10, celeba, kodak or a folder of images (default {default('dataset')})")
     p.add_argument("--image-size", help="side of the square images (default: the data set's)")
+    p.add_argument("--family", help="DeepJSCC codec family: perceptual (MSE + LPIPS) or mse (default: the "
+                   "canonically named codec of each rho, the perceptual one for faces)")
     p.add_argument("--images", help=f"number of images (the first N of --split) (default {default('images')})")
     p.add_argument("--realizations", help=f"channel realisations per image (default {default('realizations')})")
     p.add_argument("--seed", help=f"run seed (default {default('seed')})")
@@ -74,7 +76,7 @@ def add_arguments(p):
 
 
 OVERRIDES = ("methods", "rho", "snr", "channel", "images", "realizations", "seed", "out", "steps", "operator", "zeta",
-             "batch", "threads", "split", "data_root", "dataset", "image_size")
+             "batch", "threads", "split", "data_root", "dataset", "image_size", "family")
 
 
 def _check_out(out: Path) -> None:

@@ -16,6 +16,9 @@ channel             ``awgn``, ``rayleigh-block`` (or ``rayleigh-fast``), or OFDM
                     defaults: :class:`singlink.phy.ofdm.OFDMSpec`); stored in canonical form
 dataset,            the data set (``cifar10``, ``celeba``, ``kodak`` or a folder) and its image side
 image_size          (None: the data set's default), as :class:`singlink.data.DatasetSpec` reads them
+family              the DeepJSCC codec family, ``perceptual`` (MSE + LPIPS) or ``mse`` (None: the
+                    canonically named codec, :func:`singlink.jscc.model.find_checkpoint`); the
+                    store's weights fingerprint keeps families apart
 images              the first N images of the data set's ``split``
 realizations        channel realisations per image
 seed                the run seed; every row's randomness is derived from it and the row's keys
@@ -45,6 +48,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from ..errors import UsageError
+from ..jscc import FAMILIES
 
 PRESETS = Path(__file__).resolve().parent / "presets"
 RECEIVER_METHODS = ("deepjscc", "sing-zero", "sing-inn", "commin", "dps")
@@ -72,6 +76,7 @@ class SweepConfig:
     split: str = "test"
     dataset: str = "cifar10"
     image_size: int | None = None
+    family: str | None = None
     operator: str | None = None
     steps: int | None = None
     zeta: float | str | None = None
@@ -341,6 +346,7 @@ def _checked(raw: dict, max_rows: int | None = None) -> SweepConfig:
         "ldpc_modulation": _str(raw["ldpc_modulation"], "ldpc_modulation", tuple(MODULATIONS)),
         "ldpc_rate": _rate(raw["ldpc_rate"]),
         "prior": _str(raw["prior"], "prior", optional=True),
+        "family": _str(raw["family"], "family", FAMILIES, optional=True),
         "data_root": data_root,
         "dataset": spec.name,
         "image_size": spec.image_size,
@@ -399,7 +405,7 @@ def checkpoint_names(cfg: SweepConfig, rho: str) -> dict:
 
     names = {}
     if any(m in RECEIVER_METHODS for m in cfg.methods):
-        names["jscc"] = find_checkpoint(cfg.dataset, cfg.image_size, cfg.k(rho))
+        names["jscc"] = find_checkpoint(cfg.dataset, cfg.image_size, cfg.k(rho), family=cfg.family)
     if any(m in INN_METHODS for m in cfg.methods):
         from ..receiver.inn import find_inn_for
 
