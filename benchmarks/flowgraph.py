@@ -15,7 +15,7 @@ Both sides send the same ``--n`` images (the first of ``--images``) with the sam
   starts, as the direct side's objects are.
 
 - ``over the air``: ``burst_tx -> channels.channel_model -> burst_rx`` (bursts with preamble,
-  spread header, pilots and RRC pulses at ``--sps``; noise for ``--snr``, carrier offset
+  header (``--header-code``: polar, or spread by ``--header-sf``), pilots and RRC pulses at ``--sps``; noise for ``--snr``, carrier offset
   ``--cfo``, sample clock ``1 + --sro``), the receiver synchronising and estimating the SNR
   itself; timed like the flowgraph. Its rate counts the same payload symbols (n * k), so
   ``over_the_air_vs_direct`` = over-the-air rate / direct rate says what the whole radio
@@ -26,7 +26,10 @@ Both sides send the same ``--n`` images (the first of ``--images``) with the sam
   counters, ``burst_sync``'s thread CPU time; the decoder's is thread CPU time too, so a loaded
   machine does not inflate one side): ``ota_blocks_vs_decoder`` (goal < 1) and
   ``burst_sync_vs_decoder``; ``ota_overhead_seconds`` is the wall-clock difference to the direct
-  link. ``--no-ota`` skips this part.
+  link. ``header_symbols`` (the header's length) and ``header_error_rate`` (bursts whose header
+  failed its CRC over the bursts sent, all timed runs pooled; at the default 10 dB expect 0:
+  ``benchmarks/header_code.py`` measures it at -5 dB over 20,000 headers) stand beside ``k``.
+  ``--no-ota`` skips this part.
 
 Channel symbols per second = n * k / seconds. The runs alternate (direct, flowgraph, direct, ...)
 ``--reps`` times after one small warm-up of each; the medians are reported, with
@@ -70,7 +73,7 @@ from gnuradio import blocks, gr  # noqa: E402
 
 import singlink_gr  # noqa: E402
 from singlink_gr.common import parse_image_message, resolve_images  # noqa: E402
-from singlink_gr.burst import Layout  # noqa: E402
+from singlink_gr.burst import BurstConfig, Layout  # noqa: E402
 from singlink_gr.link import Channel, Decoder, Encoder, direct_link, load_jscc  # noqa: E402
 from singlink_gr.testing import run_flowgraph  # noqa: E402
 
@@ -114,10 +117,10 @@ def run_ota_once(paths, args, jscc):
     from gnuradio import channels
 
     tx = singlink_gr.burst_tx(checkpoint=jscc, snr_db=args.snr, images=[str(p) for p in paths], batch_size=args.batch,
-                              sps=args.sps, header_sf=args.header_sf)
+                              sps=args.sps, header_code=args.header_code, header_sf=args.header_sf)
     ch = channels.channel_model(10 ** (-args.snr / 20), args.cfo, 1.0 + args.sro, [1.0], float(args.seed + 1), True)
     rx = singlink_gr.burst_rx("deepjscc", checkpoint=jscc, batch_size=args.batch, sps=args.sps,
-                              header_sf=args.header_sf)
+                              header_code=args.header_code, header_sf=args.header_sf)
     counter = blocks.probe_rate(gr.sizeof_gr_complex)   # only to count items: a pass-through tap
     dbg = blocks.message_debug()
     tb = gr.top_block()
@@ -180,8 +183,11 @@ def main(argv=None):
                    help="thread the direct chain runs in (default %(default)s; see the module docstring)")
     p.add_argument("--no-ota", action="store_true", help="skip the over-the-air (burst) chain")
     p.add_argument("--sps", type=int, default=4, help="over the air: samples per symbol (default %(default)s)")
+    p.add_argument("--header-code", default="polar", choices=["polar", "spread"],
+                   help="over the air: header code (default %(default)s)")
     p.add_argument("--header-sf", type=int, default=32,
-                   help="over the air: header spreading factor (default %(default)s, for -5 dB; 4 suffices from 3 dB)")
+                   help="over the air, --header-code spread: chips per bit (default %(default)s, for -5 dB; 4 suffices "
+                        "from 3 dB)")
     p.add_argument("--cfo", type=float, default=2e-4,
                    help="over the air: carrier offset, cycles/sample (default %(default)s)")
     p.add_argument("--sro", type=float, default=1e-6, help="over the air: sample clock offset (default %(default)s)")
@@ -198,7 +204,7 @@ def main(argv=None):
     run_flowgraph_once(warm, args, jscc)
     if not args.no_ota:
         run_ota_once(warm, args, jscc)
-    ota_s, ota_cpu, ota_sync, ota_psnr, dec_s = [], [], [], [], []
+    ota_s, ota_cpu, ota_sync, ota_psnr, dec_s, header_errors = [], [], [], [], [], []
     sent = np.stack([Encoder(jscc).load(p) for p in paths])
 
     direct_s, flow_s, direct_cpu, flow_cpu, equal = [], [], [], [], True
@@ -224,6 +230,7 @@ def main(argv=None):
             ota_s.append(so)
             ota_cpu.append(co)
             ota_sync.append(block_s)
+            header_errors.append(stats["header_crc"])
             ota_psnr.append((psnr_mean(out_o, sent) if len(out_o) == len(sent) else float("nan"),
                              psnr_mean(out_d, sent)))
             print(f"    over the air {so:7.3f} s ({samples / so / 1e6:.2f} Msamples/s through channel_model, "
@@ -251,12 +258,17 @@ def main(argv=None):
     }
     if not args.no_ota:
         ota_med, dec_med, direct_med = statistics.median(ota_s), statistics.median(dec_s), statistics.median(direct_s)
+        header_symbols = BurstConfig(header_code=args.header_code, header_sf=args.header_sf).header_symbols
         blocks_med = statistics.median(sum(b.values()) for b in ota_sync)
         result.update({
             "ota_seconds": [round(x, 4) for x in ota_s], "ota_cpu_seconds": [round(x, 4) for x in ota_cpu],
             "ota_symbols_per_s": round(symbols / ota_med, 1),
             "ota_samples_per_s": round(samples / ota_med, 1), "ota_samples_per_image": samples // args.n,
-            "sps": args.sps, "header_sf": args.header_sf, "cfo": args.cfo, "sro": args.sro,
+            "sps": args.sps, "header_code": args.header_code,
+            "header_sf": args.header_sf if args.header_code == "spread" else None,
+            "header_symbols": header_symbols, "header_errors": sum(header_errors),
+            "header_error_rate": round(sum(header_errors) / (args.n * len(header_errors)), 6),
+            "cfo": args.cfo, "sro": args.sro,
             "over_the_air_vs_direct": round((symbols / ota_med) / direct_rate, 3),
             # work time of the blocks the radio path adds (TX pulse shaping, matched filter, corr_est_cc,
             # burst_sync), median per block over the runs; the channel model is the channel
@@ -276,7 +288,8 @@ def main(argv=None):
               f"Msamples/s, over_the_air_vs_direct {result['over_the_air_vs_direct']:.3f}; radio blocks "
               f"{blocks_med:.3f} s = {result['ota_blocks_vs_decoder']:.2f} x the decoder's {dec_med:.3f} s "
               f"(burst_sync {result['burst_sync_vs_decoder']:.2f} x); PSNR {result['ota_psnr_db']:.2f} dB "
-              f"(direct {result['direct_psnr_db']:.2f} dB)")
+              f"(direct {result['direct_psnr_db']:.2f} dB); header {header_symbols} symbols ({args.header_code}), "
+              f"header errors {result['header_errors']} of {args.n * len(header_errors)} bursts")
     print(f"median: direct {direct_rate:.0f} sym/s, flowgraph {flow_rate:.0f} sym/s, "
           f"flowgraph_vs_direct {result['flowgraph_vs_direct']:.3f} (goal >= 0.8); outputs equal: {equal}")
     print(json.dumps(result))

@@ -386,7 +386,7 @@ def test_rx_sing_zero_with_a_tiny_prior_matches_the_receiver(jscc, tmp_path):
 # --- over the air: bursts through GNU Radio's channel model -------------------------------------
 # (random payloads: no DeepJSCC needed; burst_sync's estimates against what was sent)
 from singlink_gr import burst as B  # noqa: E402
-from singlink_gr.testing import random_bursts, run_burst_chain  # noqa: E402
+from singlink_gr.testing import header_trials, random_bursts, run_burst_chain  # noqa: E402
 
 BURST_K = 16
 
@@ -419,18 +419,68 @@ def test_burst_format_header_crc_and_sequences():
     burst = B.build_burst(z, h, cfg)
     np.testing.assert_array_equal(burst[lay.payload], z)
     assert len(burst) == lay.length + cfg.guard and not burst[lay.length:].any()
-    assert np.all(np.abs(burst[np.concatenate([lay.preamble, lay.pilots, lay.header])]) == 1)
+    assert np.allclose(np.abs(burst[np.concatenate([lay.preamble, lay.pilots, lay.header])]), 1)   # QPSK header
+
+
+@pytest.mark.parametrize("code", B.HEADER_CODES)
+def test_burst_header_code_round_trip(code):
+    """Both header codes map 72 bits to power-1 symbols and back, batched, whatever the noise
+    variance given with noiseless symbols (the LLRs scale, their signs do not change)."""
+    cfg = B.BurstConfig(header_code=code)
+    hc = B.header_code(cfg)
+    rng = np.random.default_rng(0)
+    bits = np.stack([B.header_to_bits(B.Header(seq=int(rng.integers(1 << 16)), image_id=int(rng.integers(1 << 16)),
+                                               k=int(rng.integers(1, 4096)), flags=int(rng.integers(256))))
+                     for _ in range(16)])
+    sym = np.stack([hc.modulate(b) for b in bits])
+    assert sym.shape == (16, cfg.header_symbols) and np.allclose(np.abs(sym), 1)
+    for noise_var in (0.1, 3.0):
+        np.testing.assert_array_equal(hc.decode(hc.soft(sym, noise_var)), bits)
+
+
+def test_burst_polar_header_is_the_default_and_fits_600_symbols():
+    cfg, spread = B.BurstConfig(), B.BurstConfig(header_code="spread")
+    assert cfg.header_code == "polar" and cfg.header_symbols == 512 <= 600
+    assert spread.header_symbols == 72 * 32 and B.BurstConfig(header_code="spread", header_sf=4).header_symbols == 288
+    # k = 16: 863 burst symbols instead of 2,879
+    assert B.Layout.of(cfg, BURST_K).length == 863 and B.Layout.of(spread, BURST_K).length == 2879
+
+
+def test_burst_bad_header_settings_are_refused():
+    from singlink_gr.burst_tx import burst_config
+
+    with pytest.raises(ValueError, match="^header_code 'ldpc': choose one of polar, spread$"):
+        B.BurstConfig(header_code="ldpc")
+    with pytest.raises(ValueError, match="^header_sf=4 applies to header_code 'spread' only, not 'polar'$"):
+        burst_config(header_sf=4)
+    with pytest.raises(ValueError, match="header_code 'turbo'"):
+        singlink_gr.burst_sync(k=BURST_K, header_code="turbo")
+
+
+def test_burst_polar_header_error_rate_at_minus_5_db():
+    """300 headers through the receiver's synchroniser (numpy channel, carrier offset 5e-4, random
+    phase and timing): benchmarks/header_code.py measures ~2e-4 over 20,000, so 6 losses in 300
+    (2 %) would mean the code or the LLRs broke; none may pass its CRC with the wrong bits, even
+    at -7 dB where a few percent fail."""
+    counts, est = header_trials(300, BURST_K, snr_db=-5.0, cfo=5e-4, seed=1)
+    assert counts["ok"] >= 294 and counts["undetected"] == 0, counts
+    assert abs(np.mean(est) + 5.0) < 0.3
+    counts, _ = header_trials(200, BURST_K, snr_db=-7.0, cfo=-5e-4, seed=2)
+    assert counts["undetected"] == 0 and counts["ok"] >= 170, counts
 
 
 @pytest.mark.parametrize("snr_db", [-5.0, 0.0, 5.0, 10.0, 15.0])
 def test_burst_snr_estimate_within_1db(snr_db):
-    """Per burst, from ~2,900 known symbols (preamble, pilots, re-modulated header): the
-    estimator's spread is ~0.2 dB at -5 dB, so every burst is within 1 dB of the truth."""
+    """Per burst, from ~850 known symbols (preamble, pilots, re-encoded polar header): the
+    estimator's spread is ~0.41 dB at -5 dB (benchmarks/header_code.py, 20,000 bursts: largest
+    error 1.8 dB), ~0.3 dB at -3 dB and under 0.2 dB from 5 dB, so every burst is within 1 dB of
+    the truth from 0 dB and within 2 dB (4.8 spreads) at -5 dB; their mean within 0.3 dB."""
     sym, payloads, headers = random_bursts(12, BURST_K, seed=int(snr_db) + 20)
     sync, frames, _ = run_burst_chain(sym, BURST_K, snr_db=snr_db, cfo=2e-4, epsilon=1.0 + 1e-6, seed=5)
     assert len(frames) >= 11 and sync.stats["header_crc"] == 0
     est = np.array([t["snr_db"] for _, t in frames])
-    assert np.all(np.abs(est - snr_db) < 1.0), est
+    assert np.all(np.abs(est - snr_db) < (2.0 if snr_db < 0 else 1.0)), est
+    assert abs(np.mean(est) - snr_db) < 0.3, est
     assert abs(payload_snr_db(frames, payloads) - snr_db) < 1.0
     assert [t["frame"] for _, t in frames] == sorted(t["frame"] for _, t in frames)
     assert all(t["image_id"] == f"img{100 + t['frame']:05d}" for _, t in frames)
@@ -442,8 +492,10 @@ def test_burst_carrier_offsets_up_to_the_documented_limit_are_corrected(snr_db, 
     sync, frames, _ = run_burst_chain(sym, BURST_K, snr_db=snr_db, cfo=cfo, seed=11)
     assert len(frames) >= 18, sync.stats          # measured 98.5-100 % over 200 bursts; >= 90 % here
     got = np.array([t["cfo"] for _, t in frames])
-    # preamble (FFT peak) + pilots (line fit over the burst): spread ~5e-6 cycles/sample at -5 dB
-    assert np.all(np.abs(got - cfo) < 3e-5), got
+    # preamble (FFT peak) + pilots (ML fit over the burst): spread ~1e-5 cycles/sample at -5 dB over
+    # the 863-symbol burst of the polar header (~5e-6 over the 2,879 of the spread one: the error of
+    # a frequency fit falls as span^-1.5)
+    assert np.all(np.abs(got - cfo) < 6e-5), got
     # after correction the payload is as good as the channel allows (nothing left of the rotation)
     assert abs(payload_snr_db(frames, payloads) - snr_db) < 0.7
 
@@ -465,9 +517,11 @@ def test_burst_detection_rate_and_header_crc_at_low_snr():
     assert frames == [] and sync.stats["bursts"] == 0
 
 
-def test_burst_corrupted_headers_are_counted_and_dropped():
-    sym, payloads, _ = random_bursts(10, BURST_K, seed=4, corrupt={2, 7})
-    sync, frames, msgs = run_burst_chain(sym, BURST_K, snr_db=10.0, seed=4)
+@pytest.mark.parametrize("code", B.HEADER_CODES)
+def test_burst_corrupted_headers_are_counted_and_dropped(code):
+    cfg = B.BurstConfig(header_code=code)
+    sym, payloads, _ = random_bursts(10, BURST_K, config=cfg, seed=4, corrupt={2, 7})
+    sync, frames, msgs = run_burst_chain(sym, BURST_K, config=cfg, snr_db=10.0, seed=4)
     assert [t["frame"] for _, t in frames] == [0, 1, 3, 4, 5, 6, 8, 9]
     assert sync.stats["header_crc"] == 2 and sync.stats["bursts"] == 8
     assert sum(m["status"] == "header_crc" for m in msgs) == 2
@@ -476,20 +530,23 @@ def test_burst_corrupted_headers_are_counted_and_dropped():
 def test_burst_truncated_wrong_k_and_garbage_are_dropped_and_the_flowgraph_goes_on(capfd):
     cfg = B.BurstConfig()
     lay = B.Layout.of(cfg, BURST_K)
-    # burst 1 is cut inside its header, burst 3 ten symbols before its end: a valid preamble
-    # starts inside each (truncated)
-    good, payloads, _ = random_bursts(6, BURST_K, seed=5, truncate={1: 1200, 3: lay.length - 10})
+    # burst 1 is cut inside its header (symbols 263-838), burst 3 ten symbols before its end: a
+    # valid preamble starts inside each (truncated)
+    good, payloads, _ = random_bursts(6, BURST_K, seed=5, truncate={1: 300, 3: lay.length - 10})
     other_k, _, _ = random_bursts(1, 64, seed=6)      # a valid burst for another decoder (k = 64)
     rng = np.random.default_rng(0)
     garbage = (3 * (rng.standard_normal(3000) + 1j * rng.standard_normal(3000))).astype(np.complex64)
     tail, _, _ = random_bursts(2, BURST_K, seed=7)
-    # the stream ends inside the header of a burst (1 again) and inside the preamble of the next (2)
-    sym = np.concatenate([good, other_k, garbage, tail, good[:5000]])
+    # the stream ends 20 symbols before the end of burst 2 (burst 1, cut again, is truncated by
+    # burst 2's preamble); corr_est_cc holds back the stream's last partial chunk (~250 symbols),
+    # so burst 2's preamble must lie further from the end than that
+    cut = 32 + (lay.length + cfg.guard) + 300 + lay.length - 20
+    sym = np.concatenate([good, other_k, garbage, tail, good[:cut]])
     sync, frames, msgs = run_burst_chain(sym, BURST_K, snr_db=12.0, seed=6)
     assert [t["frame"] for _, t in frames] == [0, 2, 4, 5, 0, 1, 0]
     assert sync.stats["truncated"] == 4 and sync.stats["wrong_k"] == 1 and sync.stats["header_crc"] == 0, sync.stats
-    # (the two drops at the end of the stream happen in stop(): counted and logged, but their
-    # messages are published while the flowgraph shuts down and may not be delivered)
+    # (the drop at the end of the stream happens in stop(): counted and logged, but its message
+    # is published while the flowgraph shuts down and may not be delivered)
     assert [m["status"] for m in msgs if m["status"] != "no_preamble"][:10] == [
         "ok", "truncated", "ok", "truncated", "ok", "ok", "wrong_k", "ok", "ok", "ok"]
     logged = "".join(capfd.readouterr())
@@ -502,7 +559,7 @@ def test_burst_detection_does_not_depend_on_how_the_scheduler_chunks_the_stream(
     (with the scheduler's chunks, a 300-item limit downstream cost the first burst after the
     garbage and tripled the candidates)."""
     lay = B.Layout.of(B.BurstConfig(), BURST_K)
-    good, _, _ = random_bursts(6, BURST_K, seed=5, truncate={1: 1200, 3: lay.length - 10})
+    good, _, _ = random_bursts(6, BURST_K, seed=5, truncate={1: 300, 3: lay.length - 10})
     rng = np.random.default_rng(0)
     garbage = (3 * (rng.standard_normal(3000) + 1j * rng.standard_normal(3000))).astype(np.complex64)
     sym = np.concatenate([good, garbage, good])
@@ -516,7 +573,7 @@ def test_burst_truncated_bursts_are_dropped_at_low_snr():
     """At -3 dB corr_est_cc tags dozens of data peaks per burst; the strongest of them still
     reveal a preamble that starts inside a burst (cut in its header, 40 and 8 symbols before its end)."""
     lay = B.Layout.of(B.BurstConfig(), BURST_K)
-    sym, _, _ = random_bursts(8, BURST_K, seed=3, truncate={1: 1500, 4: lay.length - 40, 6: lay.length - 8})
+    sym, _, _ = random_bursts(8, BURST_K, seed=3, truncate={1: 600, 4: lay.length - 40, 6: lay.length - 8})
     sync, frames, _ = run_burst_chain(sym, BURST_K, snr_db=-3.0, cfo=3e-4, seed=4)
     assert [t["frame"] for _, t in frames] == [0, 2, 3, 5, 7]
     assert sync.stats["truncated"] + sync.stats["header_crc"] == 3, sync.stats

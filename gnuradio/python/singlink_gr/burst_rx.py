@@ -71,7 +71,7 @@ class burst_sync(gr.basic_block):
         if config is None:
             from .burst_tx import burst_config
 
-            config = burst_config(**burst)   # sps, rolloff, header_sf, ..., detect_metric (GRC passes these)
+            config = burst_config(**burst)   # sps, rolloff, header_code, header_sf, ..., detect_metric (GRC passes these)
         self.cfg = config
         self.k = int(k) if k else None
         self.sync = Synchronizer(self.cfg)
@@ -323,14 +323,14 @@ class burst_rx(gr.hier_block2):
     def __init__(self, method="deepjscc", checkpoint=DEFAULT_CHECKPOINT, prior="", steps=0, zeta=None, inn="",
                  output_dir="", seed=0, batch_size=16, sps=4, rolloff=0.35, rrc_span=11, header_sf=32,
                  pilot_spacing=64, pilot_len=8, detect_len=64, detect_threshold=0.9, detect_metric=0.08,
-                 eq_taps=0, device="cpu"):
+                 eq_taps=0, device="cpu", header_code="polar"):
         gr.hier_block2.__init__(self, "singlink_burst_rx", gr.io_signature(1, 1, gr.sizeof_gr_complex),
                                 gr.io_signature(0, 0, 0))
         from .burst_tx import burst_config
 
         self.config = burst_config(sps, rolloff, rrc_span, header_sf, pilot_spacing, pilot_len,
-                                   detect_len=int(detect_len), detect_metric=float(detect_metric),
-                                   eq_taps=int(eq_taps))
+                                   header_code=header_code, detect_len=int(detect_len),
+                                   detect_metric=float(detect_metric), eq_taps=int(eq_taps))
         self.rx = jscc_rx(method, checkpoint=checkpoint, prior=prior, steps=steps, zeta=zeta, inn=inn,
                           output_dir=output_dir, seed=seed, batch_size=batch_size, device=device)
         self.k = self.rx.k

@@ -19,9 +19,10 @@ from .jscc_tx import jscc_tx
 
 
 def burst_config(sps=4, rolloff=0.35, rrc_span=11, header_sf=32, pilot_spacing=64, pilot_len=8, guard=64,
-                 **rx) -> BurstConfig:
-    return BurstConfig(sps=int(sps), rolloff=float(rolloff), rrc_span=int(rrc_span), header_sf=int(header_sf),
-                       pilot_spacing=int(pilot_spacing), pilot_len=int(pilot_len), guard=int(guard), **rx)
+                 header_code="polar", **rx) -> BurstConfig:
+    return BurstConfig(sps=int(sps), rolloff=float(rolloff), rrc_span=int(rrc_span), header_code=str(header_code),
+                       header_sf=int(header_sf), pilot_spacing=int(pilot_spacing), pilot_len=int(pilot_len),
+                       guard=int(guard), **rx)
 
 
 class burst_source(jscc_tx):
@@ -97,10 +98,10 @@ class burst_tx(gr.hier_block2):
 
     def __init__(self, checkpoint=DEFAULT_CHECKPOINT, snr_db=10.0, images="", repeat=1, max_images=0, batch_size=16,
                  method_hint="deepjscc", sps=4, rolloff=0.35, rrc_span=11, header_sf=32, pilot_spacing=64,
-                 pilot_len=8, guard=64, amplitude=1.0, device="cpu"):
+                 pilot_len=8, guard=64, amplitude=1.0, device="cpu", header_code="polar"):
         gr.hier_block2.__init__(self, "singlink_burst_tx", gr.io_signature(0, 0, 0),
                                 gr.io_signature(1, 1, gr.sizeof_gr_complex))
-        self.config = burst_config(sps, rolloff, rrc_span, header_sf, pilot_spacing, pilot_len, guard)
+        self.config = burst_config(sps, rolloff, rrc_span, header_sf, pilot_spacing, pilot_len, guard, header_code)
         self.source = burst_source(checkpoint=checkpoint, snr_db=snr_db, images=images, repeat=repeat,
                                    max_images=max_images, batch_size=batch_size, method_hint=method_hint,
                                    config=self.config, device=device)

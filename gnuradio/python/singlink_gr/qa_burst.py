@@ -45,6 +45,24 @@ class qa_burst(gr_unittest.TestCase):
         for _, tags in frames:
             self.assertAlmostEqual(tags["snr_db"], 3.0, delta=1.0)
 
+    def test_004_header_codes_round_trip_and_bad_settings(self):
+        bits = B.header_to_bits(B.Header(seq=9, image_id=65535, k=K, flags=2))
+        for code in B.HEADER_CODES:
+            hc = B.header_code(B.BurstConfig(header_code=code))
+            self.assertEqual(B.bits_to_header(hc.decode(hc.soft(hc.modulate(bits)[None], 0.5))[0])[1], True)
+        self.assertLessEqual(B.BurstConfig().header_symbols, 600)   # the polar default: 512
+        with self.assertRaisesRegex(ValueError, "choose one of polar, spread"):
+            B.BurstConfig(header_code="ldpc")
+        with self.assertRaisesRegex(ValueError, "applies to header_code 'spread' only"):
+            B.BurstConfig(header_sf=8)
+
+    def test_005_spread_header_still_works_end_to_end(self):
+        cfg = B.BurstConfig(header_code="spread", header_sf=8)
+        sym, _, _ = random_bursts(3, K, config=cfg, seed=5, corrupt={1})
+        sync, frames, _ = run_burst_chain(sym, K, config=cfg, snr_db=8.0, seed=5)
+        self.assertEqual([t["frame"] for _, t in frames], [0, 2])
+        self.assertEqual(sync.stats["header_crc"], 1)
+
 
 if __name__ == "__main__":
     gr_unittest.run(qa_burst)
