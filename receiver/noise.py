@@ -53,9 +53,9 @@ def derive_batch_seed(seed: int, start: int) -> int:
     return derive_seed(seed, "sigma-y", start)
 
 
-def sigma_y(jscc, operator: str, snr_db: torch.Tensor) -> torch.Tensor:
-    """:math:`\\sigma_y` (N,) float64 of the observation through ``operator`` at each SNR in ``snr_db``
-    (N,), from the DeepJSCC's recorded calibration; one line when there is none for it."""
+def sigma_y_table(jscc, operator: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(snr_db, sigma_y)`` float64 arrays the DeepJSCC records for ``operator``, checked against its
+    weights; one line when there is none for it or it was made for other weights."""
     record = getattr(jscc, "observation_noise", None) or {}
     table = (record.get("sigma_y") or {}).get(str(operator))
     if not table:
@@ -67,9 +67,20 @@ def sigma_y(jscc, operator: str, snr_db: torch.Tensor) -> torch.Tensor:
         raise UsageError(f"the sigma_y recorded in {jscc.name} was calibrated for other weights (sha256 "
                          f"{record['sha256'][:12]}, these are {jscc.fingerprint[:12]}); rerun "
                          f"`singlink calibrate-sigma-y --record`")
+    return np.asarray(record["snr_db"], dtype=np.float64), np.asarray(table, dtype=np.float64)
+
+
+def interpolate(table: tuple[np.ndarray, np.ndarray], snr_db) -> torch.Tensor:
+    """:math:`\\sigma_y` (N,) float64 at each SNR in ``snr_db`` (N,) from a :func:`sigma_y_table`:
+    linear between calibrated SNRs, held at the nearest end outside them."""
     snr = torch.as_tensor(snr_db, dtype=torch.float64).detach().cpu()
-    values = np.interp(snr.numpy(), np.asarray(record["snr_db"], dtype=np.float64), np.asarray(table, dtype=np.float64))
-    return torch.from_numpy(np.asarray(values, dtype=np.float64)).reshape(snr.shape)
+    return torch.from_numpy(np.asarray(np.interp(snr.numpy(), *table), dtype=np.float64)).reshape(snr.shape)
+
+
+def sigma_y(jscc, operator: str, snr_db) -> torch.Tensor:
+    """:math:`\\sigma_y` (N,) float64 of the observation through ``operator`` at each SNR in ``snr_db``
+    (N,), from the DeepJSCC's recorded calibration (:func:`sigma_y_table`, :func:`interpolate`)."""
+    return interpolate(sigma_y_table(jscc, operator), snr_db)
 
 
 # --- command line: singlink calibrate-sigma-y --------------------------------------------------------
@@ -91,7 +102,7 @@ def run(args) -> int:
     from ..data import DatasetNotFoundError, DatasetSpec, load_batch
     from ..jscc.model import CHECKPOINTS, DeepJSCC
     from ..provenance import code_version, write_atomic
-    from .operators import make_operator
+    from .operators import check_operators
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -104,11 +115,7 @@ def run(args) -> int:
     if not operators:
         raise UsageError("--operators is empty; give e.g. pool2,pool4")
     jscc = DeepJSCC.from_pretrained(args.jscc).requires_grad_(False)
-    for o in operators:
-        try:
-            make_operator(o)(torch.zeros(1, *jscc.config.image_size))
-        except UsageError as e:
-            raise UsageError(f"--operators {o}: {e}") from None
+    check_operators(operators, jscc.config.image_size)
     folder = Path(args.jscc) if Path(args.jscc).is_dir() else CHECKPOINTS / args.jscc
     spec = DatasetSpec.parse(jscc.config.dataset, jscc.config.image_size[-1], args.data_root)
     try:

@@ -40,10 +40,6 @@ class Observation:
     def __len__(self):
         return self.x_jscc.shape[0]
 
-    @property
-    def has_symbols(self) -> bool:
-        return self.symbols is not None
-
     def require_symbols(self, method: str) -> None:
         """One line when a method that models the channel is given decoded images only."""
         if self.symbols is None or self.noise_var is None or self.codec is None:

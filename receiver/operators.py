@@ -104,6 +104,19 @@ class Compose(LinearOperator):
         return y
 
 
+def check_operators(specs, image_size, option: str = "--operators") -> None:
+    """Build each operator of ``specs`` and apply it to an image of ``image_size`` (C, H, W), so one
+    that does not exist or does not fit is refused with one line naming ``option``."""
+    import torch
+
+    for spec in specs:
+        try:
+            with torch.no_grad():
+                make_operator(spec)(torch.zeros(1, *image_size))
+        except UsageError as e:
+            raise UsageError(f"{option} {spec}: {e}") from None
+
+
 def make_operator(spec: str) -> LinearOperator:
     """Operator from a string: ``identity``, ``gray``, ``poolS`` (S an integer), or a composition
     joined by ``+`` such as ``gray+pool4``."""

@@ -101,21 +101,23 @@ class _Projected:
     accepts_codec = True
 
     def _noise_setup(self, codec, projection, sigma_y_scale):
-        self.codec, self.projection = codec, projection
         self.sigma_y_scale = _check_scale(sigma_y_scale)
+        self.noise_table = None
         if projection == "noise-aware":
-            from .noise import sigma_y
+            from .noise import sigma_y_table
 
             if codec is None:
                 raise UsageError("the noise-aware projection needs the DeepJSCC (its calibrated sigma_y)")
-            sigma_y(codec, self.operator_name, torch.zeros(1))  # a missing calibration: refused now, not per batch
+            # read and checked against the codec's weights once, here: a missing calibration is
+            # refused when the receiver is built, and batches only interpolate
+            self.noise_table = sigma_y_table(codec, self.operator_name)
 
     def sigma_y(self, obs):
-        if self.projection != "noise-aware":
+        if self.noise_table is None:
             return None
-        from .noise import sigma_y
+        from .noise import interpolate
 
-        return self.sigma_y_scale * sigma_y(self.codec, self.operator_name, obs.snr_db)
+        return self.sigma_y_scale * interpolate(self.noise_table, obs.snr_db)
 
 
 @register_method("sing-zero")

@@ -95,7 +95,7 @@ def run_cell(jscc, receivers: dict, images, image_ids, snr_db: float, channel: s
 def summarize(rows, keys=("method", "k", "snr_db", "channel")) -> list[dict]:
     """Group rows by ``keys``; n and mean / ci95 of psnr, ms_ssim, lpips (and lpips_vgg when the rows
     have it) per group."""
-    metrics = METRICS + (("lpips_vgg",) if rows and "lpips_vgg" in rows[0] else ())
+    metrics = _metrics(rows)
     groups: dict[tuple, list] = {}
     for r in rows:
         groups.setdefault(tuple(r[k] for k in keys), []).append(r)
@@ -108,23 +108,50 @@ def summarize(rows, keys=("method", "k", "snr_db", "channel")) -> list[dict]:
     return out
 
 
+def image_means(pairs) -> list[float]:
+    """The mean of each image's values, from ``(image_id, value)`` pairs: the independent units the
+    95% intervals are taken over (an image's realisations are not independent)."""
+    per_image: dict = {}
+    for image_id, value in pairs:
+        per_image.setdefault(image_id, []).append(value)
+    return [float(np.mean(v)) for v in per_image.values()]
+
+
+def paired_difference(got: dict, a: str, b: str, metrics=METRICS):
+    """In one cell, ``got`` = {method: {(image_id, realization): row}}: the keys of the rows both
+    methods have, and for each metric the mean per-image difference metric(a) - metric(b) with its
+    95% Student-t half-width over images; None when they share no rows."""
+    shared = sorted(set(got.get(a, {})) & set(got.get(b, {})))
+    if not shared:
+        return None
+    return shared, {m: mean_ci95(image_means((key[0], got[a][key][m] - got[b][key][m]) for key in shared))
+                    for m in metrics}
+
+
+def _metrics(rows) -> tuple:
+    """The metrics ``rows`` hold: :data:`METRICS`, and lpips_vgg when scored with it."""
+    return METRICS + (("lpips_vgg",) if rows and "lpips_vgg" in rows[0] else ())
+
+
 def paired(rows, reference: str = "deepjscc", keys=("k", "snr_db", "channel")) -> list[dict]:
     """For every method other than ``reference``, per group of ``keys``: the mean per-image difference
-    (method - reference) of each metric on the same images and channel draws, with its 95% CI."""
-    metrics = METRICS + (("lpips_vgg",) if rows and "lpips_vgg" in rows[0] else ())
-    by = {}
+    (method - reference) of each metric on the same images and channel draws, with its 95% CI
+    (:func:`paired_difference`)."""
+    metrics = _metrics(rows)
+    cells: dict = {}
     for r in rows:
-        by.setdefault(r["method"], {})[tuple(r[k] for k in keys) + (r["image_id"], r["realization"])] = r
+        cells.setdefault(tuple(r[k] for k in keys), {}).setdefault(r["method"], {})[(r["image_id"], r["realization"])] = r
+    methods = sorted({r["method"] for r in rows} - {reference})
     out = []
-    for method in sorted(m for m in by if m != reference):
-        groups: dict[tuple, list] = {}
-        for key, r in by[method].items():
-            if key in by.get(reference, {}):
-                groups.setdefault(key[:len(keys)], []).append((r, by[reference][key]))
-        for group, pairs in sorted(groups.items()):
-            entry = {"method": method, "versus": reference, **dict(zip(keys, group)), "n": len(pairs)}
+    for method in methods:
+        for cell in sorted(cells):
+            found = paired_difference(cells[cell], method, reference, metrics)
+            if found is None:
+                continue
+            shared, diffs = found
+            entry = {"method": method, "versus": reference, **dict(zip(keys, cell)), "n": len(shared)}
             for m in metrics:
-                entry[f"{m}_diff"], entry[f"{m}_diff_ci95"] = mean_ci95([a[m] - b[m] for a, b in pairs])
+                entry[f"{m}_diff"], entry[f"{m}_diff_ci95"] = diffs[m]
             out.append(entry)
     return out
 

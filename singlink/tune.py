@@ -173,14 +173,13 @@ def run(args):
     from .sweep.command import _check_out
 
     _check_out(out)
-    import torch
-
     from . import phy
     from .data import load_batch
     from .evaluation import run_cell, summarize, to_csv
     from .jscc.model import CHECKPOINTS
     from .provenance import code_version, write_atomic
-    from .receiver import Receiver, make_operator
+    from .receiver import Receiver
+    from .receiver.operators import check_operators
     from .receiver.inn import find_inn
     from .receiver.prior import DiffusionPrior, find_prior
 
@@ -189,12 +188,7 @@ def run(args):
     except (ValueError, TypeError) as e:
         raise UsageError(f"--channel: {str(e).splitlines()[0]}") from None
     jscc, k, rho, spec = ev._model(args)
-    for o in operators:
-        try:
-            with torch.no_grad():
-                make_operator(o)(torch.zeros(1, *jscc.config.image_size))
-        except UsageError as e:
-            raise UsageError(f"--operators {o}: {e}") from None
+    check_operators(operators, jscc.config.image_size)
     inn = None
     if zetas or commin_zetas:
         try:

@@ -263,15 +263,11 @@ class DeepJSCC(nn.Module):
         return model.to(device).eval()
 
 
-#: the settings a ``sing`` block may record for one restoration method (its ``methods`` sub-blocks)
-METHOD_SETTINGS = ("operator", "steps", "zeta", "projection", "sigma_y_scale", "travel_length", "travel_repeats",
-                   "start")
-
-
 def _sing_block(block: dict, top: bool = True) -> dict:
     """The checked ``sing`` block of a DeepJSCC's config.json (a bad one is a corrupt checkpoint):
     operator, steps and zeta for sing-zero and sing-inn, and ``methods`` ({method: settings}) for any
-    restoration method, each holding :data:`METHOD_SETTINGS`."""
+    restoration method, each of operator, steps, zeta, projection, sigma_y_scale, travel_length,
+    travel_repeats and start."""
     out = {}
     if "operator" in block:
         out["operator"] = str(block["operator"])

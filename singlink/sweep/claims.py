@@ -24,7 +24,8 @@ from collections import defaultdict
 from fractions import Fraction
 
 from ..evaluation import mean_ci95
-from .report import by_cell, paired_difference
+from ..evaluation import paired_difference
+from .report import by_cell
 
 DEEPJSCC, ZERO, INN = "deepjscc", "sing-zero", "sing-inn"
 NAMES = {DEEPJSCC: "DeepJSCC", ZERO: "SING-Zero", INN: "SING-INN"}
@@ -39,7 +40,7 @@ def _within(diff: float, ci: float, bound: float) -> str:
 
 
 def _paired(got, a, b, metric):
-    """:func:`~.report.paired_difference` of one metric: (difference, 95% half-width, images), or None."""
+    """:func:`singlink.evaluation.paired_difference` of one metric: (difference, 95% half-width, images), or None."""
     paired = paired_difference(got, a, b, (metric,))
     if paired is None:
         return None

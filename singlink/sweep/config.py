@@ -26,7 +26,7 @@ split               ``test`` or ``val``
 operator, steps     SING's linear operator A and number of visited prior timesteps (steps also for
                     commin and dps; None: the codec's recorded choice)
 zeta                SING-INN guidance step (None: the paper's SNR schedule); commin's and dps's
-                    steps are the codec's recorded choice
+                    zeta are the codec's recorded choice
 batch               images per task (the unit of work, of resume and of a Ray task)
 threads             torch threads per task; results are bit-identical for a given value
 examples            images per cell kept as reconstructions for the example grid

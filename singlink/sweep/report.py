@@ -19,12 +19,11 @@ from collections import defaultdict
 
 import numpy as np
 
-from ..evaluation import mean_ci95
+from ..evaluation import METRICS, image_means, mean_ci95, paired_difference
 from .config import SweepConfig
 
 SUMMARY_COLUMNS = ("method", "rho", "snr_db", "channel", "n", "psnr_mean", "psnr_ci95", "ms_ssim_mean",
                    "ms_ssim_ci95", "lpips_mean", "lpips_ci95")
-METRICS = ("psnr", "ms_ssim", "lpips")
 
 
 def in_grid(rows: list[dict], cfg: SweepConfig) -> list[dict]:
@@ -33,15 +32,6 @@ def in_grid(rows: list[dict], cfg: SweepConfig) -> list[dict]:
     return [r for r in rows if r["method"] in cfg.methods and r["rho"] in cfg.rho and r["snr_db"] in snrs
             and r["channel"] in cfg.channel and r["image_id"] < cfg.images and r["realization"] < cfg.realizations
             and r["seed"] == cfg.seed]
-
-
-def _image_means(pairs) -> list[float]:
-    """The mean of each image's values, from ``(image_id, value)`` pairs: the independent units the
-    95% intervals are taken over (an image's realisations are not independent)."""
-    per_image = defaultdict(list)
-    for image_id, value in pairs:
-        per_image[image_id].append(value)
-    return [float(np.mean(v)) for v in per_image.values()]
 
 
 def summarize(rows: list[dict], cfg: SweepConfig) -> list[dict]:
@@ -57,7 +47,7 @@ def summarize(rows: list[dict], cfg: SweepConfig) -> list[dict]:
         rs = groups[key]
         entry = dict(zip(("method", "rho", "snr_db", "channel"), key)) | {"n": len(rs)}
         for m in METRICS:
-            _, ci = mean_ci95(_image_means((r["image_id"], r[m]) for r in rs))
+            _, ci = mean_ci95(image_means((r["image_id"], r[m]) for r in rs))
             entry[f"{m}_mean"], entry[f"{m}_ci95"] = float(np.mean([r[m] for r in rs])), ci
         out.append(entry)
     return out
@@ -74,17 +64,6 @@ def by_cell(rows: list[dict]) -> dict:
     for r in rows:
         cells[(r["rho"], r["snr_db"], r["channel"])].setdefault(r["method"], {})[(r["image_id"], r["realization"])] = r
     return cells
-
-
-def paired_difference(got: dict, a: str, b: str, metrics=METRICS):
-    """In one cell of :func:`by_cell`: the keys of the rows both methods have, and for each metric
-    the mean per-image difference metric(a) - metric(b) with its 95% Student-t half-width over
-    images; None when they share no rows."""
-    shared = sorted(set(got.get(a, {})) & set(got.get(b, {})))
-    if not shared:
-        return None
-    return shared, {m: mean_ci95(_image_means((key[0], got[a][key][m] - got[b][key][m]) for key in shared))
-                    for m in metrics}
 
 
 def paired_differences(rows: list[dict], cfg: SweepConfig) -> list[dict]:
