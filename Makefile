@@ -1,8 +1,11 @@
 # The README's two commands. Each first brings the project's virtual environment up to date
 # (tools/bootstrap: idempotent, a no-op when nothing changed).
 VENV := .venv
+# The Sionna 2 (PyTorch) phy backend's environment and the tests run on that backend.
+VENV_SIONNA2 := .venv-sionna2
+TORCH_TESTS := tests/test_phy_backend.py tests/test_phy_torch.py
 
-.PHONY: run test
+.PHONY: run test test-sionna2
 run:
 	@tools/bootstrap >/dev/null
 	$(VENV)/bin/singlink sweep
@@ -10,3 +13,7 @@ run:
 test:
 	@tools/bootstrap >/dev/null
 	$(VENV)/bin/python -m pytest
+
+test-sionna2:
+	@tools/bootstrap --sionna2 >/dev/null
+	SINGLINK_PHY=sionna-torch $(VENV_SIONNA2)/bin/python -m pytest $(TORCH_TESTS)

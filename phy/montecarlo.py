@@ -3,7 +3,6 @@ import time
 from dataclasses import asdict, dataclass
 
 import numpy as np
-import tensorflow as tf
 from scipy.stats import beta
 
 
@@ -65,6 +64,16 @@ class MonteCarloRunner:
         self.link, self.batch_size = link, int(batch_size)
         self.target_block_errors, self.target_bit_errors = target_block_errors, target_bit_errors
         self.max_trials = int(max_trials)
+        self._step = self._compile_step(link, jit_compile)
+
+    def _compile_step(self, link, jit_compile):
+        """The compiled step of one batch, ``step(snr_db)`` -> (bit errors, sum of squared
+        per-block bit errors, block errors, blocks, block length).
+
+        TensorFlow is imported here and in :meth:`_tally`, not at the top of the module, because
+        the sionna-torch backend's runner (:mod:`singlink.phy.sionna2.montecarlo`) inherits the
+        rest of this class and must not load it."""
+        import tensorflow as tf
 
         @tf.function(jit_compile=jit_compile)
         def step(snr_db):
@@ -75,15 +84,20 @@ class MonteCarloRunner:
                     tf.reduce_sum(tf.cast(per_block > 0, tf.int64)), tf.size(per_block, tf.int64),
                     tf.shape(bits, tf.int64)[-1])
 
-        self._step = step
+        return step
+
+    def _tally(self, snr_db: float) -> list[int]:
+        """One batch of :meth:`_compile_step`'s step, its five counts as Python ints."""
+        import tensorflow as tf
+
+        return [int(v) for v in self._step(tf.constant(snr_db, tf.float32))]
 
     def run_point(self, snr_db: float) -> ErrorRateEstimate:
         t0 = time.perf_counter()
         e = e2 = be = nb = 0
         batches = 0
-        snr = tf.constant(snr_db, tf.float32)
         while batches < self.max_trials:
-            out = [int(v) for v in self._step(snr)]
+            out = self._tally(snr_db)
             e, e2, be, nb = e + out[0], e2 + out[1], be + out[2], nb + out[3]
             block_len = out[4]
             batches += 1
@@ -120,6 +134,8 @@ def count_errors(step, batches: int) -> tuple[int, int, int, int]:
     """Call ``step() -> (bits, bits_hat)`` (each (..., k) with one code block per row) ``batches``
     times and count ``(bit_errors, bits, block_errors, blocks)``: the tally of a hand-written
     Sionna loop, for comparing one against :class:`MonteCarloRunner` (``benchmarks/``)."""
+    import tensorflow as tf
+
     bit_errors = block_errors = bits_total = blocks = 0
     for _ in range(batches):
         bits, bits_hat = step()

@@ -1,7 +1,6 @@
 """Per-example power normalisation and the bandwidth compression ratio."""
+import sys
 from fractions import Fraction
-
-import tensorflow as tf
 
 
 def normalize_power(z, power: float = 1.0):
@@ -13,7 +12,8 @@ def normalize_power(z, power: float = 1.0):
     every row satisfies :math:`\frac1k\|\mathbf z\|^2 = \bar P` exactly.
 
     Accepts a TensorFlow or a PyTorch tensor (the DeepJSCC encoder normalises in torch so that
-    its gradient is native) and returns the same kind.
+    its gradient is native) and returns the same kind. TensorFlow is imported only for a
+    TensorFlow tensor, so the sionna-torch backend shares this function without loading it.
 
     Parameters
     ----------
@@ -28,17 +28,18 @@ def normalize_power(z, power: float = 1.0):
     """
     if not power > 0:
         raise ValueError(f"power must be > 0, got {power}")
-    if isinstance(z, (tf.Tensor, tf.Variable)):
-        k = tf.cast(tf.shape(z)[-1], z.dtype.real_dtype)
-        energy = tf.reduce_sum(tf.abs(z) ** 2, axis=-1, keepdims=True)
-        scale = tf.sqrt(k * power / energy)
-        return z * tf.cast(scale, z.dtype)
     import torch
 
     if isinstance(z, torch.Tensor):
         k = z.shape[-1]
         energy = (z.abs() ** 2).sum(dim=-1, keepdim=True)
         return z * torch.sqrt(k * power / energy)
+    tf = sys.modules.get("tensorflow")  # a TensorFlow tensor cannot exist before this import
+    if tf is not None and isinstance(z, (tf.Tensor, tf.Variable)):
+        k = tf.cast(tf.shape(z)[-1], z.dtype.real_dtype)
+        energy = tf.reduce_sum(tf.abs(z) ** 2, axis=-1, keepdims=True)
+        scale = tf.sqrt(k * power / energy)
+        return z * tf.cast(scale, z.dtype)
     raise TypeError(f"normalize_power takes a tf.Tensor or torch.Tensor, got {type(z).__name__}")
 
 

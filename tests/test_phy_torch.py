@@ -1,0 +1,223 @@
+"""The sionna-torch phy backend (Sionna 2, PyTorch) against closed forms and against the sionna-tf
+backend's stored LDPC BLER curve. Runs in .venv-sionna2 with SINGLINK_PHY=sionna-torch
+(``make test-sionna2``); skipped elsewhere."""
+import ast
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import stats
+from scipy.special import erfc
+
+if os.environ.get("SINGLINK_PHY") != "sionna-torch":
+    pytest.skip("sionna-torch backend tests: run with SINGLINK_PHY=sionna-torch in .venv-sionna2 "
+                "(make test-sionna2)", allow_module_level=True)
+
+import torch  # noqa: E402
+
+from singlink import phy  # noqa: E402
+
+REFERENCE = Path(__file__).parent / "reference" / "ldpc_bler_sionna-tf.json"
+
+
+@pytest.fixture(autouse=True)
+def _one_thread(one_thread):
+    """Tiny tensors: one torch thread (conftest.one_thread) for every test here."""
+
+
+def random_rows(n, k, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.complex(torch.randn(n, k, generator=g), torch.randn(n, k, generator=g))
+
+
+def q(x):
+    return 0.5 * erfc(x / np.sqrt(2))
+
+
+def test_import_never_loads_tensorflow():
+    code = ("import sys; from singlink import phy; import singlink.phy.sionna2; "
+            "phy.MonteCarloRunner(phy.DigitalLink(), 2, max_trials=1).run_point(3.0); "
+            "print(phy.BACKEND, phy.SIONNA_VERSION, sorted(m for m in sys.modules if m.split('.')[0] == 'tensorflow'))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "SINGLINK_PHY": "sionna-torch"})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["sionna-torch", "2.2.0", "[]"]
+
+
+def test_public_names_match_the_tf_backend_except_bridge_and_ofdm():
+    tf_only = {"BridgeError", "TFModule", "tf_to_torch", "torch_to_tf", "OFDMDigitalLink", "OFDMLinkChannel",
+               "OFDMSpec", "effective_snr_db", "is_ofdm", "jscc_input", "parse_spec"}
+    # the TF backend's names: the list literal assigned to __all__ in phy/__init__.py (read, not
+    # imported: importing it needs TensorFlow)
+    tree = ast.parse(Path(phy.__file__).read_text())
+    tf_names = {name for node in ast.walk(tree) if isinstance(node, ast.Assign) and isinstance(node.value, ast.List)
+                and [t.id for t in node.targets] == ["__all__"]
+                and all(isinstance(e, ast.Constant) for e in node.value.elts) for name in ast.literal_eval(node.value)}
+    assert set(phy.__all__) == (tf_names - tf_only) | {"BACKEND", "SIONNA_VERSION"}
+    assert all(hasattr(phy, name) for name in phy.__all__)
+
+
+@pytest.mark.parametrize("power", [1.0, 2.5])
+def test_power_normalisation_per_example(power):
+    z = random_rows(8, 300) * torch.arange(1, 9)[:, None]
+    out = phy.normalize_power(z, power)
+    np.testing.assert_allclose((out.abs() ** 2).mean(-1).numpy(), power, rtol=1e-5)
+    z2 = torch.cat([z[:1] * 100, z[1:]])
+    np.testing.assert_allclose(phy.normalize_power(z2, power)[1:].numpy(), out[1:].numpy(), rtol=1e-5)
+
+
+@pytest.mark.parametrize("channel", ["awgn", "rayleigh-block", "rayleigh-fast"])
+def test_measured_snr_matches_requested(channel):
+    phy.set_seed(1)
+    n, k, power = 16, 8192, 1.0
+    z = phy.normalize_power(random_rows(n, k))
+    snr_db = torch.linspace(-5, 15, n)
+    y, h = phy.make_channel(channel)(z, snr_db)
+    assert isinstance(y, torch.Tensor) and y.dtype == torch.complex64 and h.dtype == torch.complex64
+    noise = (y - h * z).numpy()
+    sigma2 = power / 10 ** (snr_db.numpy() / 10)
+    # mean of k i.i.d. |n|^2 ~ sigma^2 * Exp(1): relative std 1/sqrt(k); allow 6 sigma
+    assert np.all(np.abs(np.mean(np.abs(noise) ** 2, axis=1) / sigma2 - 1) < 6 / np.sqrt(k))
+    for part in (noise.real, noise.imag):  # circular: sigma^2/2 per real dimension
+        assert np.all(np.abs(np.mean(part**2, 1) / (sigma2 / 2) - 1) < 6 * np.sqrt(2 / k))
+
+
+def test_scalar_snr_broadcasts_and_h_shapes():
+    z = phy.normalize_power(random_rows(4, 10))
+    _, h = phy.AWGNChannel()(z, 3.0)
+    assert h.shape == (4, 1) and torch.all(h == 1)
+    assert phy.RayleighBlockFadingChannel()(z, 3.0)[1].shape == (4, 1)
+    assert phy.RayleighFastFadingChannel()(z, 3.0)[1].shape == (4, 10)
+    y, _ = phy.AWGNChannel()(z, float("inf"))
+    assert torch.equal(y, z)
+
+
+def test_rayleigh_gain_is_cn01_and_its_power_exponential():
+    phy.set_seed(2)
+    _, h = phy.RayleighFastFadingChannel()(torch.zeros(200, 1000, dtype=torch.complex64), 10.0)
+    h = h.numpy().ravel()
+    g = np.abs(h) ** 2
+    assert abs(g.mean() - 1) < 6 / np.sqrt(h.size)          # E|h|^2 = 1
+    assert abs(np.mean(h.real * h.imag)) < 6 / np.sqrt(h.size)  # circular
+    # |h|^2 ~ Exp(1) for h ~ CN(0, 1): Kolmogorov-Smirnov on 20,000 draws
+    assert stats.kstest(g[:20000], "expon").pvalue > 1e-3
+
+
+def test_equalizers():
+    phy.set_seed(3)
+    z = phy.normalize_power(random_rows(64, 2048))
+    y, h = phy.RayleighBlockFadingChannel()(z, 10.0)
+    z_zf, no_zf = phy.equalize(y, h, 10.0, "zf")
+    err = ((z_zf - z).abs() ** 2).mean(1).numpy()
+    np.testing.assert_allclose(err, no_zf.numpy().ravel(), rtol=6 / np.sqrt(2048))
+    z_mmse, mse = phy.equalize(y, h, 10.0, "mmse")
+    err_m = ((z_mmse - z).abs() ** 2).mean(1).numpy()
+    np.testing.assert_allclose(err_m, mse.numpy().ravel(), rtol=6 / np.sqrt(2048))
+    assert np.all(err_m <= err * (1 + 6 / np.sqrt(2048)))
+
+
+def test_reseeding_reproduces_draws_bit_for_bit():
+    z = phy.normalize_power(random_rows(3, 50))
+    ch = phy.RayleighBlockFadingChannel()
+    phy.set_seed(7)
+    a = ch(z, 0.0)
+    phy.set_seed(7)
+    b = ch(z, 0.0)
+    assert all(torch.equal(u, v) for u, v in zip(a, b))
+    phy.set_seed(8)
+    assert not torch.equal(ch(z, 0.0)[0], a[0])
+
+
+def test_outage_against_fading_draws():
+    phy.set_seed(4)
+    _, h = phy.RayleighBlockFadingChannel()(torch.zeros(200000, 1, dtype=torch.complex64), 0.0)
+    rate = 1.5
+    mc = np.mean(np.log2(1 + np.abs(h.numpy()) ** 2 * 10 ** 0.5) < rate)
+    p = phy.rayleigh_outage_probability(rate, 5.0)
+    assert abs(mc - p) < 6 * np.sqrt(p * (1 - p) / 200000)
+    np.testing.assert_allclose(phy.awgn_capacity([0.0, 10 * np.log10(3)]), [1, 2])
+
+
+def estimate(cfg, ebno_db, batch, batches, seed=0):
+    phy.set_seed(seed)
+    runner = phy.MonteCarloRunner(phy.DigitalLink(cfg), batch, target_block_errors=None, max_trials=batches)
+    return runner.run_point(float(phy.ebno_db_to_snr_db(ebno_db, cfg.modulation, cfg.coderate)))
+
+
+@pytest.mark.parametrize("modulation", ["bpsk", "qpsk"])
+@pytest.mark.parametrize("ebno_db", [0.0, 4.0, 6.0])
+def test_uncoded_awgn_ber_matches_q_function(modulation, ebno_db):
+    est = estimate(phy.DigitalLinkConfig(k=1000, modulation=modulation, coded=False), ebno_db, 500, 2)
+    theory = q(np.sqrt(2 * 10 ** (ebno_db / 10)))
+    assert abs(est.ber - theory) < 5 * np.sqrt(theory / est.bits)  # independent bits: 5 binomial sigma
+    assert est.ber_ci95[0] <= est.ber <= est.ber_ci95[1]
+
+
+@pytest.mark.parametrize("ebno_db", [0.0, 10.0])
+def test_uncoded_bpsk_rayleigh_block_fading_matches_closed_form(ebno_db):
+    g = 10 ** (ebno_db / 10)
+    theory = 0.5 * (1 - np.sqrt(g / (1 + g)))
+    cfg = phy.DigitalLinkConfig(k=32, modulation="bpsk", coded=False, channel="rayleigh-block")
+    est = estimate(cfg, ebno_db, batch=20000, batches=2)
+    half = (est.ber_ci95[1] - est.ber_ci95[0]) / 2  # rows share one gain: rows are the sampling unit
+    assert abs(est.ber - theory) < 2.5 * half
+
+
+def test_ldpc_bler_curve_overlaps_the_tf_backend():
+    """Same link, points, seeds and stopping rule as tools/ldpc_bler_reference.py made on
+    sionna-tf (tests/reference/ldpc_bler_sionna-tf.json): the two RNGs differ, so the curves
+    agree within Monte Carlo error: the 95% Clopper-Pearson intervals overlap at every point."""
+    sys.path.insert(0, str(Path(__file__).parent.parent / "tools"))
+    try:
+        import ldpc_bler_reference as ref
+    finally:
+        sys.path.pop(0)
+    stored = json.loads(REFERENCE.read_text())
+    assert stored["backend"] == "sionna-tf" and stored["seed"] == ref.SEED
+    for row in stored["points"]:
+        est = ref.run_point(phy, row["channel"], row["ebno_db"])
+        lo, hi = est.bler_ci95
+        assert lo <= row["bler_ci95"][1] and row["bler_ci95"][0] <= hi, (row, est)
+
+
+def test_higher_order_qam_and_codewords_per_row():
+    cfg = phy.DigitalLinkConfig(k=240, n=480, modulation="16qam")
+    low, high = (estimate(cfg, e, batch=100, batches=1) for e in (0.0, 14.0))
+    assert low.bler > 0.5 and high.bler == 0
+    link = phy.DigitalLink(phy.DigitalLinkConfig(k=100, n=200, modulation="qpsk"), num_blocks=3)
+    bits, bits_hat = link(5, 20.0)
+    assert bits.shape == (5, 3, 100) and link.channel_uses == 300 and torch.equal(bits, bits_hat)
+
+
+def test_count_errors_tallies_bits_and_blocks():
+    bits = torch.tensor([[[0, 1, 1, 0]], [[1, 1, 1, 1]], [[0, 0, 0, 0]]], dtype=torch.float32)
+    flips = torch.tensor([[[0, 1, 1, 0]], [[0, 0, 0, 0]], [[1, 0, 0, 0]]], dtype=torch.float32)
+    assert phy.count_errors(lambda: (bits, (bits - flips).abs()), 2) == (2 * 3, 2 * 12, 2 * 2, 2 * 3)
+
+
+def test_bad_inputs():
+    z = phy.normalize_power(random_rows(4, 10))
+    with pytest.raises(TypeError, match="complex"):
+        phy.AWGNChannel()(torch.ones(4, 10), 0.0)
+    with pytest.raises(ValueError, match="shape \\(N, k\\)"):
+        phy.AWGNChannel()(torch.ones(4, 10, 2, dtype=torch.complex64), 0.0)
+    with pytest.raises(ValueError, match="3 values but the batch has 4"):
+        phy.AWGNChannel()(z, torch.tensor([1.0, 2.0, 3.0]))
+    with pytest.raises(ValueError, match="snr_db must be a number"):
+        phy.AWGNChannel()(z, float("nan"))
+    with pytest.raises(ValueError, match="unknown channel"):
+        phy.make_channel("rician")
+    with pytest.raises(ValueError, match="not on the sionna-torch phy backend yet"):
+        phy.make_channel("ofdm-tdl-c")
+    with pytest.raises(ValueError, match="power"):
+        phy.AWGNChannel(power=0)
+    with pytest.raises(ValueError, match="equalizer"):
+        phy.equalize(z, torch.ones(4, 1, dtype=torch.complex64), 0.0, "ml")
+    with pytest.raises(ValueError, match="unknown modulation"):
+        phy.DigitalLink(phy.DigitalLinkConfig(modulation="8psk"))
+    with pytest.raises(ValueError, match="0 < k < n"):
+        phy.DigitalLink(phy.DigitalLinkConfig(k=600, n=500))
