@@ -47,6 +47,8 @@ from functools import lru_cache
 
 import numpy as np
 
+from . import burst_kernels as K
+
 __all__ = ["BurstConfig", "Header", "Layout", "build_burst", "rrc_taps", "detect_template", "Synchronizer",
            "SyncResult", "HEADER_BITS", "HEADER_CODES", "METHOD_FLAGS", "HeaderCode", "PolarHeader", "SpreadHeader",
            "header_code"]
@@ -407,18 +409,6 @@ def build_burst(payload, header: Header, cfg: BurstConfig, header_bits=None) -> 
 
 
 # --- receiver --------------------------------------------------------------------------------------
-def cubic_interp(x: np.ndarray, t: np.ndarray) -> np.ndarray:
-    """x at fractional sample positions t (cubic Lagrange, 4 taps; t must lie in [1, len(x) - 3])."""
-    i = np.floor(t).astype(np.int64)
-    mu = (t - i).astype(np.float32)
-    xm1, x0, x1, x2 = x[i - 1], x[i], x[i + 1], x[i + 2]
-    c_m1 = -mu * (mu - 1) * (mu - 2) / 6
-    c_0 = (mu + 1) * (mu - 1) * (mu - 2) / 2
-    c_1 = -(mu + 1) * mu * (mu - 2) / 2
-    c_2 = (mu + 1) * mu * (mu - 1) / 6
-    return (c_m1 * xm1 + c_0 * x0 + c_1 * x1 + c_2 * x2).astype(np.complex64)
-
-
 @dataclass
 class SyncResult:
     ok: bool
@@ -444,12 +434,17 @@ class Synchronizer:
     when the receiver knows k."""
 
     SEGMENT = 15   # preamble chips per non-coherent segment in the timing search (255 = 17 x 15)
+    # residual frequency search over the pilots (cycles/symbol): a coarse grid, then offsets around its peak
+    FREQ_GRID = np.linspace(-2e-3, 2e-3, 41)
+    FREQ_FINE = np.linspace(-1e-4, 1e-4, 21)
 
     def __init__(self, cfg: BurstConfig = BurstConfig()):
         self.cfg = cfg
         self.pre = preamble(cfg)
         self.code = header_code(cfg)
         self.nfft = 4096
+        self._known_cache = {}
+        K.load()
 
     # span of samples needed around a guess
     def margin(self) -> int:
@@ -467,50 +462,29 @@ class Synchronizer:
         return 2 * self.margin() + self.cfg.preamble_len * self.cfg.sps + 4
 
     def detect(self, x: np.ndarray, guess: int) -> SyncResult:
-        cfg, sps, np_ = self.cfg, self.cfg.sps, self.cfg.preamble_len
-        r = cfg.timing_search
-        taus = np.arange(guess - r, guess + r + 1)
-        taus = taus[(taus >= 1) & (taus + (np_ - 1) * sps + 3 <= len(x))]
-        if not len(taus):
+        """Timing and carrier offset of a preamble near sample ``guess``: the segmented
+        non-coherent correlation's peak within +- ``timing_search`` samples
+        (:func:`~singlink_gr.burst_kernels.preamble_search`), then the peak of a ``nfft``-point
+        periodogram of the de-modulated preamble (:func:`~singlink_gr.burst_kernels.carrier_peak`);
+        ``ok`` when the normalised coherent energy reaches ``detect_metric``."""
+        cfg = self.cfg
+        found, t0, zz, energy = K.preamble_search(np.asarray(x, np.complex64), int(guess), cfg.timing_search,
+                                                  self.pre, cfg.sps, self.SEGMENT)
+        if not found:
             return SyncResult(False, "window outside the buffer")
-        idx = taus[:, None] + sps * np.arange(np_)[None, :]
-        z = x[idx] * np.conj(self.pre)[None, :]
-        nseg = np_ // self.SEGMENT
-        seg = z[:, :nseg * self.SEGMENT].reshape(len(taus), nseg, self.SEGMENT).sum(axis=2)
-        m = np.sum(np.abs(seg) ** 2, axis=1)
-        j = int(np.argmax(m))
-        frac = 0.0
-        if 0 < j < len(m) - 1:
-            a, b, c = m[j - 1], m[j], m[j + 1]
-            den = a - 2 * b + c
-            frac = float(np.clip(0.5 * (a - c) / den, -0.5, 0.5)) if den < 0 else 0.0
-        t0 = float(taus[j]) + frac
-        y = cubic_interp(x, t0 + sps * np.arange(np_))
-        zz = y * np.conj(self.pre)
-        spec = np.abs(np.fft.fft(zz, self.nfft))
-        kk = int(np.argmax(spec))
-        a, b, c = spec[kk - 1], spec[kk], spec[(kk + 1) % self.nfft]
-        den = a - 2 * b + c
-        kf = kk + (0.5 * (a - c) / den if den < 0 else 0.0)
-        f = ((kf + self.nfft / 2) % self.nfft - self.nfft / 2) / self.nfft   # cycles per symbol
-        coh = np.abs(np.sum(zz * np.exp(-2j * np.pi * f * np.arange(np_)))) ** 2
-        metric = float(coh / (np_ * max(float(np.sum(np.abs(y) ** 2)), 1e-30)))
-        res = SyncResult(metric >= cfg.detect_metric, "" if metric >= cfg.detect_metric else "no preamble",
-                         metric=metric, timing=t0, cfo=f / sps)
-        return res
+        f, coh = K.carrier_peak(np.abs(np.fft.fft(zz, self.nfft)), zz)
+        metric = float(coh / (cfg.preamble_len * max(energy, 1e-30)))
+        ok = metric >= cfg.detect_metric
+        return SyncResult(ok, "" if ok else "no preamble", metric=metric, timing=t0, cfo=f / cfg.sps)
 
     def _symbols(self, x, res, n, first=0):
         """Burst symbols first..n-1 at the found timing: as sampled, and with the carrier offset removed."""
-        sps = self.cfg.sps
-        m = np.arange(first, n)
-        if not len(m):
+        if n <= first:
             return np.zeros(0, np.complex64), np.zeros(0, np.complex64)
-        t = res.timing + sps * m
-        if t[-1] + 3 > len(x):
+        if res.timing + self.cfg.sps * (n - 1) + 3 > len(x):
             raise IndexError("burst runs past the buffer")
-        raw = cubic_interp(x, t)
-        rot = np.exp(np.float32(-2 * np.pi * res.cfo * sps) * m.astype(np.float32) * 1j)   # complex64
-        return raw, raw * rot
+        return K.burst_symbols(np.asarray(x, np.complex64), float(res.timing), self.cfg.sps, int(first), int(n),
+                               float(res.cfo * self.cfg.sps))
 
     def _linear_eq(self, y, lay, nblocks):
         """Symbol-spaced linear equaliser (``cfg.eq_taps`` taps), least squares on every known symbol
@@ -537,63 +511,37 @@ class Synchronizer:
         return out.astype(np.complex64)
 
     def _phase_track(self, y, lay, nblocks, metric=0.5):
-        """Phase per symbol from the preamble and the first ``nblocks`` pilot blocks, and the
-        residual frequency (cycles/symbol): a coarse residual from consecutive pilot blocks, then the
-        ML estimate for a constant offset over all blocks, and what is left (phase noise) smoothed
-        and interpolated. The smoothing spans enough pilot symbols for a 0.1 rad phase error at the
-        SNR the preamble metric indicates (rho ~ snr / (1 + snr)): 3 blocks from about 5 dB up, 21
-        at -5 dB, where slow phase noise matters less than noisy pilots."""
-        cfg = self.cfg
+        """y with its phase removed, using the preamble and the first ``nblocks`` pilot blocks, and
+        the residual frequency (cycles/symbol): a coarse residual from consecutive pilot blocks,
+        then the ML estimate for a constant offset over all blocks, and what is left (phase noise)
+        smoothed and interpolated (:func:`~singlink_gr.burst_kernels.phase_track`, which says how).
+        The smoothing spans enough pilot symbols for a 0.1 rad phase error at the SNR the preamble
+        metric indicates: 3 blocks from about 5 dB up, 21 at -5 dB, where slow phase noise matters
+        less than noisy pilots."""
         pb = lay.pilot_blocks[:nblocks]
-        pvals = pilot_symbols(cfg, lay.pilot_blocks.size).reshape(lay.pilot_blocks.shape)[:nblocks]
-        c = np.sum(y[pb] * np.conj(pvals), axis=1)
-        t = pb.mean(axis=1)
-        fr0 = 0.0
-        if len(c) >= 2:
-            fr0 = float(np.angle(np.sum(c[1:] * np.conj(c[:-1])))) / (2 * np.pi * float(t[1] - t[0]))
-        cc = np.concatenate([[np.sum(y[lay.preamble] * np.conj(self.pre))], c])
-        tt = np.concatenate([[float(lay.preamble.mean())], t])
-        d = cc * np.exp(-2j * np.pi * fr0 * tt)
-        df = 0.0
-        if len(tt) >= 3:
-            # the ML frequency: the peak of |sum_m d_m exp(-j 2 pi f t_m)| near 0 (a periodogram over the
-            # block sums; unlike a line fit through unwrapped phases it cannot slip a cycle when a
-            # pilot block is buried in noise)
-            # (coarse grid over +-2e-3 cycles/symbol, fine grid around its peak, parabolic refinement)
-            for grid in (np.linspace(-2e-3, 2e-3, 41), None):
-                if grid is None:
-                    grid = df + np.linspace(-1e-4, 1e-4, 21)
-                p = np.abs(np.exp(-2j * np.pi * np.outer(grid, tt)) @ d)
-                j = int(np.clip(np.argmax(p), 1, len(grid) - 2))
-                a, b, c_ = p[j - 1], p[j], p[j + 1]
-                den = a - 2 * b + c_
-                df = float(grid[j] + (0.5 * (a - c_) / den * (grid[1] - grid[0]) if den < 0 else 0.0))
-        slope = 2 * np.pi * df
-        icpt = float(np.angle(np.sum(d * np.exp(-1j * slope * tt))))
-        r = d * np.exp(-1j * (slope * tt + icpt))
-        snr = min(max(metric, 1e-3), 0.999) / (1 - min(max(metric, 1e-3), 0.999))
-        width = int(np.clip(2 * np.ceil(50.0 / (snr * cfg.pilot_len) / 2) + 1, 3, 21))
-        cs, h, i = np.concatenate([[0], np.cumsum(r)]), width // 2, np.arange(len(r))
-        sm = cs[np.minimum(i + h + 1, len(r))] - cs[np.maximum(i - h, 0)]   # moving sum over `width` blocks
-        n = np.arange(len(y), dtype=np.float32)
-        fr = fr0 + slope / (2 * np.pi)
-        wobble = np.interp(n, tt, np.unwrap(np.angle(sm))).astype(np.float32)
-        return np.float32(2 * np.pi * fr) * n + np.float32(icpt) + wobble, fr
+        pvals = pilot_symbols(self.cfg, lay.pilot_blocks.size).reshape(lay.pilot_blocks.shape)[:nblocks]
+        return K.phase_track(np.ascontiguousarray(y, np.complex64), self.cfg.preamble_len, self.pre,
+                             np.ascontiguousarray(pb), np.ascontiguousarray(pvals), float(metric),
+                             self.FREQ_GRID, self.FREQ_FINE)
 
     def header_soft(self, y, lay) -> np.ndarray:
         """The header code's soft values (LLRs for the polar code) from phase-corrected symbols y
         (the first len(y) burst symbols). The noise variance the LLRs need comes from the known
         symbols in y (preamble and pilots): gain g by least squares, noise = mean |y - g x|^2; the
         header symbols are scaled by 1/g, so their noise variance is noise / |g|^2."""
-        keep = lay.pilots < len(y)
-        known = np.concatenate([lay.preamble, lay.pilots[keep]])
-        ref = np.concatenate([self.pre, pilot_symbols(self.cfg, len(lay.pilots))[keep]])
-        yk = y[known]
-        g = complex(np.vdot(ref, yk) / np.vdot(ref, ref).real)
-        if abs(g) < 1e-12:
-            g = 1.0
-        noise = float(np.mean(np.abs(yk - g * ref) ** 2))
-        return self.code.soft(y[lay.header] / g, noise / abs(g) ** 2)
+        known, ref = self._known(lay, len(y))
+        g, residual = K.known_gain(y, known, ref)   # g = 1 where it vanishes (no signal)
+        noise = residual / len(known)
+        return self.code.soft(y[lay.header] / np.complex64(g), noise / abs(g) ** 2)
+
+    def _known(self, lay, n):
+        """(indices, values) of the preamble and the pilot symbols among the first n burst symbols."""
+        key = (len(lay.payload), n)
+        if key not in self._known_cache:
+            keep = lay.pilots < n
+            self._known_cache[key] = (np.concatenate([lay.preamble, lay.pilots[keep]]),
+                                      np.concatenate([self.pre, pilot_symbols(self.cfg, len(lay.pilots))[keep]]))
+        return self._known_cache[key]
 
     def _read_header(self, y, lay, res) -> bool:
         """Decode the header from phase-corrected symbols y; False when the CRC fails."""
@@ -615,8 +563,8 @@ class Synchronizer:
         raw, y = self._symbols(x, res, end)
         res.extra["header_symbols"] = (raw, y)   # finish() goes on from here
         y = self._linear_eq(y, lay, nblocks)
-        phase, _ = self._phase_track(y, lay, nblocks, res.metric)
-        self._read_header(y * np.exp(-1j * phase), lay, res)
+        y, _ = self._phase_track(y, lay, nblocks, res.metric)
+        self._read_header(y, lay, res)
         return res
 
     def finish(self, x: np.ndarray, res: SyncResult) -> SyncResult:
@@ -626,8 +574,8 @@ class Synchronizer:
         raw1, y1 = self._symbols(x, res, lay.length, first=len(raw0))
         raw, y = np.concatenate([raw0, raw1]), np.concatenate([y0, y1])
         y = self._linear_eq(y, lay, len(lay.pilot_blocks))
-        phase, fr = self._phase_track(y, lay, len(lay.pilot_blocks), res.metric)
-        return self._equalise(res, lay, raw, y * np.exp(-1j * phase), fr)
+        y, fr = self._phase_track(y, lay, len(lay.pilot_blocks), res.metric)
+        return self._equalise(res, lay, raw, y, fr)
 
     def align(self, x: np.ndarray, res: SyncResult, k: int):
         """A detected burst of payload length k at the found timing: (layout, symbols as sampled,
@@ -636,8 +584,8 @@ class Synchronizer:
         lay = Layout.of(self.cfg, k)
         raw, y = self._symbols(x, res, lay.length)
         y = self._linear_eq(y, lay, len(lay.pilot_blocks))
-        phase, fr = self._phase_track(y, lay, len(lay.pilot_blocks), res.metric)
-        return lay, raw, (y * np.exp(-1j * phase)).astype(np.complex64), fr
+        y, fr = self._phase_track(y, lay, len(lay.pilot_blocks), res.metric)
+        return lay, raw, y, fr
 
     def decode(self, x: np.ndarray, res: SyncResult, k: int) -> SyncResult:
         """Header and payload in one pass (:meth:`align`), for a receiver that knows its k (the
@@ -652,21 +600,24 @@ class Synchronizer:
         return self._equalise(res, lay, raw, y, fr)
 
     def _equalise(self, res, lay, raw, y, fr):
-        cfg, k = self.cfg, res.header.k
+        cfg = self.cfg
         res.extra["cfo_preamble"] = res.cfo
         res.cfo = res.cfo + fr / cfg.sps      # + the residual the pilots saw
         # with the equaliser on, preamble and pilots trained it (their residual is optimistic): the
         # header symbols alone (512 by default) then give gain and SNR
-        known_idx = lay.header if cfg.eq_taps else np.concatenate([lay.preamble, lay.pilots, lay.header])
-        ref = build_burst(np.zeros(k, np.complex64), res.header, cfg, header_bits=res.extra["header_bits"])
-        xk, yk = ref[known_idx], y[known_idx]
+        header = self.code.modulate(res.extra["header_bits"])   # the header's symbols, known once its CRC passed
+        if cfg.eq_taps:
+            known_idx, xk = lay.header, header
+        else:
+            idx, ref = self._known(lay, lay.length)
+            known_idx, xk = np.concatenate([idx, lay.header]), np.concatenate([ref, header])
         n = len(known_idx)
-        g = complex(np.vdot(xk, yk) / np.vdot(xk, xk).real)
-        noise = float(np.sum(np.abs(yk - g * xk) ** 2)) / (n - 1)
+        g, residual = K.known_gain(y, known_idx, xk)
+        noise = residual / (n - 1)
         sig = max(abs(g) ** 2 - noise / n, 1e-12)
         res.snr_db = float(10 * np.log10(sig / max(noise, 1e-20)))
         res.gain = g
-        y_eq = (y / g).astype(np.complex64)
+        y_eq = y / np.complex64(g)
         res.payload = y_eq[lay.payload]
         res.raw, res.synced, res.layout = raw, y_eq, lay
         res.ok, res.reason = True, ""
