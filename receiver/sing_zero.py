@@ -101,7 +101,7 @@ def check_travel(steps: int, length, repeats) -> tuple[int, int]:
 
 
 class SINGZero:
-    """SING-Zero restoration with a diffusion prior.
+    r"""SING-Zero restoration with a diffusion prior.
 
     Parameters
     ----------

@@ -433,6 +433,53 @@ def test_ray_address_of_another_service_gives_up_in_bounded_time(env, tmp_path):
     assert not (tmp_path / "never").exists()
 
 
+def test_schema_2_store_gets_families_from_its_runs(tmp_path):
+    """A store made before the family dimension and LPIPS-VGG: each learned row takes the family its
+    run was told (baselines none), lpips_vgg is NULL (not measured), read-only reads change no byte,
+    and the first write migrates it for good."""
+    import json
+
+    from singlink.sweep import ResultStore
+    from singlink.sweep.store import SCHEMA_VERSION
+
+    folder = tmp_path / "v2"
+    folder.mkdir()
+    db = sqlite3.connect(folder / "results.sqlite")
+    db.executescript("""CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB);
+        CREATE TABLE series (series_id INTEGER PRIMARY KEY, started TEXT, settings TEXT, identity TEXT, reason TEXT);
+        CREATE TABLE runs (run_id INTEGER PRIMARY KEY, started TEXT, config TEXT, version TEXT, executor TEXT,
+            series_id INTEGER DEFAULT 1);
+        CREATE TABLE rows (series_id INTEGER DEFAULT 1, method TEXT, rho TEXT, snr_db REAL, channel TEXT,
+            image_id INTEGER, realization INTEGER, seed INTEGER, psnr REAL, ms_ssim REAL, lpips REAL,
+            channel_uses INTEGER, bits_sent INTEGER, status TEXT, wall_s REAL, run_id INTEGER,
+            PRIMARY KEY (series_id, method, rho, snr_db, channel, image_id, realization, seed));
+        CREATE TABLE examples (series_id INTEGER DEFAULT 1, method TEXT, rho TEXT, snr_db REAL, channel TEXT,
+            image_id INTEGER, seed INTEGER, png BLOB, PRIMARY KEY (series_id, method, rho, snr_db, channel, image_id, seed));
+        INSERT INTO meta VALUES ('schema', '2');
+        INSERT INTO series VALUES (1, 'then', '{}', NULL, 'new store');""")
+    db.execute("INSERT INTO runs VALUES (1, 'then', ?, '{}', 'local', 1)", (json.dumps({"family": "mse"}),))
+    db.execute("INSERT INTO runs VALUES (2, 'later', ?, '{}', 'local', 1)", (json.dumps({"family": None}),))
+    db.executemany("INSERT INTO rows VALUES (1, ?, '1/192', 0.0, 'awgn', ?, 0, 0, 20.0, 0.9, 0.2, 64, NULL, 'ok', 1.0, ?)",
+                   [("deepjscc", 0, 1), ("bpg-capacity", 0, 1), ("sing-zero", 1, 2)])
+    db.execute("INSERT INTO examples VALUES (1, 'deepjscc', '1/192', 0.0, 'awgn', 0, 0, x'00')")
+    db.commit()
+    db.close()
+    before = (folder / "results.sqlite").read_bytes()
+    store = ResultStore(folder)
+    got = {(r["method"], r["image_id"]): r for r in store.rows()}
+    assert {k: r["family"] for k, r in got.items()} == {("deepjscc", 0): "mse", ("bpg-capacity", 0): "",
+                                                         ("sing-zero", 1): ""}
+    assert all(r["lpips_vgg"] is None and r["lpips"] == 0.2 for r in got.values())
+    assert [e["family"] for e in store.examples()] == ["mse"]
+    assert (folder / "results.sqlite").read_bytes() == before
+    store.open_run({}, {}, {}, "local")
+    store.close()
+    db = sqlite3.connect(folder / "results.sqlite")
+    assert db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()[0] == str(SCHEMA_VERSION)
+    assert db.execute("SELECT COUNT(*) FROM rows WHERE family = 'mse'").fetchone()[0] == 1
+    db.close()
+
+
 def test_schema_1_store_is_read_and_migrated(env, tmp_path, capsys):
     """A store written before identities (no series) still resumes, and keeps its rows."""
     from singlink.sweep import ResultStore

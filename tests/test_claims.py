@@ -19,7 +19,7 @@ def _rows(lpips_shift, psnr_shift, rhos=("1/192", "1/48"), snrs=(-5.0, 5.0), gai
     for rho in rhos:
         for snr in snrs:
             for i in range(N):
-                base = {"rho": rho, "snr_db": snr, "channel": "awgn", "image_id": i, "realization": 0}
+                base = {"family": "", "rho": rho, "snr_db": snr, "channel": "awgn", "image_id": i, "realization": 0}
                 lp, ps = 0.2 + 0.05 * rng.random(), 20 + rng.random()
                 rows.append(base | {"method": "deepjscc", "lpips": lp, "psnr": ps})
                 for m in lpips_shift:
@@ -30,7 +30,7 @@ def _rows(lpips_shift, psnr_shift, rhos=("1/192", "1/48"), snrs=(-5.0, 5.0), gai
 
 
 def _cfg(methods, rhos=("1/192", "1/48"), snrs=(-5, 5)):
-    return SimpleNamespace(methods=list(methods), rho=list(rhos), snr=list(snrs), channel=["awgn"])
+    return SimpleNamespace(methods=list(methods), rho=list(rhos), snr=list(snrs), channel=["awgn"], families=("",))
 
 
 def _find(claims, text, rho):
@@ -87,3 +87,17 @@ def test_markdown_tallies_each_row():
     assert "## LPIPS: SING-Zero < DeepJSCC" in text
     line = next(s for s in text.splitlines() if s.startswith("| 1/192 | awgn |") and "fails (+0.01" in s)
     assert line.endswith("| 0 / 2 / 0 |")
+
+
+def test_claims_are_tested_within_each_codec_family():
+    """With two codec families each family's restorations are held against its own DeepJSCC, and
+    each claim names the family: here SING helps the mse codec and hurts the perceptual one."""
+    mse = [r | {"family": "mse"} for r in _rows({"sing-inn": -0.02}, {"sing-inn": -0.1}, rhos=("1/192",))]
+    perceptual = [r | {"family": "perceptual"} for r in _rows({"sing-inn": 0.02}, {"sing-inn": -0.1}, rhos=("1/192",),
+                                                                seed=1)]
+    cfg = _cfg(["deepjscc", "sing-inn"], rhos=("1/192",))
+    cfg.families = ("perceptual", "mse")
+    claims = sing_claims(perceptual + mse, cfg)
+    assert [r[4] for r in _find(claims, "[mse] LPIPS: SING-INN < DeepJSCC", "1/192")["results"]] == ["holds"] * 2
+    assert [r[4] for r in _find(claims, "[perceptual] LPIPS: SING-INN < DeepJSCC", "1/192")["results"]] == ["fails"] * 2
+    assert all(r[3] == N for c in claims for r in c["results"])  # no family's rows leak into another's cells

@@ -324,7 +324,12 @@ def test_sweep_picks_the_codec_family():
     from singlink.sweep.config import build_config, checkpoint_names
 
     cfg = build_config(None, None, {"methods": "deepjscc", "family": "mse"})
-    assert checkpoint_names(cfg, "1/192") == {"jscc": "deepjscc-celeba64-rho1_192-mse"}
+    assert cfg.family == ("mse",) and cfg.method_families() == [("deepjscc", "mse")]
+    assert checkpoint_names(cfg, "1/192", "mse") == {"jscc": "deepjscc-celeba64-rho1_192-mse"}
+    both = build_config(None, None, {"methods": "deepjscc,bpg-capacity", "family": "perceptual,mse"})
+    # the baselines use no codec: one line each, whatever the families
+    assert both.method_families() == [("deepjscc", "perceptual"), ("deepjscc", "mse"), ("bpg-capacity", "")]
+    assert checkpoint_names(both, "1/192", "perceptual") == {"jscc": "deepjscc-celeba64-rho1_192"}
     assert checkpoint_names(build_config(None, None, {"methods": "deepjscc"}), "1/192") == {
         "jscc": "deepjscc-celeba64-rho1_192"}
     with pytest.raises(UsageError, match="unknown family 'lpips'; choose from perceptual, mse"):

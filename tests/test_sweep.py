@@ -71,11 +71,11 @@ def tiny(tmp_path_factory):
 def test_uninterrupted_run_writes_every_output(tiny):
     config, ref, stdout = tiny
     for name in ("summary.csv", "paired.csv", "claims.md", "psnr_vs_snr.png", "lpips_vs_snr.png", "ms_ssim_vs_snr.png",
-                 "examples_rho1_192_awgn.png", "sweep.json"):
+                 "lpips_vgg_vs_snr.png", "examples_rho1_192_awgn.png", "sweep.json"):
         assert (ref / name).stat().st_size > 0, name
     header, *lines = (ref / "summary.csv").read_text().splitlines()
-    assert header == ("method,rho,snr_db,channel,n,psnr_mean,psnr_ci95,ms_ssim_mean,ms_ssim_ci95,lpips_mean,"
-                      "lpips_ci95")
+    assert header == ("method,family,rho,snr_db,channel,n,psnr_mean,psnr_ci95,ms_ssim_mean,ms_ssim_ci95,lpips_mean,"
+                      "lpips_ci95,lpips_vgg_mean,lpips_vgg_ci95")
     assert len(lines) == 3 * 2 and all(",6," in line for line in lines)
     assert "deepjscc" in stdout and "summary.csv" in stdout
     # the checkpoints are picked by (data set, image size, k) and named
@@ -132,7 +132,7 @@ def test_sigkill_mid_run_then_rerun_gives_the_same_summary(tiny, tmp_path):
     partial = _sweep(config, out, "--report-only")
     assert f"report from {stored} of {GRID_ROWS} rows ({GRID_ROWS - stored} still to run" in partial.stdout
     assert _digest(out / "results.sqlite") == before and _count(out / "results.sqlite") == stored
-    n = [int(line.split(",")[4]) for line in (out / "summary.csv").read_text().splitlines()[1:]]
+    n = [int(line.split(",")[5]) for line in (out / "summary.csv").read_text().splitlines()[1:]]
     assert sum(n) == stored
     rerun = _sweep(config, out)
     assert f"{stored} already in" in rerun.stdout
@@ -212,11 +212,33 @@ def test_baselines_through_the_sweep_respect_the_budget_and_fall_off_the_cliff(t
     assert rows[("bpg-ldpc", 15.0, 0)]["bits_sent"] == 1365  # 2 codewords x 682 (module docstring)
 
 
+def test_codec_families_are_a_grid_dimension(tmp_path):
+    """Two codec families in one grid: each family's rows are those of a grid of that family alone
+    (same channel draws, bit-identical), labelled in the summary; the baselines run once."""
+    config = tmp_path / "families.toml"
+    config.write_text('methods = ["deepjscc", "bpg-capacity"]\ndataset = "celeba"\nrho = ["1/192"]\nsnr = [-5, 5]\n'
+                      'images = 2\nbatch = 2\nmean_images = 50\nexamples = 1\n')
+    both = _sweep(config, tmp_path / "both", "--family", "perceptual,mse")
+    _sweep(config, tmp_path / "mse", "--family", "mse")
+    rows = _rows(tmp_path / "both")
+    assert sorted({(r["method"], r["family"]) for r in rows}) == [("bpg-capacity", ""), ("deepjscc", "mse"),
+                                                                  ("deepjscc", "perceptual")]
+    assert len(rows) == 3 * 2 * 2 and all(r["lpips_vgg"] is not None for r in rows)
+    key = lambda r: (r["snr_db"], r["image_id"])  # noqa: E731
+    mse = sorted((r for r in rows if r["family"] == "mse"), key=key)
+    alone = sorted((r for r in _rows(tmp_path / "mse") if r["method"] == "deepjscc"), key=key)
+    assert mse == alone
+    perceptual = {key(r): r["psnr"] for r in rows if r["family"] == "perceptual"}
+    assert all(perceptual[key(r)] != r["psnr"] for r in mse)  # another codec, not a copy
+    assert "deepjscc [mse]" in both.stdout and "deepjscc [perceptual]" in both.stdout
+    assert "mse codecs: jscc deepjscc-celeba64-rho1_192-mse" in both.stdout
+
+
 BAD = [
     (["--methods", "deepjscc,teleport"], "unknown methods 'teleport'"),
     (["--rho", "1/96"], "no shipped deepjscc checkpoint for cifar10 at 32x32 with k=32"),
     (["--dataset", "imagenet"], "--dataset 'imagenet' is neither a known data set"),
-    (["--dataset", "celeba", "--image-size", "32"], "no shipped deepjscc checkpoint for celeba at 32x32"),
+    (["--dataset", "celeba", "--image-size", "32"], "no shipped deepjscc checkpoint of the perceptual family for celeba at 32x32"),
     (["--dataset", "celeba", "--image-size", "60"], "need a ratio in (0, 1] with integer k"),
     (["--rho", "1/100"], "need a ratio in (0, 1] with integer k"),
     (["--snr", ""], "snr is empty"),

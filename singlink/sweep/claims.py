@@ -17,6 +17,9 @@ decided by the 95% Student-t interval over images of the per-image difference:
 
 Claim 3 compares gains on the same images at two rhos: per image, the LPIPS gain averaged over
 the grid's SNRs at the lowest rho minus that at each other rho, with its interval over images.
+
+A grid with several codec families tests the claims within each family (its DeepJSCC against its
+own restorations); each claim then names the family it was tested in.
 """
 from __future__ import annotations
 
@@ -55,7 +58,16 @@ def sing_claims(rows: list[dict], cfg) -> list[dict]:
     methods = [m for m in (DEEPJSCC, ZERO, INN) if m in cfg.methods]
     if DEEPJSCC not in methods or len(methods) < 2:
         return []
-    cells = by_cell(rows)
+    out = []
+    for family in cfg.families:
+        cells = by_cell([r for r in rows if r["family"] == family], key=lambda r: r["method"])
+        for claim in _claims(cells, cfg, methods):
+            out.append(claim | {"claim": f"[{family}] {claim['claim']}" if family else claim["claim"]})
+    return out
+
+
+def _claims(cells, cfg, methods) -> list[dict]:
+    """:func:`sing_claims` in one codec family's ``cells`` ({cell: {method: rows}})."""
     snrs = sorted(float(s) for s in cfg.snr)
     checks = []  # (claim text, method a, method b, metric, verdict function)
     if INN in methods and ZERO in methods:

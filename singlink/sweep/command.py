@@ -48,8 +48,9 @@ def add_arguments(p):
                    f"ofdm-tdl-c:delay_spread=300e-9:speed=3:csi=ls (options joined by ':') (default {default('channel')})")
     p.add_argument("--dataset", help=f"cifar10, celeba, kodak or a folder of images (default {default('dataset')})")
     p.add_argument("--image-size", help="side of the square images (default: the data set's)")
-    p.add_argument("--family", help="DeepJSCC codec family: perceptual (MSE + LPIPS) or mse (default: the "
-                   "canonically named codec of each rho, the perceptual one for faces)")
+    p.add_argument("--family", help="comma list of DeepJSCC codec families, each a line of the learned methods: "
+                   "perceptual (MSE + LPIPS), mse (MSE only) (default "
+                   f"{default('family') if d.get('family') else 'none: the canonically named codec of each rho'})")
     p.add_argument("--images", help=f"number of images (the first N of --split) (default {default('images')})")
     p.add_argument("--realizations", help=f"channel realisations per image (default {default('realizations')})")
     p.add_argument("--seed", help=f"run seed (default {default('seed')})")
@@ -180,7 +181,8 @@ def weights_identity(cfg: SweepConfig) -> dict:
 
     names = {}
     for rho in cfg.rho:
-        names.update({name: name for name in checkpoint_names(cfg, rho).values()})
+        for family in cfg.families:
+            names.update({name: name for name in checkpoint_names(cfg, rho, family).values()})
     out = {}
     for label, name in names.items():
         folder = Path(name) if Path(name).is_dir() else CHECKPOINTS / name
@@ -352,7 +354,9 @@ def write_report(store, cfg: SweepConfig, out: Path, rows: list[dict] | None = N
     summary = summarize(rows, cfg)
     written = {"summary.csv": summary_csv(summary), "psnr_vs_snr.png": metric_plot(summary, cfg, "psnr"),
                "lpips_vs_snr.png": metric_plot(summary, cfg, "lpips"), "ms_ssim_vs_snr.png": metric_plot(summary, cfg, "ms_ssim")}
-    if len(cfg.methods) > 1:
+    if any(s["lpips_vgg_mean"] is not None for s in summary):  # stores made before LPIPS-VGG have none
+        written["lpips_vgg_vs_snr.png"] = metric_plot(summary, cfg, "lpips_vgg")
+    if len(cfg.method_families()) > 1:
         written["paired.csv"] = csv_text(paired_differences(rows, cfg), PAIRED_COLUMNS)
     claims = claims_markdown(sing_claims(rows, cfg))
     if claims:
@@ -438,13 +442,14 @@ def run(args):
         store.check_settings(cfg.settings)  # the cheap part first
     _check_data(cfg)
     sing = sing_settings(cfg)
-    for rho in cfg.rho:  # say which checkpoints the grid uses: they are picked by data set, size and k
-        used = checkpoint_names(cfg, rho)
-        if used:
-            s = sing.get(rho)
-            print(f"sweep: {cfg.spec.tag} rho {rho} (k = {cfg.k(rho)}): "
-                  + ", ".join(f"{kind} {name}" for kind, name in used.items())
-                  + (f"; SING {s['operator']}, {s['steps']} steps, zeta {s['zeta']}" if s else ""))
+    for rho in cfg.rho:  # say which checkpoints the grid uses: they are picked by data set, size, k and family
+        for family in cfg.families:
+            used = checkpoint_names(cfg, rho, family)
+            if used:
+                s = sing.get(" ".join(filter(None, (rho, family))))
+                print(f"sweep: {cfg.spec.tag} rho {rho} (k = {cfg.k(rho)})" + (f", {family} codecs" if family else "")
+                      + ": " + ", ".join(f"{kind} {name}" for kind, name in used.items())
+                      + (f"; SING {s['operator']}, {s['steps']} steps, zeta {s['zeta']}" if s else ""))
     identity = sweep_identity(cfg)
     store.check_settings(cfg.settings, identity, new_run=args.new_run)
     ray = connect_ray(args.ray, workers) if args.ray else None

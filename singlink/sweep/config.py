@@ -16,9 +16,10 @@ channel             ``awgn``, ``rayleigh-block`` (or ``rayleigh-fast``), or OFDM
                     defaults: :class:`singlink.phy.ofdm.OFDMSpec`); stored in canonical form
 dataset,            the data set (``cifar10``, ``celeba``, ``kodak`` or a folder) and its image side
 image_size          (None: the data set's default), as :class:`singlink.data.DatasetSpec` reads them
-family              the DeepJSCC codec family, ``perceptual`` (MSE + LPIPS) or ``mse`` (None: the
-                    canonically named codec, :func:`singlink.jscc.model.find_checkpoint`); the
-                    store's weights fingerprint keeps families apart
+family              DeepJSCC codec families, a grid dimension of the learned methods: ``perceptual``
+                    (MSE + LPIPS) and/or ``mse`` (empty: the canonically named codec of each rho,
+                    :func:`singlink.jscc.model.find_checkpoint`); rows record it ("" for the canonical
+                    codec and for the separation baselines, which use no codec)
 images              the first N images of the data set's ``split``
 realizations        channel realisations per image
 seed                the run seed; every row's randomness is derived from it and the row's keys
@@ -76,7 +77,7 @@ class SweepConfig:
     split: str = "test"
     dataset: str = "cifar10"
     image_size: int | None = None
-    family: str | None = None
+    family: tuple = ()
     operator: str | None = None
     steps: int | None = None
     zeta: float | str | None = None
@@ -100,9 +101,19 @@ class SweepConfig:
         return dataclasses.asdict(self)
 
     @property
+    def families(self) -> tuple:
+        """The family values of the learned methods' rows ("" alone: the canonical codec)."""
+        return self.family or ("",)
+
+    def method_families(self) -> list[tuple]:
+        """The grid's (method, family) pairs in order: each learned method once per family, each
+        separation baseline once (family "")."""
+        return [(m, f) for m in self.methods for f in (("",) if m in BASELINE_METHODS else self.families)]
+
+    @property
     def grid_rows(self) -> int:
-        """Rows of the full grid: methods x rho x snr x channel x images x realizations."""
-        return (len(self.methods) * len(self.rho) * len(self.snr) * len(self.channel) * self.images
+        """Rows of the full grid: (method, family) x rho x snr x channel x images x realizations."""
+        return (len(self.method_families()) * len(self.rho) * len(self.snr) * len(self.channel) * self.images
                 * self.realizations)
 
     @property
@@ -346,7 +357,7 @@ def _checked(raw: dict, max_rows: int | None = None) -> SweepConfig:
         "ldpc_modulation": _str(raw["ldpc_modulation"], "ldpc_modulation", tuple(MODULATIONS)),
         "ldpc_rate": _rate(raw["ldpc_rate"]),
         "prior": _str(raw["prior"], "prior", optional=True),
-        "family": _str(raw["family"], "family", FAMILIES, optional=True),
+        "family": _choices(raw["family"], "family", FAMILIES) if raw["family"] else (),
         "data_root": data_root,
         "dataset": spec.name,
         "image_size": spec.image_size,
@@ -385,27 +396,33 @@ def build_config(preset: str | None = None, config_file=None, overrides: dict | 
                  max_rows: int | None = MAX_ROWS) -> SweepConfig:
     """The sweep's config: :class:`SweepConfig`'s defaults, then the preset (``default`` when none
     is named), then the config file, then the non-None ``overrides``: a file or the command line
-    only needs the keys it changes. A grid of more than ``max_rows`` rows is refused (None: no bound)."""
+    only needs the keys it changes (except that naming another data set drops the preset's codec
+    families, which are codecs of its own data set). A grid of more than ``max_rows`` rows is refused (None: no bound)."""
     raw = {f.name: f.default for f in dataclasses.fields(SweepConfig)}
     name = preset or "default"
     raw |= read_preset(name) | {"preset": name}
-    if config_file:
-        raw |= read_config_file(config_file)
-    raw |= {k: v for k, v in (overrides or {}).items() if v is not None}
+    later = read_config_file(config_file) if config_file else {}
+    later |= {k: v for k, v in (overrides or {}).items() if v is not None}
+    if "family" not in later and later.get("dataset", raw["dataset"]) != raw["dataset"]:
+        # a preset's codec families are codecs of its data set: another data set starts from its
+        # canonical codecs unless families are named again
+        later["family"] = ()
+    raw |= later
     cfg = _checked(raw, max_rows)
     check_checkpoints(cfg)
     return cfg
 
 
-def checkpoint_names(cfg: SweepConfig, rho: str) -> dict:
-    """{kind: shipped checkpoint name} that ``cfg``'s methods need at ``rho``, chosen by what the
-    checkpoints record (data set, image size, k); a missing one is one line of error."""
+def checkpoint_names(cfg: SweepConfig, rho: str, family: str = "") -> dict:
+    """{kind: shipped checkpoint name} that ``cfg``'s methods need at ``rho`` with the codec of
+    ``family`` ("": the canonical one), chosen by what the checkpoints record (data set, image
+    size, k, family); a missing one is one line of error."""
     from ..jscc.model import find_checkpoint
     from ..receiver.prior import find_prior
 
     names = {}
     if any(m in RECEIVER_METHODS for m in cfg.methods):
-        names["jscc"] = find_checkpoint(cfg.dataset, cfg.image_size, cfg.k(rho), family=cfg.family)
+        names["jscc"] = find_checkpoint(cfg.dataset, cfg.image_size, cfg.k(rho), family=family or None)
     if any(m in INN_METHODS for m in cfg.methods):
         from ..receiver.inn import find_inn_for
 
@@ -415,14 +432,14 @@ def checkpoint_names(cfg: SweepConfig, rho: str) -> dict:
     return names
 
 
-def sing_options(cfg: SweepConfig, rho: str) -> dict:
-    """The SING settings of the grid at ``rho``: each of operator, steps and zeta as the config sets
-    it, else as chosen for that rho's DeepJSCC (``singlink tune-sing --record``), else the method's
+def sing_options(cfg: SweepConfig, rho: str, family: str = "") -> dict:
+    """The SING settings of the grid at ``rho`` and ``family``: each of operator, steps and zeta as
+    the config sets it, else as chosen for that DeepJSCC (``singlink tune-sing --record``), else the method's
     default (what ``Receiver`` resolves the same way from the DeepJSCC). Zeta "paper" is the paper's SNR
     schedule."""
     from ..jscc.model import recorded_sing
 
-    chosen = recorded_sing(checkpoint_names(cfg, rho)["jscc"])
+    chosen = recorded_sing(checkpoint_names(cfg, rho, family)["jscc"])
     out = {key: getattr(cfg, key) if getattr(cfg, key) is not None else chosen.get(key)
            for key in ("operator", "steps", "zeta")}
     return {key: v for key, v in out.items() if v is not None}
@@ -430,18 +447,21 @@ def sing_options(cfg: SweepConfig, rho: str) -> dict:
 
 def sing_settings(cfg: SweepConfig) -> dict:
     """{rho: operator, steps, zeta} that SING uses in this grid (:func:`sing_options` over the
-    methods' defaults), for the sweep's report; empty when the grid runs no SING method."""
+    methods' defaults), for the sweep's report, keyed ``"rho family"`` when the grid names
+    families; empty when the grid runs no SING method."""
     from ..receiver.plugin import SING_DEFAULTS
 
     if not any(m.startswith("sing") for m in cfg.methods):
         return {}
-    return {rho: SING_DEFAULTS | sing_options(cfg, rho) for rho in cfg.rho}
+    return {" ".join(filter(None, (rho, family))): SING_DEFAULTS | sing_options(cfg, rho, family)
+            for rho in cfg.rho for family in cfg.families}
 
 
 def check_checkpoints(cfg: SweepConfig) -> None:
     """Every checkpoint the grid needs is shipped (one line naming the missing ones otherwise)."""
     for rho in cfg.rho:
         try:
-            checkpoint_names(cfg, rho)
+            for family in cfg.families:
+                checkpoint_names(cfg, rho, family)
         except UsageError as e:
             raise UsageError(f"rho {rho}: {e}; drop rho {rho} or train one (singlink train-jscc / train-inn)") from None

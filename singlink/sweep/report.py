@@ -6,6 +6,10 @@ so each (method, rho, SNR, channel) group is first averaged per image, and the 9
 interval is taken over those per-image means (with one realisation this is the plain interval
 over rows). The mean is the mean over all rows; ``n`` counts rows (images x realisations).
 
+A grid with codec families (``family``) has one line per (method, family): the learned methods
+are labelled with their codec's family, ``sing-inn [mse]`` (:func:`label`); the baselines use no
+codec and appear once.
+
 Two methods are compared on the same images and channel draws (the sweep pairs them), so
 ``paired.csv`` gives, for every pair of methods, the mean per-image difference of each metric
 with its own 95% interval: far tighter than two overlapping per-method intervals, it is what says
@@ -19,73 +23,96 @@ from collections import defaultdict
 
 import numpy as np
 
-from ..evaluation import METRICS, image_means, mean_ci95, paired_difference
+from ..evaluation import image_means, mean_ci95, paired_difference
 from .config import SweepConfig
 
-SUMMARY_COLUMNS = ("method", "rho", "snr_db", "channel", "n", "psnr_mean", "psnr_ci95", "ms_ssim_mean",
-                   "ms_ssim_ci95", "lpips_mean", "lpips_ci95")
+# LPIPS-VGG beside LPIPS-alex: a second perceptual metric that no codec here trains on. Stores made
+# before it was measured have no lpips_vgg (NULL): its columns stay empty for them.
+METRICS = ("psnr", "ms_ssim", "lpips", "lpips_vgg")
+SUMMARY_COLUMNS = ("method", "family", "rho", "snr_db", "channel", "n") + tuple(
+    f"{m}_{stat}" for m in METRICS for stat in ("mean", "ci95"))
+
+
+def label(method: str, family: str) -> str:
+    """How a (method, family) is named in tables and plots: ``sing-inn [mse]``, or the method alone
+    for the canonical codec and the baselines (family "")."""
+    return f"{method} [{family}]" if family else method
+
+
+def measured(rows, metrics=METRICS) -> tuple:
+    """The metrics every one of ``rows`` has a value of (lpips_vgg is missing from older stores)."""
+    return tuple(m for m in metrics if all(r.get(m) is not None for r in rows))
 
 
 def in_grid(rows: list[dict], cfg: SweepConfig) -> list[dict]:
     """The rows of ``cfg``'s grid (a store may hold more: other seeds, SNRs, methods)."""
     snrs = {float(s) for s in cfg.snr}
-    return [r for r in rows if r["method"] in cfg.methods and r["rho"] in cfg.rho and r["snr_db"] in snrs
+    pairs = set(cfg.method_families())
+    return [r for r in rows if (r["method"], r["family"]) in pairs and r["rho"] in cfg.rho and r["snr_db"] in snrs
             and r["channel"] in cfg.channel and r["image_id"] < cfg.images and r["realization"] < cfg.realizations
             and r["seed"] == cfg.seed]
 
 
 def summarize(rows: list[dict], cfg: SweepConfig) -> list[dict]:
-    """One record per (method, rho, snr_db, channel) with :data:`SUMMARY_COLUMNS`, in the config's order."""
+    """One record per (method, family, rho, snr_db, channel) with :data:`SUMMARY_COLUMNS`, in the
+    config's order (a metric the rows lack, lpips_vgg of older stores, is None)."""
     groups = defaultdict(list)
     for r in rows:
-        groups[(r["method"], r["rho"], r["snr_db"], r["channel"])].append(r)
-    order = {name: {v: i for i, v in enumerate(getattr(cfg, name))} for name in ("methods", "rho", "channel")}
-    keys = sorted(groups, key=lambda g: (order["rho"].get(g[1], 99), order["channel"].get(g[3], 99),
-                                         order["methods"].get(g[0], 99), g[2]))
+        groups[(r["method"], r["family"], r["rho"], r["snr_db"], r["channel"])].append(r)
+    order = {name: {v: i for i, v in enumerate(getattr(cfg, name))} for name in ("rho", "channel")}
+    pairs = {p: i for i, p in enumerate(cfg.method_families())}
+    keys = sorted(groups, key=lambda g: (order["rho"].get(g[2], 99), order["channel"].get(g[4], 99),
+                                         pairs.get(g[:2], 99), g[3]))
     out = []
     for key in keys:
         rs = groups[key]
-        entry = dict(zip(("method", "rho", "snr_db", "channel"), key)) | {"n": len(rs)}
+        entry = dict(zip(("method", "family", "rho", "snr_db", "channel"), key)) | {"n": len(rs)}
+        have = measured(rs)
         for m in METRICS:
-            _, ci = mean_ci95(image_means((r["image_id"], r[m]) for r in rs))
-            entry[f"{m}_mean"], entry[f"{m}_ci95"] = float(np.mean([r[m] for r in rs])), ci
+            entry[f"{m}_mean"] = entry[f"{m}_ci95"] = None
+            if m in have:
+                _, ci = mean_ci95(image_means((r["image_id"], r[m]) for r in rs))
+                entry[f"{m}_mean"], entry[f"{m}_ci95"] = float(np.mean([r[m] for r in rs])), ci
         out.append(entry)
     return out
 
 
-PAIRED_COLUMNS = ("method", "versus", "rho", "snr_db", "channel", "n", "psnr_diff", "psnr_diff_ci95", "ms_ssim_diff",
-                  "ms_ssim_diff_ci95", "lpips_diff", "lpips_diff_ci95")
+PAIRED_COLUMNS = ("method", "family", "versus", "versus_family", "rho", "snr_db", "channel", "n") + tuple(
+    f"{m}_{stat}" for m in METRICS for stat in ("diff", "diff_ci95"))
 
 
-def by_cell(rows: list[dict]) -> dict:
-    """``{(rho, snr_db, channel): {method: {(image_id, realization): row}}}``: the rows two methods
-    share in a cell are the same images under the same channel draws."""
+def by_cell(rows: list[dict], key=lambda r: (r["method"], r["family"])) -> dict:
+    """``{(rho, snr_db, channel): {key(row): {(image_id, realization): row}}}`` (key: the row's
+    (method, family)): the rows two methods share in a cell are the same images under the same
+    channel draws."""
     cells = defaultdict(dict)
     for r in rows:
-        cells[(r["rho"], r["snr_db"], r["channel"])].setdefault(r["method"], {})[(r["image_id"], r["realization"])] = r
+        cells[(r["rho"], r["snr_db"], r["channel"])].setdefault(key(r), {})[(r["image_id"], r["realization"])] = r
     return cells
 
 
 def paired_differences(rows: list[dict], cfg: SweepConfig) -> list[dict]:
-    """For every pair of methods (``method`` later than ``versus`` in ``cfg.methods``) and every
-    (rho, SNR, channel): metric(method) - metric(versus) on the rows both have (same image and
-    realisation), averaged per image, with the 95% Student-t interval over images. A difference
-    whose interval excludes 0 is significant at 5%."""
+    """For every pair of (method, family) (``method`` later than ``versus`` in
+    :meth:`SweepConfig.method_families`) and every (rho, SNR, channel): metric(method) -
+    metric(versus) on the rows both have (same image and realisation), averaged per image, with the
+    95% Student-t interval over images. A difference whose interval excludes 0 is significant at 5%."""
     cells = by_cell(rows)
-    methods = list(cfg.methods)
+    methods = cfg.method_families()
     order = {name: {v: i for i, v in enumerate(getattr(cfg, name))} for name in ("rho", "channel")}
     out = []
     for cell in sorted(cells, key=lambda c: (order["rho"].get(c[0], 99), order["channel"].get(c[2], 99), c[1])):
         got = cells[cell]
         for j, a in enumerate(methods):
             for b in methods[:j]:
-                paired = paired_difference(got, a, b)
+                have = measured([*got.get(a, {}).values(), *got.get(b, {}).values()])
+                paired = paired_difference(got, a, b, have)
                 if paired is None:
                     continue
                 shared, diffs = paired
-                entry = {"method": a, "versus": b, "rho": cell[0], "snr_db": cell[1], "channel": cell[2], "n": len(shared)}
+                entry = {"method": a[0], "family": a[1], "versus": b[0], "versus_family": b[1], "rho": cell[0],
+                         "snr_db": cell[1], "channel": cell[2], "n": len(shared)}
                 for m in METRICS:
-                    entry[f"{m}_diff"], entry[f"{m}_diff_ci95"] = diffs[m]
+                    entry[f"{m}_diff"], entry[f"{m}_diff_ci95"] = diffs.get(m, (None, None))
                 out.append(entry)
     return out
 
@@ -105,10 +132,11 @@ def summary_csv(summary: list[dict]) -> str:
 
 def summary_table(summary: list[dict]) -> str:
     """The summary as an aligned text table (what the command prints)."""
-    head = ("method", "rho", "channel", "SNR dB", "n", "PSNR dB", "MS-SSIM", "LPIPS")
-    lines = [[s["method"], s["rho"], s["channel"], f"{s['snr_db']:g}", str(s["n"]),
-              f"{s['psnr_mean']:.2f} ± {s['psnr_ci95']:.2f}", f"{s['ms_ssim_mean']:.3f} ± {s['ms_ssim_ci95']:.3f}",
-              f"{s['lpips_mean']:.4f} ± {s['lpips_ci95']:.4f}"] for s in summary]
+    head = ("method [codec family]", "rho", "channel", "SNR dB", "n", "PSNR dB", "MS-SSIM", "LPIPS", "LPIPS-VGG")
+    fmt_ci = lambda s, m, f: "-" if s[f"{m}_mean"] is None else f"{s[f'{m}_mean']:{f}} ± {s[f'{m}_ci95']:{f}}"  # noqa: E731
+    lines = [[label(s["method"], s["family"]), s["rho"], s["channel"], f"{s['snr_db']:g}", str(s["n"]),
+              fmt_ci(s, "psnr", ".2f"), fmt_ci(s, "ms_ssim", ".3f"), fmt_ci(s, "lpips", ".4f"),
+              fmt_ci(s, "lpips_vgg", ".4f")] for s in summary]
     widths = [max(len(str(c)) for c in col) for col in zip(head, *lines)]
     fmt = lambda cells: "  ".join(str(c).ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
     return "\n".join([fmt(head), fmt(["-" * w for w in widths]), *map(fmt, lines)])
@@ -121,8 +149,9 @@ def _png_bytes(fig, dpi: int = 120) -> bytes:
 
 
 def metric_plot(summary: list[dict], cfg: SweepConfig, metric: str) -> bytes:
-    """``metric`` (psnr, lpips or ms_ssim) vs SNR, a line per method with 95% CI error bars, a panel per
-    (rho, channel), with published DeepJSCC results as stars where :mod:`.published` has them; PNG bytes."""
+    """``metric`` (psnr, lpips, lpips_vgg or ms_ssim) vs SNR, a line per (method, family) with 95% CI
+    error bars, a panel per (rho, channel), with published DeepJSCC results as stars where
+    :mod:`.published` has them; PNG bytes."""
     from .published import published_points
 
     import matplotlib
@@ -132,34 +161,38 @@ def metric_plot(summary: list[dict], cfg: SweepConfig, metric: str) -> bytes:
 
     panels = [(rho, ch) for rho in cfg.rho for ch in cfg.channel]
     fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4), squeeze=False)
-    label = {"psnr": "PSNR [dB]", "lpips": "LPIPS (lower is better)", "ms_ssim": "MS-SSIM"}[metric]
+    ylabel = {"psnr": "PSNR [dB]", "lpips": "LPIPS-alex (lower is better)", "lpips_vgg": "LPIPS-VGG (lower is better)",
+              "ms_ssim": "MS-SSIM"}[metric]
+    lines = cfg.method_families()
     step = min(np.diff(sorted(cfg.snr)), default=1.0)
     for ax, (rho, ch) in zip(axes[0], panels):
-        for i, method in enumerate(cfg.methods):
+        for i, (method, family) in enumerate(lines):
             pts = sorted((s["snr_db"], s[f"{metric}_mean"], s[f"{metric}_ci95"]) for s in summary
-                         if s["method"] == method and s["rho"] == rho and s["channel"] == ch)
+                         if (s["method"], s["family"]) == (method, family) and s["rho"] == rho and s["channel"] == ch
+                         and s[f"{metric}_mean"] is not None)
             if pts:
                 snr, mean, ci = zip(*pts)
                 # methods side by side within an SNR point, so coinciding curves stay visible
-                dodge = (i - (len(cfg.methods) - 1) / 2) * 0.06 * step
-                ax.errorbar(np.add(snr, dodge), mean, yerr=ci, marker="o", ms=4, capsize=3, label=method,
-                            linestyle="--" if method.startswith("bpg") else "-")
+                dodge = (i - (len(lines) - 1) / 2) * 0.06 * step
+                ax.errorbar(np.add(snr, dodge), mean, yerr=ci, marker="o", ms=4, capsize=3,
+                            label=label(method, family),
+                            linestyle="--" if method.startswith("bpg") else ":" if family == "mse" else "-")
         reference = published_points(cfg.dataset, rho, ch) if metric == "psnr" else None
         if reference:
             ax.plot(*zip(*reference[1]), "k*", ms=10, label=f"{reference[0]} (published)")
         ax.set_title(f"rho = {rho}, {ch}")
         ax.set_xlabel("SNR [dB]")
-        ax.set_ylabel(label)
+        ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    fig.suptitle(f"{label} vs SNR (mean ± 95% CI)", fontsize=10)
+    fig.suptitle(f"{ylabel} vs SNR (mean ± 95% CI)", fontsize=10)
     data = _png_bytes(fig)
     plt.close(fig)
     return data
 
 
 def example_grid(examples: list[dict], originals: dict, cfg: SweepConfig, rho: str, channel: str) -> bytes | None:
-    """Rows: the originals, then one row per method; columns: SNR. Each cell shows the
+    """Rows: the originals, then one row per (method, family); columns: SNR. Each cell shows the
     ``cfg.examples`` first images side by side. None when nothing was stored."""
     import matplotlib
 
@@ -171,8 +204,8 @@ def example_grid(examples: list[dict], originals: dict, cfg: SweepConfig, rho: s
     cells = defaultdict(dict)
     for e in examples:
         if e["rho"] == rho and e["channel"] == channel and e["seed"] == cfg.seed and e["image_id"] in originals:
-            cells[(e["method"], e["snr_db"])][e["image_id"]] = np.asarray(Image.open(io.BytesIO(e["png"])))
-    methods = [m for m in cfg.methods if any((m, float(s)) in cells for s in cfg.snr)]
+            cells[(e["method"], e["family"], e["snr_db"])][e["image_id"]] = np.asarray(Image.open(io.BytesIO(e["png"])))
+    methods = [p for p in cfg.method_families() if any((*p, float(s)) in cells for s in cfg.snr)]
     if not methods or not ids:
         return None
     strip = lambda images: np.concatenate(images, axis=1)  # noqa: E731
@@ -187,10 +220,10 @@ def example_grid(examples: list[dict], originals: dict, cfg: SweepConfig, rho: s
             side.set_visible(False)
     axes[0][0].imshow(strip([originals[i] for i in ids]))
     axes[0][0].set_ylabel("original", fontsize=8)
-    for r, method in enumerate(methods, start=1):
-        axes[r][0].set_ylabel(method, fontsize=8)
+    for r, (method, family) in enumerate(methods, start=1):
+        axes[r][0].set_ylabel(label(method, family), fontsize=8)
         for c, snr in enumerate(cfg.snr):
-            got = cells.get((method, float(snr)), {})
+            got = cells.get((method, family, float(snr)), {})
             axes[r][c].imshow(strip([got.get(i, blank) for i in ids]))
             if r == 1:
                 axes[r][c].set_title(f"{snr:g} dB", fontsize=8)

@@ -17,17 +17,22 @@ different series are never summarised together: the report reads the latest seri
 
 Tables
 ------
-``meta``     key/value: ``schema`` (2), ``settings`` (series 1's, JSON; kept for older readers),
+``meta``     key/value: ``schema`` (3), ``settings`` (series 1's, JSON; kept for older readers),
              the failure mean image of the separation baselines (``mean_image``, float32 bytes;
              ``mean_image.<series>`` for later series)
 ``series``   one row per series: its settings and identity (JSON), start time and reason
 ``runs``     one row per invocation: its full config, code version, executor, start time, series
-``rows``     one row per (series_id, method, rho, snr_db, channel, image_id, realization, seed):
-             psnr, ms_ssim, lpips, channel_uses, bits_sent, status, wall_s and the run that made it
+``rows``     one row per (series_id, method, family, rho, snr_db, channel, image_id, realization, seed):
+             psnr, ms_ssim, lpips (AlexNet), lpips_vgg, channel_uses, bits_sent, status, wall_s and the
+             run that made it. ``family`` is the DeepJSCC codec family the row's codec was picked by
+             (``perceptual``, ``mse``), or "" for the canonically named codec and for the separation
+             baselines, which use no codec
 ``examples`` reconstructions (PNG bytes) of the first images of each cell, realisation 0
 
-Stores written before series existed (schema 1: no ``series`` table, no ``series_id`` column) are
-read as one series 1 whose identity is unknown, and are migrated on their next write.
+Older stores are read as they are and migrated on their next write: schema 1 (before series: no
+``series`` table, no ``series_id`` column) as one series 1 whose identity is unknown; schema 1 and 2
+(before the family dimension and LPIPS-VGG) with each row's family taken from the config of the run
+that made it ("" where that run named none) and lpips_vgg NULL (not measured).
 """
 from __future__ import annotations
 
@@ -39,11 +44,11 @@ from pathlib import Path
 from ..errors import UsageError
 
 STORE_NAME = "results.sqlite"
-SCHEMA_VERSION = 2
-KEY = ("method", "rho", "snr_db", "channel", "image_id", "realization", "seed")
-VALUES = ("psnr", "ms_ssim", "lpips", "channel_uses", "bits_sent", "status", "wall_s")
+SCHEMA_VERSION = 3
+KEY = ("method", "family", "rho", "snr_db", "channel", "image_id", "realization", "seed")
+VALUES = ("psnr", "ms_ssim", "lpips", "lpips_vgg", "channel_uses", "bits_sent", "status", "wall_s")
 COLUMNS = KEY + VALUES + ("run_id",)
-EXAMPLE_COLUMNS = ("method", "rho", "snr_db", "channel", "image_id", "seed", "png")
+EXAMPLE_COLUMNS = ("method", "family", "rho", "snr_db", "channel", "image_id", "seed", "png")
 
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB);
@@ -53,13 +58,13 @@ CREATE TABLE IF NOT EXISTS runs (run_id INTEGER PRIMARY KEY, started TEXT, confi
     series_id INTEGER DEFAULT 1);
 CREATE TABLE IF NOT EXISTS rows (
     series_id INTEGER DEFAULT 1,
-    method TEXT, rho TEXT, snr_db REAL, channel TEXT, image_id INTEGER, realization INTEGER, seed INTEGER,
-    psnr REAL, ms_ssim REAL, lpips REAL, channel_uses INTEGER, bits_sent INTEGER, status TEXT, wall_s REAL,
+    method TEXT, family TEXT DEFAULT '', rho TEXT, snr_db REAL, channel TEXT, image_id INTEGER, realization INTEGER,
+    seed INTEGER, psnr REAL, ms_ssim REAL, lpips REAL, lpips_vgg REAL, channel_uses INTEGER, bits_sent INTEGER, status TEXT, wall_s REAL,
     run_id INTEGER, PRIMARY KEY (series_id, {", ".join(KEY)}));
 CREATE TABLE IF NOT EXISTS examples (
     series_id INTEGER DEFAULT 1,
-    method TEXT, rho TEXT, snr_db REAL, channel TEXT, image_id INTEGER, seed INTEGER, png BLOB,
-    PRIMARY KEY (series_id, method, rho, snr_db, channel, image_id, seed));
+    method TEXT, family TEXT DEFAULT '', rho TEXT, snr_db REAL, channel TEXT, image_id INTEGER, seed INTEGER, png BLOB,
+    PRIMARY KEY (series_id, method, family, rho, snr_db, channel, image_id, seed));
 """
 
 _SHORT = 12  # hex digits of a sha256 shown in messages
@@ -108,6 +113,62 @@ def merge_identity(stored: dict | None, now: dict) -> dict:
     return {"data": data, "weights": {**now.get("weights", {}), **stored.get("weights", {})}}
 
 
+def needs_migration(db) -> bool:
+    """Whether ``db`` holds rows in an older schema than :data:`SCHEMA_VERSION`."""
+    tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    return "rows" in tables and not {"series_id", "family", "lpips_vgg"} <= _columns(db, "rows")
+
+
+def migrate(db) -> None:
+    """Bring a schema 1 or 2 store to schema 3, in one transaction, rows keeping their values
+    (module docstring). SQLite cannot change a primary key in place, so the rows and examples
+    tables are rebuilt."""
+    if not needs_migration(db):
+        return
+    from .config import BASELINE_METHODS
+
+    cols = _columns(db, "rows")
+    series = "series_id" if "series_id" in cols else "1"
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        if "series_id" not in cols:
+            row = db.execute("SELECT value FROM meta WHERE key = 'settings'").fetchone()
+            db.execute("CREATE TABLE IF NOT EXISTS series (series_id INTEGER PRIMARY KEY, started TEXT, settings TEXT, "
+                       "identity TEXT, reason TEXT)")
+            if row:
+                db.execute("INSERT OR IGNORE INTO series VALUES (1, NULL, ?, NULL, 'made before store identities')",
+                           (row[0],))
+        if "series_id" not in _columns(db, "runs"):
+            db.execute("ALTER TABLE runs ADD COLUMN series_id INTEGER DEFAULT 1")
+        baselines = ", ".join(f"'{m}'" for m in BASELINE_METHODS)
+        family = "family" if "family" in cols else (
+            f"CASE WHEN method IN ({baselines}) THEN '' ELSE COALESCE((SELECT json_extract(runs.config, '$.family') "
+            f"FROM runs WHERE runs.run_id = rows_old.run_id), '') END")
+        select = {"series_id": series, "family": family, "lpips_vgg": "lpips_vgg" if "lpips_vgg" in cols else "NULL"}
+        db.execute("ALTER TABLE rows RENAME TO rows_old")
+        db.execute([s for s in _SCHEMA.split(";") if "EXISTS rows (" in s][0])
+        db.execute(f"INSERT INTO rows (series_id, {', '.join(COLUMNS)}) SELECT "
+                   f"{', '.join(select.get(c, c) for c in ('series_id',) + COLUMNS)} FROM rows_old")
+        db.execute("DROP TABLE rows_old")
+        ecols = _columns(db, "examples")
+        # an example takes the family of the row of the same image and cell
+        efamily = "family" if "family" in ecols else (
+            f"COALESCE((SELECT r.family FROM rows r WHERE r.series_id = {series} AND r.method = e.method AND "
+            f"r.rho = e.rho AND r.snr_db = e.snr_db AND r.channel = e.channel AND r.image_id = e.image_id AND "
+            f"r.seed = e.seed LIMIT 1), '')")
+        eselect = {"series_id": series, "family": efamily}
+        db.execute("ALTER TABLE examples RENAME TO examples_old")
+        db.execute([s for s in _SCHEMA.split(";") if "EXISTS examples (" in s][0])
+        db.execute(f"INSERT INTO examples (series_id, {', '.join(EXAMPLE_COLUMNS)}) SELECT "
+                   f"{', '.join(eselect.get(c, c) for c in ('series_id',) + EXAMPLE_COLUMNS)} FROM examples_old e")
+        db.execute("DROP TABLE examples_old")
+        db.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+        db.commit()
+    except BaseException:
+        db.rollback()
+        raise
+
+
 class ResultStore:
     """``ResultStore(folder)``: the store in ``folder``. Reading never writes; :meth:`open_run`
     checks the settings and identity before its first write."""
@@ -137,6 +198,12 @@ class ResultStore:
         try:
             db = self._connect(readonly=True)
             try:
+                if needs_migration(db):  # an older store is read as migrated, in a copy in memory
+                    mem = sqlite3.connect(":memory:")
+                    db.backup(mem)
+                    db.close()
+                    db = mem
+                    migrate(db)
                 return fn(db)
             finally:
                 db.close()
@@ -192,32 +259,8 @@ class ResultStore:
             raise UsageError(f"the store in {self.path.parent} was made with {'; '.join(diff)}; {advice}")
 
     def _migrate(self) -> None:
-        """Bring a schema-1 store to schema 2 (one transaction; rows keep their values)."""
-        db = self._db
-        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        if "rows" not in tables or "series_id" in _columns(db, "rows"):
-            return
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            row = db.execute("SELECT value FROM meta WHERE key = 'settings'").fetchone()
-            db.execute("CREATE TABLE IF NOT EXISTS series (series_id INTEGER PRIMARY KEY, started TEXT, settings TEXT, "
-                       "identity TEXT, reason TEXT)")
-            if row:
-                db.execute("INSERT OR IGNORE INTO series VALUES (1, NULL, ?, NULL, 'made before store identities')",
-                           (row[0],))
-            if "series_id" not in _columns(db, "runs"):
-                db.execute("ALTER TABLE runs ADD COLUMN series_id INTEGER DEFAULT 1")
-            for table, cols in (("rows", COLUMNS), ("examples", EXAMPLE_COLUMNS)):
-                db.execute(f"ALTER TABLE {table} RENAME TO {table}_v1")
-                db.execute([s for s in _SCHEMA.split(";") if f"EXISTS {table} (" in s][0])
-                db.execute(f"INSERT INTO {table} (series_id, {', '.join(cols)}) SELECT 1, {', '.join(cols)} "
-                           f"FROM {table}_v1")
-                db.execute(f"DROP TABLE {table}_v1")
-            db.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
-            db.commit()
-        except BaseException:
-            db.rollback()
-            raise
+        """Bring the open store to the current schema (:func:`migrate`)."""
+        migrate(self._db)
 
     def open_run(self, settings: dict, config: dict, version: dict, executor: str, identity: dict | None = None,
                  new_run: bool = False) -> int:
@@ -288,8 +331,6 @@ class ResultStore:
         if series is None:
             listed = self._series_list(db)
             series = listed[-1]["series_id"] if listed else 1
-        if "series_id" not in _columns(db, "rows"):
-            return ("1 = 1", ()) if series == 1 else ("0 = 1", ())
         return "series_id = ?", (series,)
 
     def _has_rows(self) -> bool:

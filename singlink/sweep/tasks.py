@@ -6,9 +6,10 @@ Randomness, all derived from the run seed with :func:`singlink.provenance.derive
 task computes the same rows whatever ran before it, in whichever process:
 
 - the channel draw of a batch: ``(seed, "sweep-channel", rho, snr, channel, realisation, batch)``,
-  shared by deepjscc, sing-zero and sing-inn, which therefore restore the same received symbols
-  (paired comparison);
-- SING's sampling noise per image: ``(seed, method, rho, snr, channel, realisation, image)``;
+  shared by every learned method, which therefore restore the same received symbols (paired
+  comparison), and by every codec family (the same noise and fading on each family's symbols);
+- the sampling noise of a restoration per image: ``(seed, method, rho, snr, channel, realisation,
+  image)``, the same for every codec family;
 - the separation baselines' digital channel: ``(seed, "sweep-digital", rho, snr, channel,
   realisation, batch)``; their MCS choice (bpg-ldpc-best) uses the run seed alone, so it is one
   choice per SNR and channel.
@@ -53,6 +54,7 @@ _COST = {"deepjscc": 1.0, "sing-zero": 1.0, "sing-inn": 3.5, "commin": 3.5, "dps
 @dataclass(frozen=True)
 class Task:
     method: str
+    family: str  # the codec family of a learned method ("": the canonical codec; baselines: "")
     rho: str
     snr_db: float
     channel: str
@@ -61,7 +63,7 @@ class Task:
     image_ids: tuple
 
     def keys(self, seed: int) -> list[tuple]:
-        return [(self.method, self.rho, self.snr_db, self.channel, i, self.realization, seed) for i in self.image_ids]
+        return [(self.method, self.family, self.rho, self.snr_db, self.channel, i, self.realization, seed) for i in self.image_ids]
 
     def cost(self, cfg: SweepConfig) -> float:
         per_image = _COST[self.method] * ((cfg.steps or 50) if self.method in PRIOR_METHODS else 1)
@@ -79,8 +81,8 @@ def plan(cfg: SweepConfig, done: set) -> list[Task]:
             for rho in cfg.rho:
                 for channel in cfg.channel:
                     for snr in cfg.snr:
-                        for method in cfg.methods:
-                            t = Task(method, rho, float(snr), channel, realization, b, image_ids)
+                        for method, family in cfg.method_families():
+                            t = Task(method, family, rho, float(snr), channel, realization, b, image_ids)
                             if any(key not in done for key in t.keys(cfg.seed)):
                                 tasks.append(t)
     return tasks
@@ -108,10 +110,11 @@ class _Context:
             self._objects[key] = make()
         return self._objects[key]
 
-    def jscc(self, rho):
+    def jscc(self, rho, family):
         from ..jscc.model import DeepJSCC
 
-        return self._get(("jscc", rho), lambda: DeepJSCC.from_pretrained(checkpoint_names(self.cfg, rho)["jscc"]))
+        return self._get(("jscc", rho, family),
+                         lambda: DeepJSCC.from_pretrained(checkpoint_names(self.cfg, rho, family)["jscc"]))
 
     def prior(self):
         from ..receiver.prior import DiffusionPrior, find_prior
@@ -119,21 +122,21 @@ class _Context:
         name = self.cfg.prior or find_prior(self.cfg.dataset, self.cfg.image_size)
         return self._get("prior", lambda: DiffusionPrior.from_pretrained(name))
 
-    def receiver(self, method, rho):
+    def receiver(self, method, rho, family):
         from ..receiver import Receiver
 
         def make():
             if method == "deepjscc":
-                return Receiver(self.jscc(rho), method)
+                return Receiver(self.jscc(rho, family), method)
             # what the config leaves unset, Receiver takes from the DeepJSCC's recorded choice; the
             # config's operator is SING's, its zeta SING-INN's (commin's and dps's are other scales)
             keys = {"sing-zero": ("operator", "steps"), "sing-inn": ("operator", "steps", "zeta")}.get(method, ("steps",))
             options = {key: getattr(self.cfg, key) for key in keys if getattr(self.cfg, key) is not None}
             if method in INN_METHODS:
-                options["inn"] = checkpoint_names(self.cfg, rho)["inn"]
-            return Receiver(self.jscc(rho), method, prior=self.prior(), **options)
+                options["inn"] = checkpoint_names(self.cfg, rho, family)["inn"]
+            return Receiver(self.jscc(rho, family), method, prior=self.prior(), **options)
 
-        return self._get(("rx", method, rho), make)
+        return self._get(("rx", method, rho, family), make)
 
     def baseline(self, method, rho):
         import torch
@@ -222,20 +225,20 @@ def execute(task: Task, cfg: SweepConfig, mean_image: np.ndarray | None = None) 
         bits = [r["bits_sent"] for r in info]
         status = [r["status"] for r in info]
     else:
-        rx = ctx.receiver(task.method, task.rho)
+        rx = ctx.receiver(task.method, task.rho, task.family)
         obs = received(rx, x, cfg.seed, task.rho, task.snr_db, task.channel, task.realization, task.batch_index)
         seeds = [derive_seed(cfg.seed, task.method, task.rho, task.snr_db, task.channel, task.realization, i)
                  for i in task.image_ids]
         x_hat = rx.reconstruct(obs, seed=seeds).detach()
         bits, status = [None] * len(task.image_ids), ["ok"] * len(task.image_ids)
-    scores = score(x_hat, x)
+    scores = score(x_hat, x, vgg=True)
     wall = (time.perf_counter() - t0) / len(task.image_ids)
     k = cfg.k(task.rho)
-    rows = [{"method": task.method, "rho": task.rho, "snr_db": task.snr_db, "channel": task.channel, "image_id": i,
+    rows = [{"method": task.method, "family": task.family, "rho": task.rho, "snr_db": task.snr_db, "channel": task.channel, "image_id": i,
              "realization": task.realization, "seed": cfg.seed, **{m: float(v[j]) for m, v in scores.items()},
              "channel_uses": k, "bits_sent": None if bits[j] is None else int(bits[j]), "status": status[j],
              "wall_s": wall} for j, i in enumerate(task.image_ids)]
-    examples = [{"method": task.method, "rho": task.rho, "snr_db": task.snr_db, "channel": task.channel,
+    examples = [{"method": task.method, "family": task.family, "rho": task.rho, "snr_db": task.snr_db, "channel": task.channel,
                  "image_id": i, "seed": cfg.seed, "png": png_bytes(x_hat[j])}
                 for j, i in enumerate(task.image_ids) if i < cfg.examples and task.realization == 0]
     assert x_hat.shape[1:] == cfg.image_shape
