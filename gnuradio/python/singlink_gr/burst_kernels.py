@@ -16,6 +16,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+RESYNC = 32   # symbols between exact evaluations of a rotating phasor (its recursion drifts ~1e-16 per step)
+
 __all__ = ["cubic_interp", "preamble_search", "carrier_peak", "burst_symbols", "phase_track", "known_gain", "load"]
 
 
@@ -109,12 +111,17 @@ def burst_symbols(x, t0, sps, first, n, cfo_per_symbol):
     m). Returns (raw, derotated), complex64 (n - first,) each."""
     raw = np.empty(n - first, np.complex64)
     rot = np.empty(n - first, np.complex64)
-    w = np.float32(-2.0 * np.pi * cfo_per_symbol)
+    w = -2.0 * np.pi * cfo_per_symbol
+    step = np.exp(1j * w)
+    p = 1.0 + 0j
     for j in range(n - first):
         m = first + j
+        if j % RESYNC == 0:   # the phasor recursion p *= step, restarted exactly now and then
+            p = np.exp(1j * (w * m))
         s = _cubic_at(x, t0 + sps * m)
         raw[j] = s
-        rot[j] = s * np.exp(1j * (w * np.float32(m)))
+        rot[j] = s * p
+        p *= step
     return raw, rot
 
 
@@ -208,11 +215,28 @@ def phase_track(y, npre, pre, blocks, pilots, metric, coarse, fine):
     ang = _unwrap(ang)
     fr = fr0 + slope / (2 * np.pi)
     w = 2 * np.pi * fr
+    # phase(n) = w n + icpt + wobble(n), wobble linear between the block centres tt (constant outside,
+    # as numpy.interp): per segment the phasor exp(-j phase) turns by a constant step
     out = np.empty(len(y), np.complex64)
-    n_ = np.arange(len(y)).astype(np.float64)
-    wobble = np.interp(n_, tt, ang)
+    m = 0            # knots at or before n
+    p = step = 1.0 + 0j
     for n in range(len(y)):
-        out[n] = y[n] * np.exp(-1j * (w * n + icpt + wobble[n]))
+        moved = False
+        while m <= nb and tt[m] <= n:
+            m += 1
+            moved = True
+        if moved or n % RESYNC == 0:
+            if m == 0:
+                wob, dwob = ang[0], 0.0
+            elif m == nb + 1:
+                wob, dwob = ang[nb], 0.0
+            else:
+                dwob = (ang[m] - ang[m - 1]) / (tt[m] - tt[m - 1])
+                wob = ang[m - 1] + (n - tt[m - 1]) * dwob
+            p = np.exp(-1j * (w * n + icpt + wob))
+            step = np.exp(-1j * (w + dwob))
+        out[n] = y[n] * p
+        p *= step
     return out, fr
 
 

@@ -88,6 +88,8 @@ class burst_sync(gr.basic_block):
         self._out = collections.deque()
         self._pos = 0
         self._port = pmt.intern("bursts")
+        self._keys = {key: pmt.intern(key) for key in (self.length_tag_key, TAG_SNR, TAG_IMAGE_ID, TAG_FRAME, "cfo",
+                                                       "method_hint", TAG_EOB)}   # output tag keys, interned once
         self.message_port_register_out(self._port)
 
     def forecast(self, noutput_items, ninputs):
@@ -137,7 +139,7 @@ class burst_sync(gr.basic_block):
             sym, tags = self._out[0]
             if self._pos == 0:
                 for key, value in tags.items():
-                    self.add_item_tag(0, self.nitems_written(0) + produced, pmt.intern(key), value)
+                    self.add_item_tag(0, self.nitems_written(0) + produced, key, value)
             take = min(len(sym) - self._pos, len(out) - produced)
             out[produced:produced + take] = sym[self._pos:self._pos + take]
             produced += take
@@ -152,6 +154,8 @@ class burst_sync(gr.basic_block):
         self.stats[stat] += 1
         if stat != "no_preamble":   # false alarms of the first detector are routine, not news
             self.logger.warn(f"dropped burst at item {anchor}: {why}")
+        if not self._listened():
+            return
         info = {"status": stat, "offset": int(anchor)}
         if res is not None:
             info.update(metric=float(res.metric), cfo=float(res.cfo))
@@ -287,23 +291,28 @@ class burst_sync(gr.basic_block):
     def _emit(self, anchor, res):
         h = res.header
         self.stats["bursts"] += 1
-        tags = {self.length_tag_key: pmt.from_long(h.k), TAG_SNR: pmt.from_double(res.snr_db),
-                TAG_IMAGE_ID: pmt.intern(f"img{h.image_id:05d}"), TAG_FRAME: pmt.from_long(h.seq),
-                "cfo": pmt.from_double(res.cfo), "method_hint": pmt.intern(h.method_hint)}
+        keys = self._keys
+        tags = {keys[self.length_tag_key]: pmt.from_long(h.k), keys[TAG_SNR]: pmt.from_double(res.snr_db),
+                keys[TAG_IMAGE_ID]: pmt.intern(f"img{h.image_id:05d}"), keys[TAG_FRAME]: pmt.from_long(h.seq),
+                keys["cfo"]: pmt.from_double(res.cfo), keys["method_hint"]: pmt.intern(h.method_hint)}
         if h.last:
-            tags[TAG_EOB] = pmt.PMT_T
+            tags[keys[TAG_EOB]] = pmt.PMT_T
         self._out.append((res.payload.astype(np.complex64), tags))
         if self.keep_last:
             self.last = res
         self.results.append((int(anchor), h, float(res.snr_db), float(res.cfo)))
+        if not self._listened():
+            return
         info = {"status": "ok", "offset": int(anchor), "seq": h.seq, "image_id": h.image_id, "k": h.k,
                 "flags": h.flags, "snr_db": float(res.snr_db), "cfo": float(res.cfo), "metric": float(res.metric)}
         self._publish(info)
 
+    def _listened(self) -> bool:
+        # messages only when someone listens: building and posting one costs more than a burst's sync
+        return bool(pmt.length(self.message_subscribers(self._port)))
+
     def _publish(self, info):
-        # only when someone listens: building and posting the message costs more than a burst's sync
-        if pmt.length(self.message_subscribers(self._port)):
-            self.message_port_pub(self._port, to_pmt(info))
+        self.message_port_pub(self._port, to_pmt(info))
 
 
 class burst_rx(gr.hier_block2):
