@@ -13,15 +13,22 @@ iterations, AWGN at Eb/N0 = 2 dB, batch 1000, two ways, over the same number of 
   the way a user would, with eager ``tf.reduce_sum`` calls on the returned tensors after each
   batch.
 
-Both are compiled (warmed up with one batch) before timing. Then ``--rounds`` rounds alternate
-the two (runner first in even rounds, bare first in odd ones) so that load from other processes
-on a shared machine hits both alike; each reported rate is the median over rounds, and
-``ratio`` = runner_mbps / bare_mbps (goal >= 0.9). BER/BLER are pooled over all timed batches.
+- ``torch_runner``: the ``runner`` path's very code on the sionna-torch phy backend (Sionna 2,
+  PyTorch; ``jit_compile=True`` is ``torch.compile`` there), run by this script with ``--worker``
+  in .venv-sionna2 (``tools/bootstrap --sionna2``), since the two Sionna lines cannot share a
+  process. It answers "run N batches" over a pipe and times them itself; ``--torch-batches`` per
+  round (fewer than ``--batches``: it is far slower on CPU); ``--no-torch`` leaves it out.
+
+All are compiled (warmed up with one batch) before timing. Then ``--rounds`` rounds alternate
+the paths (the order rotates from round to round) so that load from other processes on a shared
+machine hits them alike; each reported rate is the median over rounds, ``ratio`` = runner_mbps /
+bare_mbps (goal >= 0.9) and ``torch_backend_vs_tf`` = torch_runner_mbps / runner_mbps (issue 31's
+goal >= 0.9). BER/BLER are pooled over all timed batches.
 
 Run::
 
-    .venv/bin/python benchmarks/ldpc_link.py                  # 6 batches x 5 rounds per path, ~1.5 min on 2 cores
-    .venv/bin/python benchmarks/ldpc_link.py --batches 20 --rounds 5
+    .venv/bin/python benchmarks/ldpc_link.py                  # 6 batches x 5 rounds per TF path, ~5 min on 2 cores
+    .venv/bin/python benchmarks/ldpc_link.py --batches 20 --rounds 5 --no-torch
 
 The last line of stdout is one JSON object.
 """
@@ -30,20 +37,17 @@ import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from singlink import phy  # noqa: E402  (first: configures TensorFlow)
-
-import tensorflow as tf  # noqa: E402
-from sionna.phy.channel import AWGN  # noqa: E402
-from sionna.phy.fec.ldpc import LDPC5GDecoder, LDPC5GEncoder  # noqa: E402
-from sionna.phy.mapping import BinarySource, Demapper, Mapper  # noqa: E402
-from sionna.phy.utils import ebnodb2no  # noqa: E402
+from singlink import phy  # noqa: E402  (first: configures TensorFlow on the TF backend)
 
 K, N, BPS, NUM_ITER = 512, 1024, 2, 20
+TORCH_PYTHON = Path(__file__).resolve().parent.parent / ".venv-sionna2" / "bin" / "python"
 
 
 class Runner:
@@ -70,6 +74,12 @@ class Bare:
     name = "bare"
 
     def __init__(self, batch_size, ebno_db):
+        import tensorflow as tf
+        from sionna.phy.channel import AWGN
+        from sionna.phy.fec.ldpc import LDPC5GDecoder, LDPC5GEncoder
+        from sionna.phy.mapping import BinarySource, Demapper, Mapper
+        from sionna.phy.utils import ebnodb2no
+
         self.batch_size = batch_size
         self.source = BinarySource()
         self.encoder = LDPC5GEncoder(K, N)
@@ -93,6 +103,49 @@ class Bare:
         return phy.count_errors(lambda: self.step(self.batch_size, self.no), batches)
 
 
+class TorchBackendRunner:
+    """The runner path on the sionna-torch backend, in a ``--worker`` process in .venv-sionna2."""
+
+    name = "torch_runner"
+
+    def __init__(self, python, args):
+        cmd = [str(python), __file__, "--worker", "--batch-size", str(args.batch_size),
+               "--ebno-db", str(args.ebno_db), "--seed", str(args.seed)]
+        env = {**os.environ, "SINGLINK_PHY": "sionna-torch"}
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+        self.seconds = None
+
+    def run(self, batches):
+        """Counts of ``batches`` batches; :attr:`seconds` is the worker's own time for them."""
+        self.proc.stdin.write(f"{batches}\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if not line:
+            raise SystemExit(f"the sionna-torch worker stopped (exit status {self.proc.wait()}); see its stderr above")
+        reply = json.loads(line)
+        self.seconds, self.versions = reply["seconds"], reply["versions"]
+        return reply["counts"]
+
+    def close(self):
+        self.proc.stdin.close()
+        self.proc.wait(timeout=60)
+
+
+def serve(args):
+    """``--worker``: build the runner path on this process's backend, then answer each line
+    "N" on stdin with one JSON line {counts, seconds, versions} for N batches."""
+    import torch
+
+    phy.set_seed(args.seed)
+    runner = Runner(args.batch_size, args.ebno_db)
+    versions = {"backend": phy.BACKEND, "sionna": phy.SIONNA_VERSION, "torch": torch.__version__}
+    for line in sys.stdin:
+        t0 = time.perf_counter()
+        counts = runner.run(int(line))
+        print(json.dumps({"counts": list(counts), "seconds": time.perf_counter() - t0, "versions": versions}),
+              flush=True)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -102,29 +155,45 @@ def main(argv=None):
     p.add_argument("--batch-size", type=int, default=1000)
     p.add_argument("--ebno-db", type=float, default=2.0)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--torch-batches", type=int, default=1,
+                   help="batches per timed run of the sionna-torch path (default 1)")
+    p.add_argument("--no-torch", action="store_true", help="leave out the sionna-torch path")
+    p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
-    if min(args.batches, args.rounds, args.batch_size) < 1:
-        p.error("--batches, --rounds and --batch-size must be >= 1")
+    if min(args.batches, args.rounds, args.batch_size, args.torch_batches) < 1:
+        p.error("--batches, --rounds, --batch-size and --torch-batches must be >= 1")
+    if args.worker:
+        return serve(args)
+    if phy.BACKEND != "sionna-tf":
+        p.error(f"run this benchmark on the sionna-tf backend (in .venv; SINGLINK_PHY is {phy.BACKEND})")
+    if not args.no_torch and not TORCH_PYTHON.exists():
+        p.error(f"{TORCH_PYTHON} is missing: make it with tools/bootstrap --sionna2, or pass --no-torch")
+    import tensorflow as tf
 
     phy.set_seed(args.seed)
     paths = {"runner": Runner(args.batch_size, args.ebno_db), "bare": Bare(args.batch_size, args.ebno_db)}
+    if not args.no_torch:
+        paths["torch_runner"] = TorchBackendRunner(TORCH_PYTHON, args)
+    batches = {name: args.torch_batches if name == "torch_runner" else args.batches for name in paths}
 
     compile_s = {}
-    for name, path in paths.items():  # warm-up: trace + XLA compile, one batch each
+    for name, path in paths.items():  # warm-up: trace + XLA (or torch.compile), one batch each
         t0 = time.perf_counter()
         path.run(1)
         compile_s[name] = time.perf_counter() - t0
 
     mbps = {name: [] for name in paths}
     totals = {name: [0, 0, 0, 0] for name in paths}
+    names = list(paths)
     for r in range(args.rounds):
-        order = ("runner", "bare") if r % 2 == 0 else ("bare", "runner")
-        for name in order:
+        for name in names[r % len(names):] + names[:r % len(names)]:
             t0 = time.perf_counter()
-            counts = paths[name].run(args.batches)
-            dt = time.perf_counter() - t0
+            counts = paths[name].run(batches[name])
+            dt = getattr(paths[name], "seconds", None) or time.perf_counter() - t0
             mbps[name].append(counts[1] / dt / 1e6)
             totals[name] = [a + b for a, b in zip(totals[name], counts)]
+    if "torch_runner" in paths:
+        paths["torch_runner"].close()
 
     med = {name: statistics.median(v) for name, v in mbps.items()}
     ratio = med["runner"] / med["bare"]
@@ -151,16 +220,31 @@ def main(argv=None):
         "tensorflow": tf.__version__, "python": platform.python_version(), "cpu_count": os.cpu_count(),
         "device": "gpu" if tf.config.list_logical_devices("GPU") else "cpu",
     }
+    if "torch_runner" in paths:
+        tr = paths["torch_runner"]
+        res.update({
+            # issue 31: throughput of the sionna-torch backend / the sionna-tf backend, same runner code
+            "torch_backend_vs_tf": med["torch_runner"] / med["runner"], "torch_backend_vs_tf_goal": 0.9,
+            "torch_backend_vs_tf_paired_median": statistics.median(
+                a / b for a, b in zip(mbps["torch_runner"], mbps["runner"])),
+            "torch_runner_mbps": med["torch_runner"], "torch_runner_mbps_rounds": mbps["torch_runner"],
+            "torch_runner_ber": ber["torch_runner"], "torch_runner_bler": bler["torch_runner"],
+            "torch_runner_bits": totals["torch_runner"][1], "torch_batches": args.torch_batches,
+            "torch_backend": tr.versions,
+        })
 
     print(f"LDPC5G(k={K}, n={N}), QPSK, {NUM_ITER} BP iterations, Eb/N0 = {args.ebno_db} dB "
           f"(Es/N0 = {res['esno_db']:.2f} dB), batch {args.batch_size}, "
           f"{args.batches} batches x {args.rounds} rounds")
-    print(f"  {'path':<8}{'Mb/s (median)':>15}{'BER':>11}{'BLER':>9}{'compile s':>11}   Mb/s per round")
+    print(f"  {'path':<13}{'Mb/s (median)':>15}{'BER':>11}{'BLER':>9}{'compile s':>11}   Mb/s per round")
     for name in paths:
         rounds = " ".join(f"{v:.3f}" for v in mbps[name])
-        print(f"  {name:<8}{med[name]:>15.3f}{ber[name]:>11.2e}{bler[name]:>9.4f}{compile_s[name]:>11.1f}   {rounds}")
+        print(f"  {name:<13}{med[name]:>15.3f}{ber[name]:>11.2e}{bler[name]:>9.4f}{compile_s[name]:>11.1f}   {rounds}")
     print(f"  ratio runner/bare = {ratio:.3f} (goal >= 0.9); median of per-round ratios "
           f"{res['ratio_paired_median']:.3f}")
+    if "torch_runner" in paths:
+        print(f"  torch_backend_vs_tf = torch_runner/runner = {res['torch_backend_vs_tf']:.3f} (goal >= 0.9); "
+              f"median of per-round ratios {res['torch_backend_vs_tf_paired_median']:.3f}")
     sys.stdout.flush()
     print(json.dumps(res))
 

@@ -6,9 +6,12 @@
   the same public names take and return torch tensors, and TensorFlow is never imported. It lives
   in its own environment (``tools/bootstrap --sionna2``), since both lines import as ``sionna``.
 
-This module imports neither, so the command line can check the choice before loading either.
+Neither is imported here. A wrong choice raises :class:`singlink.errors.UsageError` (a
+``ValueError``), which the command line prints as one line with exit status 2.
 """
 import os
+
+from ..errors import UsageError
 
 #: Backend names, the default first.
 BACKENDS = ("sionna-tf", "sionna-torch")
@@ -16,11 +19,11 @@ BACKENDS = ("sionna-tf", "sionna-torch")
 
 def selected_backend() -> str:
     """The backend named by ``SINGLINK_PHY`` (unset or empty: ``sionna-tf``); an unknown name
-    raises ``ValueError`` with one line saying what to set instead."""
+    raises ``UsageError`` with one line saying what to set instead."""
     name = os.environ.get("SINGLINK_PHY", "").strip() or BACKENDS[0]
     if name not in BACKENDS:
-        raise ValueError(f"SINGLINK_PHY={name!r} names no phy backend; set it to "
-                         f"{' or '.join(BACKENDS)} (default {BACKENDS[0]}), or unset it")
+        raise UsageError(f"no phy backend is called {name!r} (SINGLINK_PHY, or singlink --phy); choose "
+                         f"{' or '.join(BACKENDS)} (default {BACKENDS[0]})")
     return name
 
 
@@ -44,5 +47,5 @@ def check_sionna(backend: str) -> None:
     found = sionna_version()
     if found.split(".")[0] != str(_SIONNA_MAJOR[backend]):
         venv = ".venv-sionna2 (tools/bootstrap --sionna2)" if backend == "sionna-torch" else ".venv (tools/bootstrap)"
-        raise ValueError(f"phy backend {backend} needs sionna-no-rt {_SIONNA_MAJOR[backend]}.x but this "
+        raise UsageError(f"phy backend {backend} needs sionna-no-rt {_SIONNA_MAJOR[backend]}.x but this "
                          f"environment has {found}: run it in {venv}, or set SINGLINK_PHY to the other backend")

@@ -26,6 +26,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(prog="singlink", description="Link-level simulation of semantic image "
                                      "communication: DeepJSCC, SING restoration and separation baselines.")
+    parser.add_argument("--phy", metavar="BACKEND",
+                        help="phy backend: sionna-tf (default; Sionna 1.x on TensorFlow) or sionna-torch (Sionna 2 "
+                        "on PyTorch, in .venv-sionna2: tools/bootstrap --sionna2); sets SINGLINK_PHY, and stored "
+                        "results record it")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (module, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
@@ -49,11 +53,23 @@ def _join_negative_values(argv):
     return out
 
 
+def _choose_phy(name: str) -> None:
+    """``--phy``: the backend singlink.phy will load (checked when it loads, singlink.phy.backend).
+    A process holds one backend: once loaded, asking for the other is refused."""
+    loaded = sys.modules.get("singlink.phy")
+    if loaded is not None and getattr(loaded, "BACKEND", name) != name:
+        raise UsageError(f"--phy {name}: this process already runs the {loaded.BACKEND} phy backend; "
+                         f"start a new process for {name}")
+    os.environ["SINGLINK_PHY"] = name
+
+
 def main(argv=None) -> int:
     from importlib import import_module
 
     args = build_parser().parse_args(_join_negative_values(sys.argv[1:] if argv is None else list(argv)))
     try:
+        if args.phy is not None:
+            _choose_phy(args.phy)
         return int(import_module(args._module).run(args) or 0)
     except UsageError as e:
         print(f"singlink {args.command}: error: {e}", file=sys.stderr)

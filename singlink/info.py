@@ -9,15 +9,17 @@ def add_arguments(parser):
 def run(args):
     from importlib.metadata import version
 
-    from .phy import tfconfig  # noqa: F401  (memory growth before TF lists devices)
-    import tensorflow as tf
+    from . import phy  # on sionna-tf: memory growth before TF lists devices
     import torch
 
     from .provenance import code_version
 
-    info = dict(code_version())
-    info["sionna"] = version("sionna-no-rt")
-    info["tensorflow"] = tf.__version__
+    info = dict(code_version())  # with phy_backend and sionna
+    tf = None
+    if phy.BACKEND == "sionna-tf":
+        import tensorflow as tf
+
+        info["tensorflow"] = tf.__version__
     info["torch"] = torch.__version__
     info["numpy"] = version("numpy")
     try:
@@ -26,7 +28,8 @@ def run(args):
         info["gnuradio"] = gr.version()
     except ImportError as e:
         info["gnuradio"] = f"unavailable ({e})"
-    info["tf_gpus"] = [d.name for d in tf.config.list_logical_devices("GPU")]
+    if tf is not None:
+        info["tf_gpus"] = [d.name for d in tf.config.list_logical_devices("GPU")]
     info["torch_cuda"] = torch.cuda.is_available()
     if args.json:
         print(json.dumps(info))

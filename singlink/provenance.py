@@ -4,6 +4,7 @@ import json
 import os
 import platform
 import subprocess
+import sys
 import tempfile
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -12,12 +13,16 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def code_version() -> dict:
-    """singlink's package version and, in a git checkout, the commit and whether it was dirty."""
+    """singlink's package version and, in a git checkout, the commit and whether it was dirty;
+    once singlink.phy is loaded, also its backend (``phy_backend``) and Sionna's version."""
     try:
         pkg = version("singlink")
     except PackageNotFoundError:
         pkg = "unknown"
     out = {"singlink": pkg, "python": platform.python_version()}
+    phy = sys.modules.get("singlink.phy")
+    if phy is not None:  # results made through the phy layer: which Sionna line made them
+        out.update(phy_backend=phy.BACKEND, sionna=phy.SIONNA_VERSION)
     try:
         commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True,
                                 text=True, timeout=5, check=True).stdout.strip()

@@ -1,4 +1,5 @@
 """Choosing the phy backend (SINGLINK_PHY): in either environment, a wrong choice is one clear line."""
+import json
 import os
 import subprocess
 import sys
@@ -21,8 +22,8 @@ def last_line(out):
 def test_unknown_backend_is_refused_in_one_line():
     out = import_phy("sionna-jax")
     assert out.returncode != 0
-    assert last_line(out) == ("ValueError: SINGLINK_PHY='sionna-jax' names no phy backend; set it to "
-                              "sionna-tf or sionna-torch (default sionna-tf), or unset it")
+    assert last_line(out) == ("singlink.errors.UsageError: no phy backend is called 'sionna-jax' (SINGLINK_PHY, "
+                              "or singlink --phy); choose sionna-tf or sionna-torch (default sionna-tf)")
 
 
 def test_backend_of_the_other_sionna_line_is_refused_in_one_line():
@@ -31,7 +32,7 @@ def test_backend_of_the_other_sionna_line_is_refused_in_one_line():
     out = import_phy(other)
     assert out.returncode != 0
     line = last_line(out)
-    assert line.startswith(f"ValueError: phy backend {other} needs sionna-no-rt") and venv.strip() in line
+    assert line.startswith(f"singlink.errors.UsageError: phy backend {other} needs sionna-no-rt") and venv.strip() in line
 
 
 @pytest.mark.parametrize("value", ["", " "])
@@ -40,3 +41,24 @@ def test_empty_choice_is_the_default(value, monkeypatch):
 
     monkeypatch.setenv("SINGLINK_PHY", value)
     assert selected_backend() == BACKENDS[0] == "sionna-tf"
+
+
+def test_cli_phy_option_names_the_backend_or_refuses_in_one_line(tmp_path):
+    """``singlink --phy``: a bad name, or the backend this environment cannot run, is one line and
+    exit status 2; the backend this environment runs is recorded by ``singlink info``."""
+    major = sionna_version().split(".")[0]
+    here, other = ("sionna-tf", "sionna-torch") if major == "1" else ("sionna-torch", "sionna-tf")
+
+    def cli(*argv):
+        return subprocess.run([sys.executable, "-m", "singlink", *argv], capture_output=True, text=True,
+                              timeout=300, cwd=tmp_path)
+
+    for name in ("sionna-jax", other):
+        out = cli("--phy", name, "info", "--json")
+        assert out.returncode == 2 and out.stdout == ""
+        assert len(out.stderr.strip().splitlines()) == 1 and out.stderr.startswith("singlink info: error: ")
+    out = cli("--phy", here, "info", "--json")
+    assert out.returncode == 0, out.stderr
+    info = json.loads(out.stdout.strip().splitlines()[-1])
+    assert info["phy_backend"] == here and info["sionna"] == sionna_version()
+    assert ("tensorflow" in info) == (here == "sionna-tf")

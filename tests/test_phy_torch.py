@@ -221,3 +221,16 @@ def test_bad_inputs():
         phy.DigitalLink(phy.DigitalLinkConfig(modulation="8psk"))
     with pytest.raises(ValueError, match="0 < k < n"):
         phy.DigitalLink(phy.DigitalLinkConfig(k=600, n=500))
+
+
+def test_link_command_runs_on_the_torch_backend_and_records_it(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "singlink", "--phy", "sionna-torch", "link", "--no-xla",
+                          "--ebno", "4", "--batch", "20", "--max-batches", "1", "--k", "64", "--n", "128",
+                          "--out", str(tmp_path)], capture_output=True, text=True, timeout=600,
+                         env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert out.returncode == 0, out.stderr
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["version"]["phy_backend"] == "sionna-torch"
+    assert results["version"]["sionna"] == "2.2.0"
+    assert {(link["channel"], link["coded"]) for link in results["links"]} == {
+        ("awgn", False), ("awgn", True), ("rayleigh-block", False), ("rayleigh-block", True)}
