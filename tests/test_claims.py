@@ -101,3 +101,17 @@ def test_claims_are_tested_within_each_codec_family():
     assert [r[4] for r in _find(claims, "[mse] LPIPS: SING-INN < DeepJSCC", "1/192")["results"]] == ["holds"] * 2
     assert [r[4] for r in _find(claims, "[perceptual] LPIPS: SING-INN < DeepJSCC", "1/192")["results"]] == ["fails"] * 2
     assert all(r[3] == N for c in claims for r in c["results"])  # no family's rows leak into another's cells
+
+
+def test_commin_and_lpips_vgg_claims():
+    """CommIN's claim (lowest LPIPS: CommIN < SING-INN) and every restoration against DeepJSCC are
+    tested in LPIPS-alex and, where the rows have it, LPIPS-VGG (here twice LPIPS-alex, so both
+    metrics give the same verdicts)."""
+    rows = _rows({"sing-inn": -0.01, "commin": -0.03}, {"sing-inn": -0.1, "commin": -2.0}, rhos=("1/192",))
+    cfg = _cfg(["deepjscc", "sing-inn", "commin"], rhos=("1/192",))
+    assert not any("LPIPS-VGG" in c["claim"] for c in sing_claims(rows, cfg))
+    claims = sing_claims([r | {"lpips_vgg": 2 * r["lpips"]} for r in rows], cfg)
+    for name in ("LPIPS", "LPIPS-VGG"):
+        assert [r[4] for r in _find(claims, f"{name}: CommIN < SING-INN", "1/192")["results"]] == ["holds"] * 2
+        assert [r[4] for r in _find(claims, f"{name}: CommIN < DeepJSCC", "1/192")["results"]] == ["holds"] * 2
+    assert [r[4] for r in _find(claims, "PSNR: CommIN within 1 dB of DeepJSCC", "1/192")["results"]] == ["fails"] * 2

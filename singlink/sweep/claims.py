@@ -7,6 +7,11 @@ The paper (Sec. V, Figs. 6-8) claims, for DeepJSCC followed by SING restoration:
 2. fidelity is kept: PSNR of SING-Zero and SING-INN within 1 dB of DeepJSCC;
 3. SING-INN's LPIPS gain over DeepJSCC is largest at the lowest rho.
 
+and the lineage's receivers where the grid has them: CommIN (INN guidance without SING's projection)
+gives the lowest LPIPS (the CommIN paper: CommIN < SING-INN), and every restoration (CommIN, DPS on
+the received symbols) is held to claims 1 and 2 against DeepJSCC. The LPIPS claims are tested with
+LPIPS-alex and, where the rows have it, LPIPS-VGG, which no codec trains on.
+
 Each comparison is paired (the sweep gives every method the same images and channel draws) and
 decided by the 95% Student-t interval over images of the per-image difference:
 
@@ -30,8 +35,10 @@ from ..evaluation import mean_ci95
 from ..evaluation import paired_difference
 from .report import by_cell
 
-DEEPJSCC, ZERO, INN = "deepjscc", "sing-zero", "sing-inn"
-NAMES = {DEEPJSCC: "DeepJSCC", ZERO: "SING-Zero", INN: "SING-INN"}
+DEEPJSCC, ZERO, INN, COMMIN, DPS = "deepjscc", "sing-zero", "sing-inn", "commin", "dps"
+RESTORATIONS = (ZERO, INN, COMMIN, DPS)
+NAMES = {DEEPJSCC: "DeepJSCC", ZERO: "SING-Zero", INN: "SING-INN", COMMIN: "CommIN", DPS: "DPS"}
+LPIPS_NAMES = {"lpips": "LPIPS", "lpips_vgg": "LPIPS-VGG"}
 
 
 def _less(diff: float, ci: float) -> str:
@@ -54,28 +61,33 @@ def _paired(got, a, b, metric):
 def sing_claims(rows: list[dict], cfg) -> list[dict]:
     """One record per claim, rho and channel (claim 3: per channel and rho compared), each with
     ``claim``, ``rho``, ``channel``, ``results``: a list of ``(snr_db or None, diff, ci95, n,
-    verdict)``. Empty when the grid lacks DeepJSCC or both SING methods."""
-    methods = [m for m in (DEEPJSCC, ZERO, INN) if m in cfg.methods]
+    verdict)``. Empty when the grid lacks DeepJSCC or every restoration."""
+    methods = [m for m in (DEEPJSCC, *RESTORATIONS) if m in cfg.methods]
     if DEEPJSCC not in methods or len(methods) < 2:
         return []
     out = []
     for family in cfg.families:
         cells = by_cell([r for r in rows if r["family"] == family], key=lambda r: r["method"])
-        for claim in _claims(cells, cfg, methods):
+        lpips = ("lpips", "lpips_vgg") if rows and all(r.get("lpips_vgg") is not None for r in rows) else ("lpips",)
+        for claim in _claims(cells, cfg, methods, lpips):
             out.append(claim | {"claim": f"[{family}] {claim['claim']}" if family else claim["claim"]})
     return out
 
 
-def _claims(cells, cfg, methods) -> list[dict]:
-    """:func:`sing_claims` in one codec family's ``cells`` ({cell: {method: rows}})."""
+def _claims(cells, cfg, methods, lpips=("lpips",)) -> list[dict]:
+    """:func:`sing_claims` in one codec family's ``cells`` ({cell: {method: rows}}), the LPIPS
+    claims in each metric of ``lpips``."""
     snrs = sorted(float(s) for s in cfg.snr)
     checks = []  # (claim text, method a, method b, metric, verdict function)
-    if INN in methods and ZERO in methods:
-        checks.append(("LPIPS: SING-INN < SING-Zero", INN, ZERO, "lpips", _less))
-    for m in (ZERO, INN):
-        if m in methods:
-            checks.append((f"LPIPS: {NAMES[m]} < DeepJSCC", m, DEEPJSCC, "lpips", _less))
-    for m in (ZERO, INN):
+    for metric in lpips:
+        name = LPIPS_NAMES[metric]
+        for a, b in ((INN, ZERO), (COMMIN, INN)):
+            if a in methods and b in methods:
+                checks.append((f"{name}: {NAMES[a]} < {NAMES[b]}", a, b, metric, _less))
+        for m in RESTORATIONS:
+            if m in methods:
+                checks.append((f"{name}: {NAMES[m]} < DeepJSCC", m, DEEPJSCC, metric, _less))
+    for m in RESTORATIONS:
         if m in methods:
             checks.append((f"PSNR: {NAMES[m]} within 1 dB of DeepJSCC", m, DEEPJSCC, "psnr",
                            lambda d, c: _within(d, c, 1.0)))
