@@ -466,12 +466,12 @@ class Synchronizer:
         """Samples from the guess - margin that :meth:`detect` needs."""
         return 2 * self.margin() + self.cfg.preamble_len * self.cfg.sps + 4
 
-    def detect(self, x: np.ndarray, guess: int) -> SyncResult:
+    def detect(self, x: np.ndarray, guess: int, min_metric: float = 0.0) -> SyncResult:
         """Timing and carrier offset of a preamble near sample ``guess``: the segmented
         non-coherent correlation's peak within +- ``timing_search`` samples
         (:func:`~singlink_gr.burst_kernels.preamble_search`), then the peak of a ``nfft``-point
         periodogram of the de-modulated preamble (:func:`~singlink_gr.burst_kernels.carrier_peak`);
-        ``ok`` when the normalised coherent energy reaches ``detect_metric``.
+        ``ok`` when the normalised coherent energy reaches ``detect_metric`` (and ``min_metric``).
 
         Most candidates are no preamble (at -5 dB ``corr_est_cc`` tags data and noise peaks, and
         every burst checks the strongest tags inside it for a new preamble), so a coarse
@@ -482,17 +482,18 @@ class Synchronizer:
         search could not pass either, and the candidate is refused with the coarse peak as its
         metric. Only the others get the ``nfft``-point search, so the decisions are the same."""
         cfg = self.cfg
+        threshold = max(cfg.detect_metric, float(min_metric))
         found, t0, zz, energy = K.preamble_search(np.asarray(x, np.complex64), int(guess), cfg.timing_search,
                                                   self.pre, cfg.sps, self.SEGMENT)
         if not found:
             return SyncResult(False, "window outside the buffer")
         scale = cfg.preamble_len * max(energy, 1e-30)
         coarse = float(np.max(np.abs(np.fft.fft(zz, self.nfft_coarse)) ** 2))
-        if coarse * self.coarse_bound < cfg.detect_metric * scale:
+        if coarse * self.coarse_bound < threshold * scale:
             return SyncResult(False, "no preamble", metric=coarse / scale, timing=t0)
         f, coh = K.carrier_peak(np.abs(np.fft.fft(zz, self.nfft)), zz)
         metric = float(coh / scale)
-        ok = metric >= cfg.detect_metric
+        ok = metric >= threshold
         return SyncResult(ok, "" if ok else "no preamble", metric=metric, timing=t0, cfo=f / cfg.sps)
 
     def _symbols(self, x, res, n, first=0):

@@ -26,6 +26,7 @@ STATS = ("candidates", "no_preamble", "header_crc", "wrong_k", "truncated", "err
 
 
 DETECT_CHUNK_BLOCKS = 4   # corr_est_cc FFT blocks per work call (see preamble_detector)
+CUT_METRIC = 0.5          # a preamble inside a burst cuts it when at least this fraction of its own metric
 
 
 def preamble_detector(config: BurstConfig, threshold=0.9):
@@ -54,8 +55,8 @@ class burst_sync(gr.basic_block):
     strongest). For each, :class:`~singlink_gr.burst.Synchronizer` searches the timing within
     +- ``timing_search`` samples, estimates the carrier offset over the whole preamble and keeps
     the candidate only when the normalised preamble energy reaches ``detect_metric`` (counted
-    ``no_preamble`` otherwise). A burst inside which another valid preamble starts is
-    ``truncated``, as is one the stream ends in. With the receiver's ``k`` given, the block waits
+    ``no_preamble`` otherwise). A burst inside which another valid preamble at least half as
+    strong as its own starts is ``truncated``, as is one the stream ends in. With the receiver's ``k`` given, the block waits
     until a whole burst of that k is buffered and then decodes header and payload in one pass
     (phase over all pilots; ``header_crc`` when the CRC fails, ``wrong_k`` when the header
     announces another k); with ``k`` = 0 it decodes the header first and waits for the length
@@ -185,9 +186,14 @@ class burst_sync(gr.basic_block):
             self._buf = self._buf[keep_from - self._base:]
             self._base = keep_from
 
-    def _cut_by(self, a, burst_end, strength, end):
+    def _cut_by(self, a, burst_end, strength, end, metric=0.0):
         """(samples needed, first valid preamble starting inside [a, burst_end) or None): another
-        preamble as strong as this one inside the burst means this burst was cut short."""
+        preamble as strong as this one inside the burst means this burst was cut short. Valid means
+        a preamble metric of at least ``detect_metric`` and ``CUT_METRIC`` times the burst's own
+        ``metric``: a restart or a collision at a similar level has about the same metric
+        (~ snr / (1 + snr)), while the 255 data symbols under a tag reach ``detect_metric`` (0.08,
+        sized for -5 dB) by chance in about 1 of 10^4 checks (a chi-square over ~70,000 timing and
+        frequency cells); at 10 dB that had cut a burst every ~15 s of a 1 Msps stream."""
         inner = [c for c in self._cands if a + 4 * self.cfg.sps < c[0] < burst_end and c[1] >= 0.25 * strength]
         # only the 3 strongest are checked: a whole preamble correlates ~64 snr / (1 + snr) times above
         # the random correlation of data symbols, so at low SNR, where corr_est_cc tags dozens of
@@ -201,7 +207,7 @@ class burst_sync(gr.basic_block):
         valid = []
         for c in inner:
             x, guess = self._window(c[0], self.sync.preamble_samples())
-            if self.sync.detect(x, guess).ok:
+            if self.sync.detect(x, guess, CUT_METRIC * metric).ok:
                 valid.append(c[0])
         return need, min(valid, default=None)
 
@@ -221,7 +227,7 @@ class burst_sync(gr.basic_block):
             self._drop(a, "no_preamble", f"preamble metric {res.metric:.3f} < {cfg.detect_metric}", res)
             self._remove(lambda c: c in group)
             return True
-        _, cut = self._cut_by(a, burst_end, strength, end)
+        _, cut = self._cut_by(a, burst_end, strength, end, res.metric)
         if cut is not None:
             self._drop(a, "truncated", f"a new preamble at item {cut}, {cut - a} of {length} samples in", res)
             self._remove(lambda c, e=cut: c[0] < e)
@@ -262,7 +268,7 @@ class burst_sync(gr.basic_block):
         k = res.header.k
         length = Layout.of(cfg, k).length * sps
         burst_end = a + length
-        need_cut, cut = self._cut_by(a, burst_end, strength, end)
+        need_cut, cut = self._cut_by(a, burst_end, strength, end, res.metric)
         if end < max(a - self.sync.margin() + self.sync.samples_needed(k), need_cut):
             return False
         self._pending.pop(a, None)
