@@ -14,6 +14,10 @@ Over the air (bursts with preamble, spread header + CRC, pilots, RRC pulses; see
 (samples -> detection, timing, carrier and phase, header, SNR estimate -> images), built on
 :class:`burst_source` and :class:`burst_sync` and GNU Radio's firdes, FIR filters and corr_est_cc.
 
+Over GNU Radio's OFDM chain (one frame per image, see :mod:`singlink_gr.ofdm`): :class:`ofdm_jscc_tx`
+(images -> carrier allocator, IFFT, cyclic prefix) and :class:`ofdm_jscc_rx` (Schmidl & Cox,
+header/payload demux, chanest, frame equaliser, pilot phase, SNR from the header -> jscc_rx).
+
 ``singlink_gr.link`` holds the computations the blocks wrap and :func:`~singlink_gr.link.direct_link`,
 the same chain without GNU Radio; ``singlink_gr.framing`` assembles frames from stream chunks.
 singlink itself (torch, TensorFlow) loads when a block is built, not on import.
@@ -23,7 +27,9 @@ from .burst_tx import burst_source, burst_tx
 from .framing import Frame, FrameAssembler, Tag
 from .jscc_rx import jscc_rx
 from .jscc_tx import jscc_tx
+from .ofdm_jscc_rx import ofdm_demod, ofdm_jscc_rx
+from .ofdm_jscc_tx import ofdm_jscc_source, ofdm_jscc_tx, ofdm_mod
 from .sionna_channel import sionna_channel
 
 __all__ = ["jscc_tx", "sionna_channel", "jscc_rx", "burst_source", "burst_tx", "burst_sync", "burst_rx",
-           "Frame", "FrameAssembler", "Tag"]
+           "ofdm_jscc_source", "ofdm_mod", "ofdm_jscc_tx", "ofdm_demod", "ofdm_jscc_rx", "Frame", "FrameAssembler", "Tag"]

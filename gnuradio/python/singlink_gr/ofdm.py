@@ -1,0 +1,198 @@
+r"""The OFDM frame that carries one DeepJSCC image over GNU Radio's OFDM chain, and the numpy
+steps of its receiver that GNU Radio has no block for (no GNU Radio flowgraph needed here).
+
+One frame per image, in GNU Radio's OFDM format (``digital.ofdm_txrx``'s defaults: FFT 64, the
+802.11a carriers: 48 data carriers, 4 pilot carriers at -21, -7, 7, 21 with its scrambled pilot
+sequence, DC and 11 edge carriers empty), followed by one OFDM symbol of silence::
+
+    | sync word 1 | sync word 2 | header: H OFDM symbols | payload: ceil(k / 48) OFDM symbols | gap |
+
+The cyclic prefix is 32 samples, not ``ofdm_txrx``'s 16: ``ofdm_sync_sc_cfb``'s trigger jitters by
+about +-10 samples at 5 dB per subcarrier, and a 16-sample prefix less a 5-sample delay spread
+leaves +-5 (measured through ``channels.channel_model``, 20 frames, taps at delays 0, 2, 5: 14-17
+frames of 20 delivered at 5 dB with 16, 20 of 20 with 32).
+
+- sync words: GNU Radio's Schmidl & Cox pair (``ofdm_txrx._make_sync_word1/2``): the first has
+  every second carrier empty (two equal halves: timing and fine frequency, ``ofdm_sync_sc_cfb``),
+  the second fills every active carrier with +-1 (integer carrier offset and the least-squares
+  channel estimate :math:`\hat H_c = Y_c / s_c`, ``ofdm_chanest_vcvc``);
+- header: the burst path's 72 header bits (seq, image id, k, flags, CRC-16 from ``digital.crc``;
+  :mod:`singlink_gr.burst`) polar-coded by gr-fec with N = 512 (:class:`OFDMHeader`), QPSK, 256
+  symbols, cyclically repeated to fill H = 6 OFDM symbols (288 data carriers);
+- payload: DeepJSCC's k analog symbols (power 1 per image) on the data carriers, symbol after
+  symbol, the rest of the last OFDM symbol zero (GNU Radio's allocator pads it).
+
+Why not GNU Radio's own OFDM header (``packet_header_ofdm``: 32 bits, BPSK on one OFDM symbol,
+8-bit CRC): uncoded BPSK at 0 dB per subcarrier has a bit error rate of 8 %, so nine in ten
+headers of 32 bits would fail there, and an image lost to its header costs more than the whole
+header; the polar code carries the 72 bits at rate 0.14 (0.28 bit per symbol, a quarter of the
+capacity at 0 dB) and is decoded from soft values.
+
+What the receiver does beyond GNU Radio's blocks (:func:`common_phase`, :func:`data_aided_noise`):
+``ofdm_sync_sc_cfb``'s fine frequency estimate leaves a residual offset (at 0 dB its spread is a
+few hundredths of a carrier spacing, a phase drift of ~0.3 rad per OFDM symbol), and the static
+equaliser divides by the preamble's estimate only. GNU Radio's ``ofdm_equalizer_simpledfe``
+tracks it by decision feedback, which needs a constellation: DeepJSCC's symbols have none. So
+the phase is modelled as :math:`\phi_0 + \omega m` over the frame's OFDM symbols m and fitted
+(feed-forward, maximum likelihood for a linear phase) to the pilots, and in the header also to
+the re-modulated header once its CRC has passed.
+
+The SNR the decoder is told (``singlink.phy.ofdm.jscc_input``'s rule, as singlink's own OFDM link
+does): the equalised payload symbol on carrier c is :math:`y = z + e` with
+:math:`E|e|^2 = \mathrm{no}_c = m / |\hat H_c|^2`, where :math:`m = E|e\,\hat H_c|^2` is the noise
+per carrier before equalisation plus the estimation error (:math:`\sigma^2 (1 + |z|^2)` for a
+least-squares estimate from one preamble symbol); m is measured on the known header symbols.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from .burst import HEADER_BITS, Header, PolarHeader, bits_to_header, header_to_bits
+
+__all__ = ["OFDMConfig", "OFDMHeader", "ofdm_header", "header_symbols", "read_header", "common_phase",
+           "data_aided_noise", "TAG_CHAN_TAPS", "TAG_ESTIMATE", "TAG_CARR_OFFSET", "TAG_NOISE", "TAG_PHASE"]
+
+#: tags of GNU Radio's OFDM blocks (chanest, frame equaliser) and the ones the header reader adds
+TAG_CHAN_TAPS = "ofdm_sync_chan_taps"
+TAG_CARR_OFFSET = "ofdm_sync_carr_offset"
+TAG_NOISE = "noise_eff"     # m: effective noise per carrier before equalisation (see the module docstring)
+TAG_PHASE = "phase_obs"     # the header's per-symbol phase observations (complex, one per OFDM symbol)
+TAG_ESTIMATE = "chan_est"   # the channel estimate again: ofdm_frame_equalizer_vcvc consumes TAG_CHAN_TAPS
+
+
+@lru_cache(maxsize=1)
+def _gr_defaults():
+    from gnuradio.digital import ofdm_txrx as T
+
+    return T
+
+
+@dataclass(frozen=True)
+class OFDMConfig:
+    """The frame layout (both ends must agree). ``header_ofdm_symbols``: OFDM symbols of the header."""
+
+    fft_len: int = 64
+    cp_len: int = 32
+    header_ofdm_symbols: int = 6
+
+    def __post_init__(self):
+        if self.fft_len != 64:
+            raise ValueError(f"fft_len={self.fft_len}: only 64 (GNU Radio's 802.11a carrier layout) is supported")
+        if not 0 < self.cp_len < self.fft_len:
+            raise ValueError(f"cp_len={self.cp_len}: choose 0 < cp_len < fft_len ({self.fft_len})")
+        need = -(-OFDMHeader.SYMBOLS // self.data_carriers)
+        if self.header_ofdm_symbols < need:
+            raise ValueError(f"header_ofdm_symbols={self.header_ofdm_symbols}: the coded header needs at least {need} "
+                             f"OFDM symbols ({OFDMHeader.SYMBOLS} symbols on {self.data_carriers} data carriers)")
+
+    @property
+    def occupied_carriers(self):
+        return tuple(tuple(c) for c in _gr_defaults()._def_occupied_carriers)
+
+    @property
+    def pilot_carriers(self):
+        return tuple(tuple(c) for c in _gr_defaults()._def_pilot_carriers)
+
+    @property
+    def pilot_symbols(self):
+        return tuple(tuple(p) for p in _gr_defaults()._def_pilot_symbols)
+
+    @property
+    def data_carriers(self) -> int:
+        return len(self.occupied_carriers[0])
+
+    @property
+    def sync_words(self):
+        T = _gr_defaults()
+        args = (self.fft_len, self.occupied_carriers, self.pilot_carriers)
+        return (np.asarray(T._make_sync_word1(*args), np.complex64), np.asarray(T._make_sync_word2(*args), np.complex64))
+
+    @property
+    def header_len(self) -> int:
+        """Data symbols of the header (the coded header repeated to whole OFDM symbols)."""
+        return self.header_ofdm_symbols * self.data_carriers
+
+    def payload_ofdm_symbols(self, k: int) -> int:
+        return -(-int(k) // self.data_carriers)
+
+    def frame_samples(self, k: int) -> int:
+        return (2 + self.header_ofdm_symbols + self.payload_ofdm_symbols(k)) * (self.fft_len + self.cp_len)
+
+    def index(self, carriers) -> np.ndarray:
+        """FFT bins (shifted, DC in the middle, as the blocks' vectors are) of carrier numbers."""
+        return np.asarray(carriers, int) + self.fft_len // 2
+
+    def pilot_values(self, first: int, n: int) -> np.ndarray:
+        """(n, 4) pilots of the frame's OFDM symbols first .. first + n - 1 (after the sync words)."""
+        p = np.asarray(self.pilot_symbols, np.complex64)
+        return p[(first + np.arange(n)) % len(p)]
+
+
+class OFDMHeader(PolarHeader):
+    """The burst header's 72 bits polar-coded by gr-fec with N = 512 (rate 0.14), QPSK, 256 symbols
+    (the burst path uses N = 1024 for -5 dB; the OFDM chain's Schmidl & Cox detection needs about
+    0 dB per subcarrier anyway, where 256 symbols leave a wide margin). Construction and decoding
+    as :class:`~singlink_gr.burst.PolarHeader` (SC, then list 16 on a CRC failure)."""
+
+    N = 512
+    SYMBOLS = N // 2
+
+
+@lru_cache(maxsize=1)
+def ofdm_header() -> OFDMHeader:
+    return OFDMHeader()
+
+
+def header_symbols(header: Header, cfg: OFDMConfig) -> np.ndarray:
+    """The header's ``cfg.header_len`` data symbols: the coded QPSK symbols, repeated cyclically."""
+    return np.resize(ofdm_header().modulate(header_to_bits(header)), cfg.header_len)
+
+
+def read_header(y: np.ndarray, noise_var: float):
+    """Equalised, phase-corrected header data symbols (header_len,) -> (Header or None, CRC ok, the
+    re-modulated symbols or None). The LLRs of repeated symbols are added."""
+    code = ofdm_header()
+    soft = code.soft(np.asarray(y, np.complex64), noise_var)
+    n = code.N
+    folded = np.zeros(n, np.float32)
+    for s in range(0, len(soft), n):
+        part = soft[s:s + n]
+        folded[:len(part)] += part
+    bits = code.decode(folded[None])[0]
+    header, ok = bits_to_header(bits)
+    if not ok:
+        return None, False, None
+    return header, True, np.resize(code.modulate(bits), len(y))
+
+
+def common_phase(obs: np.ndarray, index: np.ndarray, grid: int = 4096):
+    r"""Fit a linear phase :math:`\phi_0 + \omega m` to per-OFDM-symbol observations
+    :math:`c_m = \sum_j \bar x_j y_{m,j}` (known symbols x, received y on symbol m):
+    :math:`\hat\omega = \arg\max_\omega |\sum_m c_m e^{-j\omega m}|` (zero-padded FFT, then a
+    parabola through the peak), :math:`\hat\phi_0 = \arg \sum_m c_m e^{-j\hat\omega m}`; the
+    maximum-likelihood estimate of a linear phase in white noise, without phase unwrapping.
+
+    obs (M,) complex, index (M,) the symbols' numbers m. Returns (phi0, omega) in radians."""
+    obs, index = np.asarray(obs, np.complex128), np.asarray(index, int)
+    span = int(index.max() - index.min()) + 1
+    seq = np.zeros(max(grid, 2 * span), np.complex128)
+    np.add.at(seq, index - index.min(), obs)
+    spec = np.abs(np.fft.fft(seq))
+    i = int(np.argmax(spec))
+    a, b, c = spec[i - 1], spec[i], spec[(i + 1) % len(spec)]
+    den = a - 2 * b + c
+    frac = 0.5 * (a - c) / den if den < 0 else 0.0
+    omega = 2 * np.pi * (i + frac) / len(seq)
+    omega = (omega + np.pi) % (2 * np.pi) - np.pi
+    phi0 = float(np.angle(np.sum(obs * np.exp(-1j * omega * index))))
+    return phi0, float(omega)
+
+
+def data_aided_noise(y_eq: np.ndarray, x: np.ndarray, h: np.ndarray) -> float:
+    r""":math:`m = \mathrm{mean}_j |(y_j - x_j) \hat H_j|^2`: the noise per carrier before
+    equalisation, estimation error included, from equalised symbols y of known symbols x
+    received on carriers with estimates h (all the same shape)."""
+    return float(np.mean(np.abs((np.asarray(y_eq) - np.asarray(x)) * np.asarray(h)) ** 2))
