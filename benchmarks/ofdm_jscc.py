@@ -51,53 +51,6 @@ def psnr_u8(a, b) -> np.ndarray:
     return 10 * np.log10(255.0 ** 2 / np.maximum(mse, 1e-12))
 
 
-def over_gnuradio(files, checkpoint, snr_db, taps, cfo, seed, jscc):
-    """Images through ofdm_jscc_tx -> channel_model -> ofdm_jscc_rx: {frame: (uint8 image, snr estimate)}."""
-    from gnuradio import blocks, channels, gr
-
-    from singlink_gr import ofdm_jscc_rx, ofdm_jscc_tx
-    from singlink_gr.ofdm_testing import unit_taps
-    from singlink_gr.testing import messages, pdu_image, run_flowgraph
-
-    tx = ofdm_jscc_tx(checkpoint=jscc, snr_db=snr_db, images=files)
-    ch = channels.channel_model(float(10 ** (-snr_db / 20)), float(cfo), 1.0, unit_taps(taps).tolist(), float(seed),
-                                True)
-    rx = ofdm_jscc_rx(checkpoint=jscc)
-    dbg = blocks.message_debug()
-    tb = gr.top_block()
-    tb.connect(tx, ch, rx)
-    tb.msg_connect(rx, "images_out", dbg, "store")
-    run_flowgraph(tb, 600)
-    out = {}
-    for msg in messages(dbg):
-        image, meta = pdu_image(msg)
-        out[int(meta["frame"])] = (image, float(meta["snr_db"]))
-    return out, rx.stats
-
-
-def over_sionna(z, snr_db, taps, seed, decoder, cfg):
-    """The same symbols through singlink's OFDM link with the taps' frequency response: (uint8 images, SNRs)."""
-    import tensorflow as tf
-    import torch
-
-    from singlink import phy
-    from singlink.phy.ofdm import jscc_input
-
-    k = z.shape[1]
-    data_syms = -(-k // 52)
-    spec = f"ofdm-awgn:csi=ls:fft={cfg.fft_len}:cp={cfg.cp_len}:symbols={data_syms + 1}:pilots=0:guard=6+5:dc=1"
-    link = phy.make_channel(spec)
-    f = np.arange(cfg.fft_len) - cfg.fft_len // 2
-    t = np.asarray(taps, np.complex128)
-    H = np.exp(-2j * np.pi * np.outer(f, np.arange(len(t))) / cfg.fft_len) @ t   # H(f_c) = sum_l t_l e^{-j 2 pi f_c l / N}
-    h_freq = np.broadcast_to(H.astype(np.complex64), (len(z), 1, 1, 1, 1, data_syms + 1, cfg.fft_len))
-    phy.set_seed(seed)
-    y, no_eff = link(tf.constant(z), float(snr_db), h_freq=tf.constant(h_freq))
-    y_in, snr = jscc_input(torch.from_numpy(y.numpy()), torch.from_numpy(no_eff.numpy()))
-    images = decoder.restore(y_in.numpy(), snr.numpy(), [None] * len(z), list(range(len(z))))
-    return images, snr.numpy(), spec
-
-
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--checkpoint", default="deepjscc-cifar10-rho1_6")
@@ -115,7 +68,7 @@ def main(argv=None):
     from singlink_gr.common import resolve_images
     from singlink_gr.link import Decoder, Encoder, load_jscc
     from singlink_gr.ofdm import OFDMConfig
-    from singlink_gr.ofdm_testing import unit_taps
+    from singlink_gr.ofdm_testing import over_gnuradio, over_sionna, unit_taps
 
     taps = unit_taps([complex(t) for t in args.taps.split(",")])
     jscc = load_jscc(args.checkpoint)
@@ -128,7 +81,7 @@ def main(argv=None):
           f"{'SNR eff Sionna':>14}")
     for snr_db in args.snr:
         t0 = time.perf_counter()
-        got, stats = over_gnuradio(files, jscc, snr_db, taps, args.cfo, args.seed + 1, jscc)
+        got, stats = over_gnuradio(files, jscc, snr_db, taps, args.cfo, args.seed + 1)
         seconds = time.perf_counter() - t0
         z = np.concatenate([enc.encode(originals[s:s + 16], snr_db) for s in range(0, len(files), 16)])
         ref, ref_snr, spec = over_sionna(z, snr_db, taps, args.seed, dec, cfg)

@@ -33,9 +33,10 @@ What the receiver does beyond GNU Radio's blocks (:func:`common_phase`, :func:`d
 few hundredths of a carrier spacing, a phase drift of ~0.3 rad per OFDM symbol), and the static
 equaliser divides by the preamble's estimate only. GNU Radio's ``ofdm_equalizer_simpledfe``
 tracks it by decision feedback, which needs a constellation: DeepJSCC's symbols have none. So
-the phase is modelled as :math:`\phi_0 + \omega m` over the frame's OFDM symbols m and fitted
-(feed-forward, maximum likelihood for a linear phase) to the pilots, and in the header also to
-the re-modulated header once its CRC has passed.
+the phase is modelled as :math:`\omega n` over the frame's OFDM symbols n counted from sync word 2
+(whose phase the channel estimate holds, so n = 0 is the reference) and fitted (feed-forward,
+maximum likelihood) to the pilots, and in the header also to the re-modulated header once its
+CRC has passed.
 
 The SNR the decoder is told (``singlink.phy.ofdm.jscc_input``'s rule, as singlink's own OFDM link
 does): the equalised payload symbol on carrier c is :math:`y = z + e` with
@@ -168,27 +169,24 @@ def read_header(y: np.ndarray, noise_var: float):
     return header, True, np.resize(code.modulate(bits), len(y))
 
 
-def common_phase(obs: np.ndarray, index: np.ndarray, grid: int = 4096):
-    r"""Fit a linear phase :math:`\phi_0 + \omega m` to per-OFDM-symbol observations
-    :math:`c_m = \sum_j \bar x_j y_{m,j}` (known symbols x, received y on symbol m):
-    :math:`\hat\omega = \arg\max_\omega |\sum_m c_m e^{-j\omega m}|` (zero-padded FFT, then a
-    parabola through the peak), :math:`\hat\phi_0 = \arg \sum_m c_m e^{-j\hat\omega m}`; the
-    maximum-likelihood estimate of a linear phase in white noise, without phase unwrapping.
-
-    obs (M,) complex, index (M,) the symbols' numbers m. Returns (phi0, omega) in radians."""
+def common_phase(obs: np.ndarray, index: np.ndarray, grid: int = 4096) -> float:
+    r"""Fit the phase :math:`\omega n` of a residual carrier offset to per-OFDM-symbol observations
+    :math:`c_n = \sum_j w_j \bar x_j y_{n,j}` (known symbols x, equalised y, weights w) of the
+    symbols n after the one the channel was estimated on (sync word 2, n = 0: its phase is the
+    reference the equaliser divided out, so the line goes through 0 there):
+    :math:`\hat\omega = \arg\max_\omega \mathrm{Re} \sum_n c_n e^{-j\omega n}` (zero-padded FFT,
+    then a parabola through the peak), the maximum-likelihood estimate in white noise, without
+    phase unwrapping. obs (M,) complex, index (M,) the symbols' n >= 1. Returns omega (rad/symbol)."""
     obs, index = np.asarray(obs, np.complex128), np.asarray(index, int)
-    span = int(index.max() - index.min()) + 1
-    seq = np.zeros(max(grid, 2 * span), np.complex128)
-    np.add.at(seq, index - index.min(), obs)
-    spec = np.abs(np.fft.fft(seq))
+    seq = np.zeros(max(grid, 4 * int(index.max() + 1)), np.complex128)
+    np.add.at(seq, index, obs)
+    spec = np.real(np.fft.fft(seq))
     i = int(np.argmax(spec))
     a, b, c = spec[i - 1], spec[i], spec[(i + 1) % len(spec)]
     den = a - 2 * b + c
     frac = 0.5 * (a - c) / den if den < 0 else 0.0
     omega = 2 * np.pi * (i + frac) / len(seq)
-    omega = (omega + np.pi) % (2 * np.pi) - np.pi
-    phi0 = float(np.angle(np.sum(obs * np.exp(-1j * omega * index))))
-    return phi0, float(omega)
+    return float((omega + np.pi) % (2 * np.pi) - np.pi)
 
 
 def data_aided_noise(y_eq: np.ndarray, x: np.ndarray, h: np.ndarray) -> float:

@@ -81,11 +81,11 @@ class ofdm_header_reader(gr.sync_block):
         h = np.asarray(taps.value, np.complex64) if taps is not None else np.ones(self.cfg.fft_len, np.complex64)
         cfg, d, p = self.cfg, self._data, self._pilots
         n_hdr = len(y)
-        index = np.arange(n_hdr)
+        index = 1 + np.arange(n_hdr)          # OFDM symbols after sync word 2 (see common_phase)
         pilots = cfg.pilot_values(0, n_hdr)
         pilot_obs = _pilot_obs(y, h, cfg, 0)
-        phi0, omega = common_phase(pilot_obs, index)
-        y1 = y * np.exp(-1j * (phi0 + omega * index))[:, None]
+        omega = common_phase(pilot_obs, index)
+        y1 = y * np.exp(-1j * omega * index)[:, None]
         m_pilots = max(data_aided_noise(y1[:, p], pilots, h[p][None]), 1e-6)
         w = np.abs(h[d]) ** 2                                        # LLR weight |H_c|^2 / m
         header, ok, x = read_header((y1[:, d] * w[None]).reshape(-1), m_pilots)
@@ -98,8 +98,8 @@ class ofdm_header_reader(gr.sync_block):
         # the header is known now: phase and noise from all its symbols
         x = x.reshape(n_hdr, -1)
         obs = np.sum(np.conj(x) * y[:, d] * w[None], axis=1) + pilot_obs
-        phi0, omega = common_phase(obs, index)
-        y2 = y * np.exp(-1j * (phi0 + omega * index))[:, None]
+        omega = common_phase(obs, index)
+        y2 = y * np.exp(-1j * omega * index)[:, None]
         m = data_aided_noise(np.concatenate([y2[:, d], y2[:, p]], 1), np.concatenate([x, pilots], 1),
                              np.concatenate([h[d], h[p]])[None])
         info = {FRAME_LEN: cfg.payload_ofdm_symbols(header.k), "packet_len": int(header.k), "seq": header.seq,
@@ -119,14 +119,14 @@ class ofdm_payload_phase(frame_block):
     """Equalised payload OFDM symbols (one frame of ``frame_len`` vectors per image, tagged by
     ``header_payload_demux`` with the header reader's fields) -> the same vectors with
 
-    1. the frame's phase :math:`\\phi_0 + \\omega m` removed, fitted to the header's phase
-       observations and the payload's pilots together (OFDM symbols m = 0 .. H + P - 1);
+    1. the frame's phase :math:`\\omega n` removed, fitted to the header's phase observations and
+       the payload's pilots together (OFDM symbols n = 1 .. H + P after sync word 2);
     2. the data carriers scaled as ``singlink.phy.ofdm.jscc_input`` does for singlink's own OFDM
        link: per carrier no_c = m / |H_c|^2, SNR = 10 log10(mean over the k data symbols of
        1 / no_c), symbols noisier than that shrunk by (1 + 10^(-SNR/10)) / (1 + no_c);
 
     and the tags ``jscc_rx`` needs at the frame start: ``packet_len`` (k, for the serializer),
-    ``snr_db`` (the estimate), ``frame`` (seq), ``image_id`` (``img<number>``), ``eob`` on a
+    ``snr_db`` (the estimate), ``frame`` (seq), ``image_id`` (``img<number:05d>``, as burst_rx), ``eob`` on a
     frame flagged last. Frames may arrive in pieces; the transmitter's tags stop here."""
 
     def __init__(self, config: OFDMConfig | None = None):
@@ -148,13 +148,14 @@ class ofdm_payload_phase(frame_block):
         h = np.ones(cfg.fft_len, np.complex64) if h is None else np.asarray(h, np.complex64)
         header_obs = frame.value(TAG_PHASE)
         n_hdr = cfg.header_ofdm_symbols
+        payload_index = 1 + n_hdr + np.arange(len(y))    # OFDM symbols after sync word 2
         obs = [_pilot_obs(y, h, cfg, n_hdr)]
-        index = [n_hdr + np.arange(len(y))]
+        index = [payload_index]
         if header_obs is not None:
             obs.insert(0, np.asarray(header_obs, np.complex128))
-            index.insert(0, np.arange(len(header_obs)))
-        phi0, omega = common_phase(np.concatenate(obs), np.concatenate(index))
-        y = y * np.exp(-1j * (phi0 + omega * (n_hdr + np.arange(len(y)))))[:, None].astype(np.complex64)
+            index.insert(0, 1 + np.arange(len(header_obs)))
+        omega = common_phase(np.concatenate(obs), np.concatenate(index))
+        y = y * np.exp(-1j * omega * payload_index)[:, None].astype(np.complex64)
         # the k data symbols in the serializer's order (symbol by symbol, carrier by carrier)
         d = self._data
         no = np.broadcast_to(m / np.maximum(np.abs(h[d]) ** 2, 1e-12), (len(y), len(d))).reshape(-1)[:k]
@@ -165,7 +166,7 @@ class ofdm_payload_phase(frame_block):
         y[:, d] = flat.reshape(len(y), len(d))
         seq, flags = int(frame.value("seq", 0)), int(frame.value("flags", 0))
         tags = {FRAME_LEN: len(y), "packet_len": k, TAG_SNR: float(snr[0]), TAG_FRAME: seq,
-                TAG_IMAGE_ID: f"img{int(frame.value('image_num', 0))}"}
+                TAG_IMAGE_ID: f"img{int(frame.value('image_num', 0)):05d}"}
         if flags & 0x80:
             tags[TAG_EOB] = True
         self.frames += 1

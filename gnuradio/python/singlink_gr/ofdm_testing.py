@@ -1,5 +1,6 @@
-"""Helpers for qa_ofdm_jscc.py, tests and benchmarks: OFDM frames of random payloads (no DeepJSCC)
-through GNU Radio's OFDM transmitter and receiver chains and ``channels.channel_model``."""
+"""Helpers for qa_ofdm_jscc.py, tests and benchmarks/ofdm_jscc.py: OFDM frames of random payloads (no
+DeepJSCC) through GNU Radio's OFDM transmitter and receiver chains and ``channels.channel_model``;
+images over the GNU Radio chain and over singlink's own (Sionna) OFDM link with the same channel."""
 from __future__ import annotations
 
 import numpy as np
@@ -7,9 +8,9 @@ from gnuradio import blocks, channels, gr
 
 from .burst import FLAG_LAST, Header, header_to_bits
 from .ofdm import OFDMConfig, header_symbols, ofdm_header
-from .testing import make_tag, run_flowgraph, sink_tags
+from .testing import make_tag, messages, pdu_image, run_flowgraph, sink_tags
 
-__all__ = ["random_packets", "run_ofdm_chain", "unit_taps"]
+__all__ = ["random_packets", "run_ofdm_chain", "unit_taps", "over_gnuradio", "over_sionna"]
 
 
 def unit_taps(taps) -> np.ndarray:
@@ -69,3 +70,54 @@ def run_ofdm_chain(symbols, tags, k, config: OFDMConfig | None = None, snr_db=No
     for off, _, length in sink_tags(sink, "packet_len"):
         frames.append((data[off:off + length], {t[1]: t[2] for t in all_tags if t[0] == off}))
     return demod, frames
+
+
+def over_gnuradio(files, jscc, snr_db, taps, cfo, seed):
+    """Images (files, ``resolve_images`` pairs) through ofdm_jscc_tx -> channels.channel_model (``taps``
+    scaled to unit energy, ``cfo`` cycles/sample, noise for ``snr_db`` per subcarrier, noise seed
+    ``seed``) -> ofdm_jscc_rx, both with the DeepJSCC model ``jscc``.
+    Returns ({frame: (uint8 image, SNR estimate)}, the receiver's counters)."""
+    from .ofdm_jscc_rx import ofdm_jscc_rx
+    from .ofdm_jscc_tx import ofdm_jscc_tx
+
+    tx = ofdm_jscc_tx(checkpoint=jscc, snr_db=snr_db, images=files)
+    ch = channels.channel_model(float(10 ** (-snr_db / 20)), float(cfo), 1.0, unit_taps(taps).tolist(), float(seed),
+                                True)
+    rx = ofdm_jscc_rx(checkpoint=jscc, batch_size=1)   # each image out at once: none left for stop()
+    dbg = blocks.message_debug()
+    tb = gr.top_block()
+    tb.connect(tx, ch, rx)
+    tb.msg_connect(rx, "images_out", dbg, "store")
+    run_flowgraph(tb, 600)
+    out = {}
+    for msg in messages(dbg):
+        image, meta = pdu_image(msg)
+        out[int(meta["frame"])] = (image, float(meta["snr_db"]))
+    return out, rx.stats
+
+
+def over_sionna(z, snr_db, taps, seed, decoder, cfg: OFDMConfig):
+    """DeepJSCC symbols z (N, k) through singlink's own OFDM link (``phy.make_channel("ofdm-awgn:csi=ls:...")``:
+    the same 52 active carriers of 64, one pilot OFDM symbol, least squares, LMMSE,
+    ``phy.ofdm.jscc_input``) with the taps' frequency response as its channel, decoded by ``decoder``
+    (:class:`~singlink_gr.link.Decoder`) at the effective SNR. Returns (uint8 images, SNRs, the spec)."""
+    import tensorflow as tf
+    import torch
+
+    from singlink import phy
+    from singlink.phy.ofdm import jscc_input
+
+    k = z.shape[1]
+    active = cfg.data_carriers + len(cfg.pilot_carriers[0])   # Sionna's grid: every active carrier carries data
+    data_syms = -(-k // active)
+    spec = f"ofdm-awgn:csi=ls:fft={cfg.fft_len}:cp={cfg.cp_len}:symbols={data_syms + 1}:pilots=0:guard=6+5:dc=1"
+    link = phy.make_channel(spec)
+    f = np.arange(cfg.fft_len) - cfg.fft_len // 2
+    t = unit_taps(taps)
+    H = np.exp(-2j * np.pi * np.outer(f, np.arange(len(t))) / cfg.fft_len) @ t   # H(f_c) = sum_l t_l e^{-j 2 pi f_c l / N}
+    h_freq = np.broadcast_to(H.astype(np.complex64), (len(z), 1, 1, 1, 1, data_syms + 1, cfg.fft_len))
+    phy.set_seed(seed)
+    y, no_eff = link(tf.constant(z), float(snr_db), h_freq=tf.constant(h_freq))
+    y_in, snr = jscc_input(torch.from_numpy(y.numpy()), torch.from_numpy(no_eff.numpy()))
+    images = decoder.restore(y_in.numpy(), snr.numpy(), [None] * len(z), list(range(len(z))))
+    return images, snr.numpy(), spec

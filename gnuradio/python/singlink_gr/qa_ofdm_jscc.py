@@ -21,13 +21,17 @@ K = 512
 TAPS = (0.8, 0, 0.5j, 0, 0, 0.3)   # delays 0, 2, 5 samples: frequency selective, no spectral null
 
 
-def expected_snr_db(snr_db, taps=TAPS, cfg=O.OFDMConfig()):
-    """The effective SNR a least-squares estimate from one preamble symbol leaves:
-    10 log10(mean over the data carriers of |H_c|^2 / (2 sigma^2))."""
+def data_carrier_gains(taps=TAPS, cfg=O.OFDMConfig()):
+    """H_c of the taps on the data carriers, in the serializer's order."""
     t = unit_taps(taps)
     c = np.asarray(cfg.occupied_carriers[0])
-    h = np.exp(-2j * np.pi * np.outer(c, np.arange(len(t))) / cfg.fft_len) @ t
-    return 10 * np.log10(np.mean(np.abs(h) ** 2) / (2 * 10 ** (-snr_db / 10)))
+    return np.exp(-2j * np.pi * np.outer(c, np.arange(len(t))) / cfg.fft_len) @ t
+
+
+def expected_snr_db(snr_db, taps=TAPS):
+    """The effective SNR a least-squares estimate from one preamble symbol leaves:
+    10 log10(mean over the data carriers of |H_c|^2 / (2 sigma^2))."""
+    return 10 * np.log10(np.mean(np.abs(data_carrier_gains(taps)) ** 2) / (2 * 10 ** (-snr_db / 10)))
 
 
 class qa_ofdm_jscc(gr_unittest.TestCase):
@@ -38,7 +42,7 @@ class qa_ofdm_jscc(gr_unittest.TestCase):
         for (y, tags_), z in zip(frames, payloads):
             self.assertEqual(len(y), K)
             self.assertLess(np.max(np.abs(y - z)), 1e-3)   # float precision after equalisation
-            self.assertEqual(tags_["image_id"], f"img{100 + tags_['frame']}")
+            self.assertEqual(tags_["image_id"], f"img{100 + tags_['frame']:05d}")
         self.assertTrue(frames[-1][1].get("eob"))
         self.assertEqual(demod.stats["frames"], 3)
 
@@ -51,12 +55,14 @@ class qa_ofdm_jscc(gr_unittest.TestCase):
         self.assertLess(abs(est.mean() - expected), 0.7)
         self.assertLess(np.max(np.abs(est - expected)), 2.0)
         # the phase is tracked: the payload comes out as the symbols sent times a gain just under 1
-        # (jscc_input shrinks the symbols of faded carriers) and a small residual phase (at 10 dB
-        # the linear phase fitted to the pilots is off by ~0.1 rad)
-        g = np.array([np.vdot(z, y) / np.vdot(z, z) for (y, _), z in zip(frames, payloads)])
-        self.assertLess(np.max(np.abs(np.angle(g))), 0.35)
+        # (jscc_input shrinks the symbols of faded carriers) with no phase left; weighted by |H_c|^2
+        # (as the decoder's SNR is), so that the estimation error of faded carriers does not count.
+        # Measured at 10 dB: rms 0.09 rad (the preamble estimate's own error is ~0.05), at 20 dB 0.03
+        w = np.resize(np.abs(data_carrier_gains()) ** 2, K)
+        g = np.array([np.vdot(w * z, y) / np.vdot(w * z, z) for (y, _), z in zip(frames, payloads)])
         self.assertLess(np.sqrt(np.mean(np.angle(g) ** 2)), 0.15)
-        self.assertTrue(np.all((0.7 < np.abs(g)) & (np.abs(g) < 1.02)), np.abs(g))
+        self.assertLess(np.max(np.abs(np.angle(g))), 0.3)
+        self.assertTrue(np.all((0.85 < np.abs(g)) & (np.abs(g) < 1.02)), np.abs(g))
 
     def test_003_corrupted_header_is_counted_and_dropped(self):
         sym, tags, _ = random_packets(4, K, seed=4, corrupt={1})
