@@ -1,7 +1,7 @@
-"""gr-singlink's OFDM path (gnuradio/python/singlink_gr/ofdm*.py): the qa_ofdm_jscc tests (GNU Radio's
-OFDM chain with random payloads), DeepJSCC images over it against singlink's own OFDM link, and the
-OFDM .grc examples compiled by grcc (the loopback run headless, the SoapySDR one up to its device
-lookup).
+"""gr-singlink's OFDM path (gnuradio/python/singlink_gr/ofdm*.py) with DeepJSCC: images over GNU Radio's
+OFDM chain against singlink's own OFDM link, and the OFDM .grc examples compiled by grcc (the
+loopback run headless, the SoapySDR one up to its device lookup). The chain with random payloads is
+tested by qa_ofdm_jscc.py (in the suite through tests/test_gnuradio_qa.py).
 
 Skipped as a whole where GNU Radio's Python bindings cannot be imported."""
 import os
@@ -22,8 +22,6 @@ except Exception as e:  # ImportError, or numpy-ABI errors from bindings built f
 REPO = Path(__file__).resolve().parent.parent
 GR_PYTHON = REPO / "gnuradio" / "python"
 sys.path.insert(0, str(GR_PYTHON))
-
-from singlink_gr.qa_ofdm_jscc import qa_ofdm_jscc  # noqa: E402,F401  (collected: GNU Radio's qa tests in the suite)
 
 CKPT = "deepjscc-cifar10-rho1_6"   # k = 512: 11 OFDM symbols of 48 data carriers
 CIFAR_TEST = REPO.parent / "shared" / "data" / "cifar10" / "test"
