@@ -19,7 +19,7 @@ if BACKEND == "sionna-torch":
     from .sionna2 import __all__
 else:
     from .tfconfig import set_seed  # first: configures TensorFlow before anything else touches it
-    from .bridge import BridgeError, TFModule, tf_to_torch, torch_to_tf
+    from .bridge import BridgeError, TFModule, as_torch, tf_to_torch, torch_to_tf
     from .capacity import awgn_capacity, rayleigh_outage_probability
     from .channel import (AWGNChannel, CHANNELS, RayleighBlockFadingChannel, RayleighFastFadingChannel,
                           equalize, make_channel, snr_db_to_noise_var)
@@ -29,7 +29,7 @@ else:
     from .power import normalize_power, num_channel_symbols
 
     __all__ = [
-        "set_seed", "BridgeError", "TFModule", "tf_to_torch", "torch_to_tf", "awgn_capacity",
+        "set_seed", "BridgeError", "TFModule", "as_torch", "tf_to_torch", "torch_to_tf", "awgn_capacity",
         "rayleigh_outage_probability", "AWGNChannel", "CHANNELS", "RayleighBlockFadingChannel",
         "RayleighFastFadingChannel", "equalize", "make_channel", "snr_db_to_noise_var", "MODULATIONS",
         "DigitalLink", "DigitalLinkConfig", "bits_per_symbol", "ebno_db_to_snr_db", "ErrorRateEstimate",

@@ -175,3 +175,10 @@ class TFModule(torch.nn.Module):
 
     def extra_repr(self):
         return type(self.fn).__name__
+
+
+def as_torch(fn):
+    """``fn`` (a Sionna block or any TF callable) as a differentiable torch callable: here a
+    :class:`TFModule`. The sionna-torch backend's ``as_torch`` returns ``fn`` itself (its blocks
+    are torch already), so code that wraps phy blocks with ``phy.as_torch`` runs on either backend."""
+    return TFModule(fn)

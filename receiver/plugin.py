@@ -311,9 +311,9 @@ class Receiver:
                                  f"({n}, {k}), got {tuple(h.shape) if torch.is_tensor(h) else type(h).__name__}")
             from .. import phy
 
-            z_hat, _ = phy.equalize(phy.torch_to_tf(y), phy.torch_to_tf(h.to(y.dtype)), phy.torch_to_tf(snr),
-                                    self.equalizer, self.jscc.config.power)
-            y, snr = phy.tf_to_torch(z_hat), _faded_snr(snr, h)
+            equalize = phy.as_torch(lambda y, h, s: phy.equalize(y, h, s, self.equalizer, self.jscc.config.power))
+            z_hat, _ = equalize(y, h.to(y.dtype), snr)
+            y, snr = z_hat, _faded_snr(snr, h)
         with torch.no_grad():
             return self.jscc.decode(y, snr)
 

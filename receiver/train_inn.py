@@ -102,7 +102,7 @@ def validation_pairs(jscc, x, snrs, seed):
     from .. import phy
     from ..provenance import derive_seed
 
-    channel = phy.TFModule(phy.AWGNChannel())
+    channel = phy.as_torch(phy.AWGNChannel())
     xs, xj, ss = [], [], []
     with torch.no_grad():
         for snr in snrs:
@@ -238,7 +238,7 @@ def run(args):
 
     from tqdm import tqdm
 
-    channel = phy.TFModule(phy.AWGNChannel())
+    channel = phy.as_torch(phy.AWGNChannel())
     bar = tqdm(total=args.steps, initial=step, desc=f"train-inn k={k}", unit="step", dynamic_ncols=True)
     inn.train()
     while step < args.steps:

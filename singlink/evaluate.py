@@ -273,7 +273,7 @@ def _examples(jscc, receivers, x, snrs, seed, channel, path, write_atomic):
     for snr in snrs:
         phy.set_seed(derive_seed(seed, "examples", snr))
         with torch.no_grad():
-            y, h = phy.TFModule(phy.make_channel(channel, power=jscc.config.power))(jscc.encode(x, model_snr(snr)),
+            y, h = phy.as_torch(phy.make_channel(channel, power=jscc.config.power))(jscc.encode(x, model_snr(snr)),
                                                                                    float(snr))
         for name, rx in receivers.items():
             rows.append(rx.reconstruct(receive(rx, y, h, snr, channel), seed=derive_seed(seed, "examples", name, snr)))

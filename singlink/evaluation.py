@@ -69,7 +69,7 @@ def run_cell(jscc, receivers: dict, images, image_ids, snr_db: float, channel: s
 
     key = ("cell", jscc.config.k, snr_db, channel, realization)
     phy.set_seed(derive_seed(seed, *key))
-    channel_block = phy.TFModule(phy.make_channel(channel, power=jscc.config.power))
+    channel_block = phy.as_torch(phy.make_channel(channel, power=jscc.config.power))
     rows = []
     for start in range(0, len(images), batch):
         x = images[start:start + batch]

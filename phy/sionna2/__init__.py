@@ -11,9 +11,18 @@ from ..capacity import awgn_capacity, rayleigh_outage_probability
 from ..digital_config import MODULATIONS, DigitalLinkConfig, bits_per_symbol, ebno_db_to_snr_db
 from ..power import normalize_power, num_channel_symbols
 from .channel import (AWGNChannel, CHANNELS, RayleighBlockFadingChannel, RayleighFastFadingChannel,
-                      equalize, make_channel, snr_db_to_noise_var)
+                      equalize, is_ofdm, make_channel, snr_db_to_noise_var)
 from .digital import DigitalLink
 from .montecarlo import ErrorRateEstimate, MonteCarloRunner, clopper_pearson, count_errors
+
+
+def as_torch(fn):
+    """``fn`` itself: this backend's blocks are torch modules already. On sionna-tf ``as_torch``
+    wraps a TF callable in the DLPack bridge (:class:`singlink.phy.bridge.TFModule`), so code that
+    wraps phy blocks with ``phy.as_torch`` runs on either backend."""
+    if not callable(fn):
+        raise TypeError(f"as_torch takes a callable, got {type(fn).__name__}")
+    return fn
 
 
 def set_seed(seed: int) -> None:
@@ -29,8 +38,8 @@ def set_seed(seed: int) -> None:
 
 
 __all__ = [
-    "set_seed", "awgn_capacity", "rayleigh_outage_probability", "AWGNChannel", "CHANNELS",
-    "RayleighBlockFadingChannel", "RayleighFastFadingChannel", "equalize", "make_channel",
+    "set_seed", "as_torch", "awgn_capacity", "rayleigh_outage_probability", "AWGNChannel", "CHANNELS",
+    "RayleighBlockFadingChannel", "RayleighFastFadingChannel", "equalize", "is_ofdm", "make_channel",
     "snr_db_to_noise_var", "MODULATIONS", "DigitalLink", "DigitalLinkConfig", "bits_per_symbol",
     "ebno_db_to_snr_db", "ErrorRateEstimate", "MonteCarloRunner", "clopper_pearson", "count_errors",
     "normalize_power", "num_channel_symbols",

@@ -117,12 +117,18 @@ CHANNELS = {
 }
 
 
+def is_ofdm(spec) -> bool:
+    """Whether ``spec`` names an OFDM channel (``ofdm-...``): :func:`singlink.phy.ofdm.is_ofdm`'s
+    rule, restated because that module needs TensorFlow. None is available on this backend yet."""
+    return isinstance(spec, str) and spec.startswith("ofdm-")
+
+
 def make_channel(name: str, **kwargs):
     """Channel by name: ``awgn``, ``rayleigh-block`` or ``rayleigh-fast`` (return ``(y, h)``).
 
     The OFDM channels (``ofdm-...``) are on the sionna-tf backend only so far: asking for one here
     is refused with a message saying so."""
-    if isinstance(name, str) and name.startswith("ofdm-"):
+    if is_ofdm(name):
         raise ValueError(f"channel {name!r}: the OFDM channels are not on the sionna-torch phy backend yet; "
                          f"use {', '.join(CHANNELS)}, or SINGLINK_PHY=sionna-tf for ofdm-...")
     try:

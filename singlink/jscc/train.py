@@ -8,7 +8,8 @@ its capacity on the low SNRs, whose errors are several times larger; the PSNR lo
 towards the high ones (where one model trails per-SNR models the most). SNR uniform in [snr_min, snr_max] dB per image; Adam with a linear warm-up and,
 by default, a cosine decay of the learning rate to ``--lr-min`` over ``--steps`` (published DeepJSCC
 recipes train at 1e-3 and decay). The channel is Sionna's (``--channel``, default AWGN), wrapped by
-phy.TFModule so the encoder's gradient comes through TensorFlow's tape. Training images are held in
+phy.as_torch so the encoder's gradient comes through TensorFlow's tape on sionna-tf (and through
+torch's own autograd on sionna-torch). Training images are held in
 memory as uint8, so no step decodes an image.
 
 Every random draw of step s (batch indices, SNRs, channel noise) is derived from (seed, s), so a
@@ -86,7 +87,7 @@ def validation_snrs(lo, hi):
 
 class ChannelLink:
     """A Sionna channel as the trainer sees it: ``link(z, snr) -> (decoder input, decoder SNR)``,
-    differentiable end to end (phy.TFModule). The decoder gets what :meth:`Receiver.decode` gives it:
+    differentiable end to end (phy.as_torch: the DLPack bridge on sionna-tf). The decoder gets what :meth:`Receiver.decode` gives it:
     over AWGN the received symbols and the nominal SNR; under flat fading the MMSE-equalised symbols
     (perfect CSI) and the effective SNR, SNR + 10 log10(mean |h|^2); over OFDM (``ofdm-...``) the
     equalised symbols through :func:`singlink.phy.jscc_input` and the mean per-RE effective SNR."""
@@ -95,11 +96,11 @@ class ChannelLink:
         from .. import phy
 
         self.name, self.power = name, power
-        self.channel = phy.TFModule(phy.make_channel(name))
+        self.channel = phy.as_torch(phy.make_channel(name))
         self.ofdm = phy.is_ofdm(name)
         self.fading = not self.ofdm and name != "awgn"
         if self.fading:
-            self.equalize = phy.TFModule(lambda y, h, snr: phy.equalize(y, h, snr, "mmse", power))
+            self.equalize = phy.as_torch(lambda y, h, snr: phy.equalize(y, h, snr, "mmse", power))
 
     def __call__(self, z, snr):
         import torch
