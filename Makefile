@@ -3,7 +3,8 @@
 VENV := .venv
 # The Sionna 2 (PyTorch) phy backend's environment and the tests run on that backend.
 VENV_SIONNA2 := .venv-sionna2
-TORCH_TESTS := tests/test_phy_backend.py tests/test_phy_torch.py
+TORCH_TESTS := tests/test_phy_backend.py tests/test_phy_torch.py tests/test_receiver.py tests/test_sing_zero.py \
+	tests/test_inn.py tests/test_metrics.py
 
 .PHONY: run test test-sionna2
 run:

@@ -62,3 +62,27 @@ def test_cli_phy_option_names_the_backend_or_refuses_in_one_line(tmp_path):
     info = json.loads(out.stdout.strip().splitlines()[-1])
     assert info["phy_backend"] == here and info["sionna"] == sionna_version()
     assert ("tensorflow" in info) == (here == "sionna-tf")
+
+
+def test_sweep_store_refuses_rows_of_another_backend(tmp_path):
+    """One store series holds one phy backend: a resume on the other is refused in one line, and a
+    store from before the backend was recorded counts as sionna-tf's (the only backend then)."""
+    from singlink.errors import UsageError
+    from singlink.sweep.store import ResultStore
+
+    data = {"spec": {"name": "cifar10"}, "images": {"0": "ab"}}
+    tf = {"data": data, "weights": {}, "phy": {"backend": "sionna-tf", "sionna": "1.2.2"}}
+    torch_ = {"data": data, "weights": {}, "phy": {"backend": "sionna-torch", "sionna": "2.2.0"}}
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    store = ResultStore(tmp_path / "a")
+    store.open_run({"n": 1}, {}, {}, "local", identity=tf)
+    store.check_settings({"n": 1}, tf)  # the same backend resumes
+    with pytest.raises(UsageError, match=r"phy backend sionna-tf \(now sionna-torch\); phy sionna 1.2.2 \(now 2.2.0\)"):
+        store.check_settings({"n": 1}, torch_)
+    store.check_settings({"n": 1}, torch_, new_run=True)  # a new series may
+    old = ResultStore(tmp_path / "b")
+    old.open_run({"n": 1}, {}, {}, "local", identity={"data": data, "weights": {}})
+    with pytest.raises(UsageError, match=r"phy backend sionna-tf \(now sionna-torch\)"):
+        old.check_settings({"n": 1}, torch_)
+    old.check_settings({"n": 1}, tf)

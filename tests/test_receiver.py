@@ -30,7 +30,7 @@ def test_methods_register_and_plug_in(jscc):
 def test_end_to_end_sing_zero_with_a_tiny_local_prior(jscc, tiny_prior, channel):
     x = torch.rand(3, 3, 32, 32)
     phy.set_seed(0)
-    y, h = phy.TFModule(phy.make_channel(channel))(jscc.encode(x, 3.0), 3.0)
+    y, h = phy.as_torch(phy.make_channel(channel))(jscc.encode(x, 3.0), 3.0)
     rx = Receiver(jscc, "sing-zero", prior=tiny_prior, operator="pool4", steps=10)
     out = rx(y, 3.0, h=None if channel == "awgn" else h, seed=1)
     assert out.shape == x.shape and 0 <= out.min() and out.max() <= 1

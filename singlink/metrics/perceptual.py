@@ -211,6 +211,7 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
 
     ALLOWED = frozenset({
         ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),  # the same function, as numpy 2 pickles name it
         ("numpy", "ndarray"),
         ("numpy", "dtype"),
     })

@@ -199,8 +199,25 @@ def weights_identity(cfg: SweepConfig) -> dict:
 
 
 def sweep_identity(cfg: SweepConfig) -> dict:
-    """The fingerprint a store keeps beside the settings (:mod:`.store`)."""
-    return {"data": data_identity(cfg), "weights": weights_identity(cfg)}
+    """The fingerprint a store keeps beside the settings (:mod:`.store`): data, weights, and the
+    phy backend with its Sionna version (two backends' draws differ, so their rows never mix)."""
+    from .. import phy
+
+    return {"data": data_identity(cfg), "weights": weights_identity(cfg),
+            "phy": {"backend": phy.BACKEND, "sionna": phy.SIONNA_VERSION}}
+
+
+def _check_backend(cfg: SweepConfig) -> None:
+    """Refuse, before any work, what the sionna-torch phy backend does not have yet: the separation
+    baselines (their digital chain runs on sionna-tf; the OFDM channels are refused by the config)."""
+    from .. import phy
+
+    if phy.BACKEND == "sionna-tf":
+        return
+    missing = [m for m in cfg.methods if m in BASELINE_METHODS]
+    if missing:
+        raise UsageError(f"{', '.join(missing)} run on the sionna-tf phy backend only so far, and this sweep runs on "
+                         f"{phy.BACKEND}: leave them out of the grid, or run it with --phy sionna-tf in .venv")
 
 
 def _mean_image(store, cfg: SweepConfig):
@@ -441,6 +458,7 @@ def run(args):
     if not args.new_run:
         store.check_settings(cfg.settings)  # the cheap part first
     _check_data(cfg)
+    _check_backend(cfg)
     sing = sing_settings(cfg)
     for rho in cfg.rho:  # say which checkpoints the grid uses: they are picked by data set, size, k and family
         for family in cfg.families:

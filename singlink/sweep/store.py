@@ -8,10 +8,12 @@ the notebook and the ``sqlite3`` shell read it directly.
 Identity: a store holds one or more *series* of results. A series is fixed by everything that
 changes a row's numbers: the row-affecting settings (:data:`.config.ROW_SETTINGS`) and the
 *identity*, a fingerprint of the resolved data (the data-related config keys and a sha256 of the
-uint8 pixels of every image the grid uses, per image) and of the weights (the sha256 of every
-checkpoint, prior and INN the grid loads, per name). A rerun resumes the latest series when they
-all agree where both know them (the grid may grow: new images and checkpoints are added to the
-fingerprint); any disagreement is refused with one line naming what changed, unless the run asks
+uint8 pixels of every image the grid uses, per image), of the weights (the sha256 of every
+checkpoint, prior and INN the grid loads, per name) and of the phy backend (``sionna-tf`` or
+``sionna-torch``, and Sionna's version: the two draw different noise, so their rows never mix). A
+rerun resumes the latest series when they all agree where both know them (the grid may grow: new
+images and checkpoints are added to the fingerprint; a store from before the backend was recorded
+counts as sionna-tf's, the only backend then); any disagreement is refused with one line naming what changed, unless the run asks
 for a new series (``singlink sweep --new-run``), which is recorded with its reason. Rows of
 different series are never summarised together: the report reads the latest series only.
 
@@ -99,6 +101,12 @@ def identity_changes(stored: dict | None, now: dict | None) -> list[str]:
     for name in sorted(set(sw) & set(nw)):
         if sw[name] != nw[name]:
             out.append(f"weights of {name} (sha256 {str(sw[name])[:_SHORT]}, now {str(nw[name])[:_SHORT]})")
+    # the phy backend and its Sionna: stores from before it was recorded were all made on sionna-tf,
+    # the only backend then
+    sp, np_ = stored.get("phy", {"backend": "sionna-tf"}), now.get("phy", {})
+    for k in sorted(set(sp) & set(np_)):
+        if sp[k] != np_[k]:
+            out.append(f"phy {k} {sp[k]} (now {np_[k]})")
     return out
 
 
@@ -110,7 +118,9 @@ def merge_identity(stored: dict | None, now: dict) -> dict:
     data["spec"] = {**now.get("data", {}).get("spec", {}), **data.get("spec", {})}
     data["images"] = {**now.get("data", {}).get("images", {}), **data.get("images", {})}
     data.setdefault("root", now.get("data", {}).get("root"))
-    return {"data": data, "weights": {**now.get("weights", {}), **stored.get("weights", {})}}
+    merged = {"data": data, "weights": {**now.get("weights", {}), **stored.get("weights", {})}}
+    phy = {**now.get("phy", {}), **stored.get("phy", {})}
+    return merged | ({"phy": phy} if phy else {})
 
 
 def needs_migration(db) -> bool:

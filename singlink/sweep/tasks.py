@@ -198,7 +198,7 @@ def received(rx, x, seed: int, rho, snr_db: float, channel: str, realization: in
 
     phy.set_seed(derive_seed(seed, "sweep-channel", *draw_cell(rho, snr_db, channel, realization, batch_index)))
     with torch.no_grad():
-        y, h = phy.TFModule(phy.make_channel(channel, power=rx.jscc.config.power))(rx.jscc.encode(x, snr_db), snr_db)
+        y, h = phy.as_torch(phy.make_channel(channel, power=rx.jscc.config.power))(rx.jscc.encode(x, snr_db), snr_db)
     return receive(rx, y, h, snr_db, channel)
 
 
