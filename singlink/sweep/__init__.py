@@ -4,7 +4,7 @@
     >>> cfg, rows = load_sweep("runs/sweep")      # the last run's config and its grid's rows
 """
 from .config import SweepConfig, build_config, preset_names
-from .report import SUMMARY_COLUMNS, in_grid, summarize
+from .report import SUMMARY_COLUMNS, in_grid, label, summarize
 from .store import ResultStore
 
 
@@ -18,9 +18,11 @@ def load_sweep(out):
     if not runs:
         raise UsageError(f"no sweep results in {out} (no {store.path.name}); run singlink sweep --out {out}")
     raw = dict(runs[-1]["config"])
+    family = raw.get("family")  # runs before the family dimension recorded None or one name
+    raw["family"] = (family,) if isinstance(family, str) else family or ()
     cfg = SweepConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()})
     return cfg, in_grid(store.rows(), cfg)
 
 
-__all__ = ["SweepConfig", "build_config", "preset_names", "ResultStore", "SUMMARY_COLUMNS", "in_grid", "summarize",
-           "load_sweep"]
+__all__ = ["SweepConfig", "build_config", "preset_names", "ResultStore", "SUMMARY_COLUMNS", "in_grid", "label",
+           "summarize", "load_sweep"]
