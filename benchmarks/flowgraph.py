@@ -23,7 +23,8 @@ Both sides send the same ``--n`` images (the first of ``--images``) with the sam
   The decoder's own time (``Decoder.restore`` on the same images, in a worker thread) is
   measured alone as ``decoder_seconds`` and set against the work time of the blocks the radio
   path adds (RRC interpolator, matched filter and ``corr_est_cc`` from GNU Radio's performance
-  counters, ``burst_sync``'s thread CPU time; the decoder's is thread CPU time too, so a loaded
+  counters, ``burst_sync``'s thread CPU time over its whole ``general_work``: tags, buffering,
+  synchronising, output; the decoder's is thread CPU time too, so a loaded
   machine does not inflate one side): ``radio_vs_decoder`` (goal <= 1) and
   ``burst_sync_vs_decoder``. ``rx_samples_per_s`` is the receive chain's rate on one thread:
   samples through the receiver per second of the summed work time of its blocks (matched filter,
@@ -145,7 +146,7 @@ def run_ota_once(paths, args, jscc):
     tps = gr.high_res_timer_tps()
     block_s = {"rrc_interp_fir": tx.shaper.pc_work_time_total() / tps,
                "matched_fir": rx.matched.pc_work_time_total() / tps,
-               "corr_est_cc": rx.corr.pc_work_time_total() / tps, "burst_sync": rx.sync.process_seconds}
+               "corr_est_cc": rx.corr.pc_work_time_total() / tps, "burst_sync": rx.sync.work_seconds}
     return seconds, cpu, images, samples, rx.stats, block_s
 
 

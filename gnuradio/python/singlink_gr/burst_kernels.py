@@ -5,8 +5,8 @@ estimator (``burst.py`` says why its loops do not serve), and the same algorithm
 array expressions costs about a hundred small array calls per burst, each a few microseconds of
 interpreter and allocation overhead: 1.5 ms per burst at -5 dB, more than twice the DeepJSCC
 decoder's time per image. These loops do the same arithmetic in one pass each (float64
-accumulation; complex64 in and out, as before). FFTs and gr-fec's decoders stay with numpy and
-GNU Radio. ``cache=True`` keeps the machine code beside this file, so only the first process after
+accumulation; complex64 in and out, as before). The coarse FFT and gr-fec's decoders stay with
+numpy and GNU Radio. ``cache=True`` keeps the machine code beside this file, so only the first process after
 a change compiles (a few seconds).
 
 Every kernel takes plain arrays; symbol indices follow :class:`~singlink_gr.burst.Layout`.
@@ -18,7 +18,7 @@ from numba import njit
 
 RESYNC = 32   # symbols between exact evaluations of a rotating phasor (its recursion drifts ~1e-16 per step)
 
-__all__ = ["cubic_interp", "preamble_search", "carrier_peak", "burst_symbols", "phase_track", "known_gain", "load"]
+__all__ = ["preamble_search", "carrier_peak", "burst_symbols", "phase_track", "known_gain", "load"]
 
 
 @njit(cache=True, inline="always")
@@ -31,16 +31,6 @@ def _cubic_at(x, t):
     c_1 = -(mu + 1.0) * mu * (mu - 2.0) / 2.0
     c_2 = (mu + 1.0) * mu * (mu - 1.0) / 6.0
     return c_m1 * x[i - 1] + c_0 * x[i] + c_1 * x[i + 1] + c_2 * x[i + 2]
-
-
-@njit(cache=True)
-def cubic_interp(x, t):
-    """x (complex64, (n,)) at fractional sample positions t (float64, (m,), each in [1, n - 3])
-    -> complex64 (m,)."""
-    out = np.empty(len(t), np.complex64)
-    for j in range(len(t)):
-        out[j] = _cubic_at(x, t[j])
-    return out
 
 
 @njit(cache=True)
@@ -301,7 +291,6 @@ def load():
     preamble_search(x, 20, 2, pre, 2, 15)
     zz = np.ones(15, np.complex64)
     carrier_peak(np.abs(np.fft.fft(zz, 16)), zz, 64)
-    cubic_interp(x, np.array([2.5]))
     burst_symbols(x, 2.0, 2, 0, 8, 0.0)
     blocks = np.arange(16, 40, dtype=np.int64).reshape(3, 8)
     phase_track(x, 15, pre, blocks, np.ones((3, 8), np.complex64), 0.5, np.linspace(-1e-3, 1e-3, 5),

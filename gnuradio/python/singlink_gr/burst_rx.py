@@ -79,7 +79,8 @@ class burst_sync(gr.basic_block):
         self.length_tag_key = str(length_tag_key)
         self.keep_last = bool(keep_last)
         self.stats = {key: 0 for key in STATS}
-        self.process_seconds = 0.0  # CPU time spent synchronising (benchmarks/flowgraph.py reports it)
+        self.work_seconds = 0.0     # CPU time of general_work (tags, buffer, synchronising, output): the
+        #                             block's work time, which benchmarks/flowgraph.py reports
         self.last = None            # the last SyncResult that produced a frame (raw and synced symbols)
         self.results = []           # (absolute burst start, header, snr_db, cfo) of every emitted frame
         self._buf = np.zeros(0, np.complex64)
@@ -89,6 +90,7 @@ class burst_sync(gr.basic_block):
         self._out = collections.deque()
         self._pos = 0
         self._port = pmt.intern("bursts")
+        self._corr_start = pmt.intern("corr_start")
         self._keys = {key: pmt.intern(key) for key in (self.length_tag_key, TAG_SNR, TAG_IMAGE_ID, TAG_FRAME, "cfo",
                                                        "method_hint", TAG_EOB)}   # output tag keys, interned once
         self.message_port_register_out(self._port)
@@ -98,25 +100,26 @@ class burst_sync(gr.basic_block):
 
     # --- stream ---------------------------------------------------------------------------
     def general_work(self, input_items, output_items):
+        t0 = time.thread_time()
         inp = input_items[0]
         n = len(inp)
         if n:
             start = self.nitems_read(0)
-            for t in self.get_tags_in_window(0, 0, n, pmt.intern("corr_start")):
+            for t in self.get_tags_in_window(0, 0, n, self._corr_start):
                 self._cands.append([int(t.offset), float(pmt.to_double(t.value))])
             if start != self._base + len(self._buf):   # never happens with a plain stream
                 self._buf, self._base = np.zeros(0, np.complex64), start
             self._buf = np.concatenate([self._buf, np.asarray(inp, np.complex64)])
-            t0 = time.thread_time()
             while True:
                 try:
                     self._process()
                     break
                 except Exception as e:   # a bug must cost one burst, not the flowgraph
                     self._fail(e)
-            self.process_seconds += time.thread_time() - t0
             self.consume(0, n)
-        return self._write(output_items[0])
+        produced = self._write(output_items[0])
+        self.work_seconds += time.thread_time() - t0
+        return produced
 
     def stop(self):
         """Candidates still waiting for samples when the stream ends: a burst whose header was
