@@ -1,5 +1,6 @@
-"""The over-the-air burst format and its data-aided synchroniser (numpy; GNU Radio supplies the
-sequences, the CRC and the pulse shape).
+"""The over-the-air burst format and its data-aided synchroniser (numpy, with its loops compiled in
+:mod:`singlink_gr.burst_kernels`; GNU Radio supplies the sequences, the CRC, the header code and
+the pulse shape).
 
 One burst carries one image (all sizes in symbols)::
 
