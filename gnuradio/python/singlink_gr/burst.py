@@ -449,7 +449,8 @@ class Synchronizer:
         self.nfft_coarse = 1024
         # 1.44 for Np = 255; the 1.01 covers rounding in the FFTs
         self.coarse_bound = 1.01 / (1 - ((cfg.preamble_len - 1) * np.pi / self.nfft_coarse) ** 2 / 2)
-        self._known_cache = {}
+        self._known_cache = {}   # (k, symbols) -> preamble and pilot indices and values
+        self._pilot_cache = {}   # (k, pilot blocks) -> their indices and values
         K.load()
 
     # span of samples needed around a guess
@@ -542,11 +543,14 @@ class Synchronizer:
         The smoothing spans enough pilot symbols for a 0.1 rad phase error at the SNR the preamble
         metric indicates: 3 blocks from about 5 dB up, 21 at -5 dB, where slow phase noise matters
         less than noisy pilots."""
-        pb = lay.pilot_blocks[:nblocks]
-        pvals = pilot_symbols(self.cfg, lay.pilot_blocks.size).reshape(lay.pilot_blocks.shape)[:nblocks]
-        return K.phase_track(np.ascontiguousarray(y, np.complex64), self.cfg.preamble_len, self.pre,
-                             np.ascontiguousarray(pb), np.ascontiguousarray(pvals), float(metric),
-                             self.FREQ_GRID, self.FREQ_FINE)
+        key = (len(lay.payload), nblocks)
+        if key not in self._pilot_cache:
+            pvals = pilot_symbols(self.cfg, lay.pilot_blocks.size).reshape(lay.pilot_blocks.shape)
+            self._pilot_cache[key] = (np.ascontiguousarray(lay.pilot_blocks[:nblocks]),
+                                      np.ascontiguousarray(pvals[:nblocks]))
+        pb, pvals = self._pilot_cache[key]
+        return K.phase_track(np.ascontiguousarray(y, np.complex64), self.cfg.preamble_len, self.pre, pb, pvals,
+                             float(metric), self.FREQ_GRID, self.FREQ_FINE)
 
     def header_soft(self, y, lay) -> np.ndarray:
         """The header code's soft values (LLRs for the polar code) from phase-corrected symbols y
