@@ -1,5 +1,5 @@
-"""PSNR of the shipped DeepJSCC (trained on the sionna-tf backend) through AWGN and Rayleigh block
-fading, on whichever phy backend this process runs (SINGLINK_PHY), as JSON: the reference
+"""PSNR of the shipped DeepJSCC (trained on the sionna-tf backend) through AWGN, Rayleigh block
+fading and OFDM over TDL-A with LS channel estimation, on whichever phy backend this process runs (SINGLINK_PHY), as JSON: the reference
 tests/test_phy_torch.py holds the sionna-torch backend to (issue 31: a DeepJSCC trained on one
 backend evaluated on the other within 0.1 dB PSNR). The two backends live in different environments
 (both Sionna lines import as ``sionna``), so the TF side's numbers are stored, made by
@@ -14,7 +14,7 @@ import sys
 
 CODEC, DATASET, N_IMAGES, SEED = "deepjscc-cifar10-rho1_48", "cifar10", 500, 0
 #: (channel, SNR dB) cells
-CELLS = [("awgn", 0.0), ("awgn", 10.0), ("rayleigh-block", 5.0)]
+CELLS = [("awgn", 0.0), ("awgn", 10.0), ("rayleigh-block", 5.0), ("ofdm-tdl-a:csi=ls", 10.0)]
 
 
 def run_cells():

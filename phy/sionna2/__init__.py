@@ -3,17 +3,21 @@ and out, TensorFlow never imported and no DLPack bridge (none is needed: models 
 both torch). Selected by ``SINGLINK_PHY=sionna-torch`` (:mod:`singlink.phy.backend`); runs in
 .venv-sionna2 (``tools/bootstrap --sionna2``).
 
-Here so far: power normalisation, the flat channels (awgn, rayleigh-block, rayleigh-fast),
-equalisation, the LDPC + QAM DigitalLink, MonteCarloRunner and capacity. The OFDM channels and
-the TF bridge's names are on the sionna-tf backend only.
+Here: power normalisation, the flat channels (awgn, rayleigh-block, rayleigh-fast), the OFDM
+channels (ofdm-..., :mod:`.ofdm`), equalisation, the LDPC + QAM DigitalLink, MonteCarloRunner and
+capacity. On the sionna-tf backend only: the TF bridge's names and OFDMDigitalLink (the separation
+baselines' digital chain over OFDM).
 """
 from ..capacity import awgn_capacity, rayleigh_outage_probability
 from ..digital_config import MODULATIONS, DigitalLinkConfig, bits_per_symbol, ebno_db_to_snr_db
+from ..ofdm_snr import effective_snr_db, jscc_input
+from ..ofdm_spec import OFDMSpec, parse_spec
 from ..power import normalize_power, num_channel_symbols
 from .channel import (AWGNChannel, CHANNELS, RayleighBlockFadingChannel, RayleighFastFadingChannel,
                       equalize, is_ofdm, make_channel, snr_db_to_noise_var)
 from .digital import DigitalLink
 from .montecarlo import ErrorRateEstimate, MonteCarloRunner, clopper_pearson, count_errors
+from .ofdm import OFDMLinkChannel
 
 
 def as_torch(fn):
@@ -42,5 +46,6 @@ __all__ = [
     "RayleighBlockFadingChannel", "RayleighFastFadingChannel", "equalize", "is_ofdm", "make_channel",
     "snr_db_to_noise_var", "MODULATIONS", "DigitalLink", "DigitalLinkConfig", "bits_per_symbol",
     "ebno_db_to_snr_db", "ErrorRateEstimate", "MonteCarloRunner", "clopper_pearson", "count_errors",
-    "normalize_power", "num_channel_symbols",
+    "normalize_power", "num_channel_symbols", "OFDMLinkChannel", "OFDMSpec", "effective_snr_db", "is_ofdm",
+    "jscc_input", "parse_spec",
 ]

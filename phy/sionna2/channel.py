@@ -18,6 +18,8 @@ import torch
 from sionna.phy import Block
 from sionna.phy.channel import AWGN, GenerateFlatFadingChannel
 
+from ..ofdm_spec import is_ofdm
+
 
 def snr_db_to_noise_var(snr_db, power=1.0, dtype=torch.float32):
     r"""Noise power per complex symbol :math:`\sigma^2 = P / 10^{\mathrm{SNR}/10}`."""
@@ -117,24 +119,19 @@ CHANNELS = {
 }
 
 
-def is_ofdm(spec) -> bool:
-    """Whether ``spec`` names an OFDM channel (``ofdm-...``): :func:`singlink.phy.ofdm.is_ofdm`'s
-    rule, restated because that module needs TensorFlow. None is available on this backend yet."""
-    return isinstance(spec, str) and spec.startswith("ofdm-")
-
-
 def make_channel(name: str, **kwargs):
-    """Channel by name: ``awgn``, ``rayleigh-block`` or ``rayleigh-fast`` (return ``(y, h)``).
-
-    The OFDM channels (``ofdm-...``) are on the sionna-tf backend only so far: asking for one here
-    is refused with a message saying so."""
+    """Channel by name: ``awgn``, ``rayleigh-block`` or ``rayleigh-fast`` (flat: return ``(y, h)``),
+    or an OFDM spec ``ofdm-<model>[:key=value...]`` (:class:`singlink.phy.sionna2.ofdm.OFDMLinkChannel`:
+    returns ``(y_equalised, no_eff)``)."""
     if is_ofdm(name):
-        raise ValueError(f"channel {name!r}: the OFDM channels are not on the sionna-torch phy backend yet; "
-                         f"use {', '.join(CHANNELS)}, or SINGLINK_PHY=sionna-tf for ofdm-...")
+        from .ofdm import make_ofdm_channel
+
+        return make_ofdm_channel(name, **kwargs)
     try:
         return CHANNELS[name](**kwargs)
     except KeyError:
-        raise ValueError(f"unknown channel {name!r}; choose one of {', '.join(CHANNELS)}") from None
+        raise ValueError(f"unknown channel {name!r}; choose one of {', '.join(CHANNELS)}, "
+                         f"or ofdm-<model>[:key=value...] (singlink.phy.ofdm_spec)") from None
 
 
 def equalize(y, h, snr_db, method: str = "zf", power: float = 1.0):
@@ -149,7 +146,8 @@ def equalize(y, h, snr_db, method: str = "zf", power: float = 1.0):
     ``no_eff`` is what a demapper should be given.
     """
     if not (isinstance(h, torch.Tensor) and h.is_complex()):
-        raise TypeError("equalize needs the complex channel gains h of a flat channel (a complex torch tensor)")
+        raise TypeError("equalize needs the complex channel gains h of a flat channel; an OFDM channel "
+                        "(ofdm-...) returns (y, no_eff), y already equalised and no_eff its real noise variance")
     no = snr_db_to_noise_var(snr_db, power, y.real.dtype).to(y.device)
     if no.dim() == 1:
         no = no[:, None]

@@ -209,7 +209,7 @@ def sweep_identity(cfg: SweepConfig) -> dict:
 
 def _check_backend(cfg: SweepConfig) -> None:
     """Refuse, before any work, what the sionna-torch phy backend does not have yet: the separation
-    baselines (their digital chain runs on sionna-tf; the OFDM channels are refused by the config)."""
+    baselines (their digital chain runs on sionna-tf)."""
     from .. import phy
 
     if phy.BACKEND == "sionna-tf":

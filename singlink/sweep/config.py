@@ -205,12 +205,7 @@ def _channels(value, key="channel"):
     out = []
     for v in _list(value, key):
         if isinstance(v, str) and v.startswith("ofdm-"):
-            from .. import phy
-
-            if phy.BACKEND != "sionna-tf":
-                raise UsageError(f"{key} {v}: the OFDM channels run on the sionna-tf phy backend only so far, and "
-                                 f"this sweep runs on {phy.BACKEND}: leave them out, or run it with --phy sionna-tf in .venv")
-            from ..phy.ofdm import parse_spec
+            from ..phy.ofdm_spec import parse_spec
 
             try:
                 out.append(parse_spec(v).name)
@@ -223,9 +218,7 @@ def _channels(value, key="channel"):
 
 def _check_ofdm_budget(cfg) -> None:
     """An OFDM channel with span=0 must carry each rho's k in one slot (one line otherwise)."""
-    if not any(channel.startswith("ofdm-") for channel in cfg.channel):
-        return  # phy.ofdm needs the sionna-tf backend: loaded only for OFDM grids
-    from ..phy.ofdm import OFDMLinkChannel, parse_spec
+    from ..phy import OFDMLinkChannel, parse_spec
 
     for channel in cfg.channel:
         if channel.startswith("ofdm-") and not parse_spec(channel).span:
