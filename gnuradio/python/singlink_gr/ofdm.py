@@ -5,7 +5,7 @@ One frame per image, in GNU Radio's OFDM format (``digital.ofdm_txrx``'s default
 802.11a carriers: 48 data carriers, 4 pilot carriers at -21, -7, 7, 21 with its scrambled pilot
 sequence, DC and 11 edge carriers empty), followed by one OFDM symbol of silence::
 
-    | sync word 1 | sync word 2 | header: H OFDM symbols | payload: ceil(k / 48) OFDM symbols | gap |
+    | sync word 1 | sync word 2 | header: 11 OFDM symbols | payload: ceil(k / 48) OFDM symbols | gap |
 
 The cyclic prefix is 32 samples, not ``ofdm_txrx``'s 16: ``ofdm_sync_sc_cfb``'s trigger jitters by
 about +-10 samples at 5 dB per subcarrier, and a 16-sample prefix less a 5-sample delay spread
@@ -16,21 +16,24 @@ frames of 20 delivered at 5 dB with 16, 20 of 20 with 32).
   every second carrier empty (two equal halves: timing and fine frequency, ``ofdm_sync_sc_cfb``),
   the second fills every active carrier with +-1 (integer carrier offset and the least-squares
   channel estimate :math:`\hat H_c = Y_c / s_c`, ``ofdm_chanest_vcvc``);
-- header: the burst path's 72 header bits (seq, image id, k, flags, CRC-16 from ``digital.crc``;
-  :mod:`singlink_gr.burst`) polar-coded by gr-fec with N = 512 (:class:`OFDMHeader`), QPSK, 256
-  symbols, cyclically repeated to fill H = 6 OFDM symbols (288 data carriers);
+- header: the burst path's 72 header bits (seq, image id, k, flags, CRC-16 from ``digital.crc``)
+  and its code (:class:`~singlink_gr.burst.PolarHeader`: gr-fec polar N = 1024, QPSK, 512
+  symbols), cyclically repeated to fill 11 OFDM symbols (528 data carriers). With N = 512 on 6
+  OFDM symbols, 11 of 18 headers failed their CRC at 0 dB per subcarrier through three paths
+  (least squares from one preamble symbol leaves about -3 dB, less on faded carriers); with
+  N = 1024, 3 of 17;
 - payload: DeepJSCC's k analog symbols (power 1 per image) on the data carriers, symbol after
   symbol, the rest of the last OFDM symbol zero (GNU Radio's allocator pads it).
 
 Why not GNU Radio's own OFDM header (``packet_header_ofdm``: 32 bits, BPSK on one OFDM symbol,
 8-bit CRC): uncoded BPSK at 0 dB per subcarrier has a bit error rate of 8 %, so nine in ten
 headers of 32 bits would fail there, and an image lost to its header costs more than the whole
-header; the polar code carries the 72 bits at rate 0.14 (0.28 bit per symbol, a quarter of the
-capacity at 0 dB) and is decoded from soft values.
+header; the polar code carries the 72 bits at rate 0.07 (0.14 bit per symbol) and is decoded
+from soft values.
 
 What the receiver does beyond GNU Radio's blocks (:func:`common_phase`, :func:`data_aided_noise`):
-``ofdm_sync_sc_cfb``'s fine frequency estimate leaves a residual offset (at 0 dB its spread is a
-few hundredths of a carrier spacing, a phase drift of ~0.3 rad per OFDM symbol), and the static
+``ofdm_sync_sc_cfb``'s fine frequency estimate leaves a residual offset (a phase drift over the
+frame), and the static
 equaliser divides by the preamble's estimate only. GNU Radio's ``ofdm_equalizer_simpledfe``
 tracks it by decision feedback, which needs a constellation: DeepJSCC's symbols have none. So
 the phase is modelled as :math:`\omega n` over the frame's OFDM symbols n counted from sync word 2
@@ -53,7 +56,7 @@ import numpy as np
 
 from .burst import HEADER_BITS, Header, PolarHeader, bits_to_header, header_to_bits
 
-__all__ = ["OFDMConfig", "OFDMHeader", "ofdm_header", "header_symbols", "read_header", "common_phase",
+__all__ = ["OFDMConfig", "ofdm_header", "header_symbols", "read_header", "common_phase",
            "data_aided_noise", "TAG_CHAN_TAPS", "TAG_ESTIMATE", "TAG_CARR_OFFSET", "TAG_NOISE", "TAG_PHASE"]
 
 #: tags of GNU Radio's OFDM blocks (chanest, frame equaliser) and the ones the header reader adds
@@ -77,17 +80,17 @@ class OFDMConfig:
 
     fft_len: int = 64
     cp_len: int = 32
-    header_ofdm_symbols: int = 6
+    header_ofdm_symbols: int = 11
 
     def __post_init__(self):
         if self.fft_len != 64:
             raise ValueError(f"fft_len={self.fft_len}: only 64 (GNU Radio's 802.11a carrier layout) is supported")
         if not 0 < self.cp_len < self.fft_len:
             raise ValueError(f"cp_len={self.cp_len}: choose 0 < cp_len < fft_len ({self.fft_len})")
-        need = -(-OFDMHeader.SYMBOLS // self.data_carriers)
+        need = -(-PolarHeader.SYMBOLS // self.data_carriers)
         if self.header_ofdm_symbols < need:
             raise ValueError(f"header_ofdm_symbols={self.header_ofdm_symbols}: the coded header needs at least {need} "
-                             f"OFDM symbols ({OFDMHeader.SYMBOLS} symbols on {self.data_carriers} data carriers)")
+                             f"OFDM symbols ({PolarHeader.SYMBOLS} symbols on {self.data_carriers} data carriers)")
 
     @property
     def occupied_carriers(self):
@@ -132,19 +135,10 @@ class OFDMConfig:
         return p[(first + np.arange(n)) % len(p)]
 
 
-class OFDMHeader(PolarHeader):
-    """The burst header's 72 bits polar-coded by gr-fec with N = 512 (rate 0.14), QPSK, 256 symbols
-    (the burst path uses N = 1024 for -5 dB; the OFDM chain's Schmidl & Cox detection needs about
-    0 dB per subcarrier anyway, where 256 symbols leave a wide margin). Construction and decoding
-    as :class:`~singlink_gr.burst.PolarHeader` (SC, then list 16 on a CRC failure)."""
-
-    N = 512
-    SYMBOLS = N // 2
-
-
 @lru_cache(maxsize=1)
-def ofdm_header() -> OFDMHeader:
-    return OFDMHeader()
+def ofdm_header() -> PolarHeader:
+    """The header code: the burst path's (gr-fec polar, N = 1024, 512 QPSK symbols)."""
+    return PolarHeader()
 
 
 def header_symbols(header: Header, cfg: OFDMConfig) -> np.ndarray:
@@ -169,24 +163,31 @@ def read_header(y: np.ndarray, noise_var: float):
     return header, True, np.resize(code.modulate(bits), len(y))
 
 
-def common_phase(obs: np.ndarray, index: np.ndarray, grid: int = 4096) -> float:
+def common_phase(obs: np.ndarray, index: np.ndarray, candidates: int = 1, grid: int = 4096):
     r"""Fit the phase :math:`\omega n` of a residual carrier offset to per-OFDM-symbol observations
     :math:`c_n = \sum_j w_j \bar x_j y_{n,j}` (known symbols x, equalised y, weights w) of the
     symbols n after the one the channel was estimated on (sync word 2, n = 0: its phase is the
     reference the equaliser divided out, so the line goes through 0 there):
     :math:`\hat\omega = \arg\max_\omega \mathrm{Re} \sum_n c_n e^{-j\omega n}` (zero-padded FFT,
     then a parabola through the peak), the maximum-likelihood estimate in white noise, without
-    phase unwrapping. obs (M,) complex, index (M,) the symbols' n >= 1. Returns omega (rad/symbol)."""
+    phase unwrapping. obs (M,) complex, index (M,) the symbols' n >= 1.
+
+    Returns omega (rad/symbol); with ``candidates`` > 1 the omegas of that many highest local
+    maxima, best first (from the header's pilots alone at 0 dB a noise peak is sometimes highest:
+    the header reader tries the next ones against the CRC)."""
     obs, index = np.asarray(obs, np.complex128), np.asarray(index, int)
     seq = np.zeros(max(grid, 4 * int(index.max() + 1)), np.complex128)
     np.add.at(seq, index, obs)
     spec = np.real(np.fft.fft(seq))
-    i = int(np.argmax(spec))
-    a, b, c = spec[i - 1], spec[i], spec[(i + 1) % len(spec)]
-    den = a - 2 * b + c
-    frac = 0.5 * (a - c) / den if den < 0 else 0.0
-    omega = 2 * np.pi * (i + frac) / len(seq)
-    return float((omega + np.pi) % (2 * np.pi) - np.pi)
+    peaks = np.flatnonzero((spec >= np.roll(spec, 1)) & (spec > np.roll(spec, -1)))
+    omegas = []
+    for i in peaks[np.argsort(spec[peaks])[::-1][:max(1, int(candidates))]]:
+        a, b, c = spec[i - 1], spec[i], spec[(i + 1) % len(spec)]
+        den = a - 2 * b + c
+        frac = 0.5 * (a - c) / den if den < 0 else 0.0
+        omega = 2 * np.pi * (i + frac) / len(seq)
+        omegas.append(float((omega + np.pi) % (2 * np.pi) - np.pi))
+    return omegas if candidates > 1 else omegas[0]
 
 
 def data_aided_noise(y_eq: np.ndarray, x: np.ndarray, h: np.ndarray) -> float:

@@ -127,7 +127,7 @@ class ofdm_jscc_tx(gr.hier_block2):
     Message input ``images_in`` as :class:`jscc_tx`."""
 
     def __init__(self, checkpoint=DEFAULT_CHECKPOINT, snr_db=10.0, images="", repeat=1, max_images=0, batch_size=16,
-                 method_hint="deepjscc", fft_len=64, cp_len=32, header_ofdm_symbols=6, amplitude=1.0, device="cpu"):
+                 method_hint="deepjscc", fft_len=64, cp_len=32, header_ofdm_symbols=11, amplitude=1.0, device="cpu"):
         gr.hier_block2.__init__(self, "singlink_ofdm_jscc_tx", gr.io_signature(0, 0, 0),
                                 gr.io_signature(1, 1, gr.sizeof_gr_complex))
         self.config = cfg = OFDMConfig(int(fft_len), int(cp_len), int(header_ofdm_symbols))

@@ -79,8 +79,8 @@ class qa_ofdm_jscc(gr_unittest.TestCase):
     def test_005_bad_config_is_refused(self):
         with self.assertRaisesRegex(ValueError, "only 64"):
             O.OFDMConfig(fft_len=128)
-        with self.assertRaisesRegex(ValueError, "needs at least 6 OFDM symbols"):
-            O.OFDMConfig(header_ofdm_symbols=5)
+        with self.assertRaisesRegex(ValueError, "needs at least 11 OFDM symbols"):
+            O.OFDMConfig(header_ofdm_symbols=10)
 
 
 if __name__ == "__main__":
