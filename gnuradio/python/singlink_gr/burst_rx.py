@@ -56,8 +56,9 @@ class burst_sync(gr.basic_block):
     +- ``timing_search`` samples, estimates the carrier offset over the whole preamble and keeps
     the candidate only when the normalised preamble energy reaches ``detect_metric`` (counted
     ``no_preamble`` otherwise). A burst inside which another valid preamble at least half as
-    strong as its own starts is ``truncated``, as is one the stream ends in. With the receiver's ``k`` given, the block waits
-    until a whole burst of that k is buffered and then decodes header and payload in one pass
+    strong as its own starts is ``truncated``, as is one the stream ends in. With the receiver's
+    ``k`` given, the block waits until a whole burst of that k is buffered and then decodes header
+    and payload in one pass
     (phase over all pilots; ``header_crc`` when the CRC fails, ``wrong_k`` when the header
     announces another k); with ``k`` = 0 it decodes the header first and waits for the length
     it announces. Gain and SNR come from every known symbol; the equalised payload goes out.
