@@ -54,7 +54,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from .burst import HEADER_BITS, Header, PolarHeader, bits_to_header, header_to_bits
+from .burst import Header, PolarHeader, bits_to_header, header_to_bits
 
 __all__ = ["OFDMConfig", "ofdm_header", "header_symbols", "read_header", "common_phase",
            "data_aided_noise", "TAG_CHAN_TAPS", "TAG_ESTIMATE", "TAG_CARR_OFFSET", "TAG_NOISE", "TAG_PHASE"]
@@ -112,7 +112,7 @@ class OFDMConfig:
     def sync_words(self):
         T = _gr_defaults()
         args = (self.fft_len, self.occupied_carriers, self.pilot_carriers)
-        return (np.asarray(T._make_sync_word1(*args), np.complex64), np.asarray(T._make_sync_word2(*args), np.complex64))
+        return tuple(np.asarray(make(*args), np.complex64) for make in (T._make_sync_word1, T._make_sync_word2))
 
     @property
     def header_len(self) -> int:

@@ -2,16 +2,19 @@
 equalisation -> DeepJSCC decoding at the SNR estimated from the frame's known symbols.
 
 Wired as GNU Radio's ``digital.ofdm_rx`` (Schmidl & Cox, header/payload demux driven by the
-header's message, the preamble's channel estimate carried to the payload), with the two steps it
-has no block for (decision-free phase tracking and the SNR for an analog payload; see
+header's message, the preamble's channel estimate carried to the payload), with the steps it has
+no block for (timing at low SNR, decision-free phase tracking, the SNR for an analog payload; see
 :mod:`singlink_gr.ofdm`):
 
+- :class:`preamble_timing`: Schmidl & Cox triggers moved to the known preamble's correlation peak,
+  false ones rejected, one frequency per frame;
 - :class:`ofdm_header_reader`: equalised header OFDM symbols -> pilot phase, polar decoding, CRC
   -> ``header_data`` message for ``header_payload_demux`` (payload length, channel estimate,
   noise per carrier measured on the re-modulated header, the header's phase observations);
-- :class:`ofdm_payload_phase`: equalised payload OFDM symbols -> linear phase fitted to header and
+- :class:`ofdm_payload_phase`: equalised payload OFDM symbols -> the phase fitted to header and
   payload pilots removed, ``singlink.phy.ofdm.jscc_input``'s shrinkage and SNR, tags for jscc_rx;
-- :class:`ofdm_jscc_rx`: the hierarchical block, ending in ``ofdm_serializer_vcc -> jscc_rx``.
+- :class:`ofdm_demod` (samples -> tagged frames of k symbols) and :class:`ofdm_jscc_rx` (that ->
+  ``jscc_rx``): the hierarchical blocks.
 """
 from __future__ import annotations
 
@@ -19,11 +22,12 @@ import numpy as np
 import pmt
 from gnuradio import analog, blocks, digital, fft, gr
 
+from .burst import FLAG_LAST
 from .common import DEFAULT_CHECKPOINT, TAG_EOB, TAG_FRAME, TAG_IMAGE_ID, TAG_SNR, tags_in, to_pmt
 from .frame_block import frame_block
 from .jscc_rx import jscc_rx
-from .ofdm import (TAG_CARR_OFFSET, TAG_CHAN_TAPS, TAG_ESTIMATE, TAG_NOISE, TAG_PHASE, OFDMConfig, common_phase, data_aided_noise,
-                   read_header)
+from .ofdm import (TAG_CARR_OFFSET, TAG_CHAN_TAPS, TAG_ESTIMATE, TAG_NOISE, TAG_PHASE, OFDMConfig, common_phase,
+                   data_aided_noise, read_header)
 
 FRAME_LEN = "frame_len"    # GNU Radio's OFDM frame length tag (OFDM symbols)
 STATS = ("headers", "header_crc", "wrong_k", "frames")
@@ -43,12 +47,13 @@ class ofdm_header_reader(gr.sync_block):
     divided them by the preamble's estimate) -> one ``header_data`` message per header.
 
     Per header (``config.header_ofdm_symbols`` vectors, the first tagged ``ofdm_sync_chan_taps``):
-    linear phase fitted to the pilots (:func:`~singlink_gr.ofdm.common_phase`), LLRs weighted by
-    |H_c|^2 over the noise measured on the pilots, gr-fec's polar decoder and the CRC-16. When it
+    the phase fitted to the pilots (:func:`~singlink_gr.ofdm.common_phase`; its ``PHASE_CANDIDATES``
+    best residual frequencies in turn until one passes), LLRs weighted by |H_c|^2 over the noise
+    measured on the pilots, gr-fec's polar decoder and the CRC-16. When it
     passes (and the header's k is the receiver's, if given), the header is re-modulated: the phase
     is fitted again to all its symbols and the noise m measured on them
     (:func:`~singlink_gr.ofdm.data_aided_noise`). The message holds ``frame_len`` (payload OFDM
-    symbols), ``packet_len`` (k), ``seq``, ``image_id``, ``flags``, the channel taps and carrier
+    symbols), ``packet_len`` (k), ``seq``, ``image_num``, ``flags``, the channel taps and carrier
     offset (so ``header_payload_demux`` tags the payload with them and its equaliser uses the
     same estimate), ``noise_eff`` (m) and ``phase_obs``; else ``pmt.PMT_F`` (the demux drops the
     frame). Counters in :attr:`stats`."""
@@ -129,15 +134,15 @@ class ofdm_payload_phase(frame_block):
        1 / no_c), symbols noisier than that shrunk by (1 + 10^(-SNR/10)) / (1 + no_c);
 
     and the tags ``jscc_rx`` needs at the frame start: ``packet_len`` (k, for the serializer),
-    ``snr_db`` (the estimate), ``frame`` (seq), ``image_id`` (``img<number:05d>``, as burst_rx), ``eob`` on a
-    frame flagged last. Frames may arrive in pieces; the transmitter's tags stop here."""
+    ``snr_db`` (the estimate), ``frame`` (seq), ``image_id`` (``img<number:05d>``, as burst_rx),
+    ``eob`` on a frame flagged last. Frames may arrive in pieces; the transmitter's tags stop here."""
 
     def __init__(self, config: OFDMConfig | None = None):
         self.cfg = config or OFDMConfig()
-        super().__init__("singlink_ofdm_payload_phase", self.cfg.fft_len, FRAME_LEN, required=("packet_len", TAG_NOISE, TAG_ESTIMATE))
+        super().__init__("singlink_ofdm_payload_phase", self.cfg.fft_len, FRAME_LEN,
+                         required=("packet_len", TAG_NOISE, TAG_ESTIMATE))
         self._data = self.cfg.index(self.cfg.occupied_carriers[0])
         self.frames = 0
-        self.last = {}
 
     def process(self, frame):
         from singlink.phy.ofdm import jscc_input
@@ -170,10 +175,9 @@ class ofdm_payload_phase(frame_block):
         seq, flags = int(frame.value("seq", 0)), int(frame.value("flags", 0))
         tags = {FRAME_LEN: len(y), "packet_len": k, TAG_SNR: float(snr[0]), TAG_FRAME: seq,
                 TAG_IMAGE_ID: f"img{int(frame.value('image_num', 0)):05d}"}
-        if flags & 0x80:
+        if flags & FLAG_LAST:
             tags[TAG_EOB] = True
         self.frames += 1
-        self.last = {"snr_db": float(snr[0]), "omega": omega, "noise_eff": m, "seq": seq}
         return [(y, {key: to_pmt(value) for key, value in tags.items()})]
 
 

@@ -2,10 +2,11 @@
 
 - :class:`ofdm_jscc_source`: :class:`jscc_tx` whose frame per image is the coded header's data
   symbols followed by the k DeepJSCC symbols (:mod:`singlink_gr.ofdm`), one tagged packet;
-- :class:`ofdm_jscc_tx`: hierarchical block wired as GNU Radio's ``digital.ofdm_tx``:
-  ``ofdm_jscc_source -> digital.ofdm_carrier_allocator_cvc`` (pilots, sync words) ``-> fft.fft_vcc``
-  (inverse, shifted) ``-> blocks.multiply_const_vcc(amplitude / sqrt(fft_len))`` ``->
-  digital.ofdm_cyclic_prefixer``, complex baseband at one sample per FFT bin.
+- :class:`ofdm_mod`: hierarchical block wired as GNU Radio's ``digital.ofdm_tx`` after its
+  modulators: ``digital.ofdm_carrier_allocator_cvc`` (pilots, sync words) ``->`` :class:`frame_gap`
+  ``-> fft.fft_vcc`` (inverse, shifted) ``-> blocks.multiply_const_vcc(amplitude / sqrt(fft_len))``
+  ``-> digital.ofdm_cyclic_prefixer``, complex baseband at one sample per FFT bin;
+- :class:`ofdm_jscc_tx`: ``ofdm_jscc_source -> ofdm_mod``.
 """
 from __future__ import annotations
 

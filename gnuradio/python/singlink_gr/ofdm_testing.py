@@ -114,7 +114,8 @@ def over_sionna(z, snr_db, taps, seed, decoder, cfg: OFDMConfig):
     link = phy.make_channel(spec)
     f = np.arange(cfg.fft_len) - cfg.fft_len // 2
     t = unit_taps(taps)
-    H = np.exp(-2j * np.pi * np.outer(f, np.arange(len(t))) / cfg.fft_len) @ t   # H(f_c) = sum_l t_l e^{-j 2 pi f_c l / N}
+    # H(f_c) = sum_l t_l exp(-j 2 pi f_c l / N) on Sionna's subcarriers f_c = -N/2 .. N/2 - 1
+    H = np.exp(-2j * np.pi * np.outer(f, np.arange(len(t))) / cfg.fft_len) @ t
     h_freq = np.broadcast_to(H.astype(np.complex64), (len(z), 1, 1, 1, 1, data_syms + 1, cfg.fft_len))
     phy.set_seed(seed)
     y, no_eff = link(tf.constant(z), float(snr_db), h_freq=tf.constant(h_freq))
