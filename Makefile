@@ -4,7 +4,7 @@ VENV := .venv
 # The Sionna 2 (PyTorch) phy backend's environment and the tests run on that backend.
 VENV_SIONNA2 := .venv-sionna2
 TORCH_TESTS := tests/test_phy_backend.py tests/test_phy_torch.py tests/test_receiver.py tests/test_sing_zero.py \
-	tests/test_inn.py tests/test_metrics.py
+	tests/test_inn.py tests/test_metrics.py tests/test_baselines.py
 
 .PHONY: run test test-sionna2
 run:

@@ -72,7 +72,6 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 import numpy as np
-import tensorflow as tf
 import torch
 
 from .. import phy
@@ -93,7 +92,28 @@ class _NoRetracingWarning(logging.Filter):
         return "triggered tf.function retracing" not in record.getMessage()
 
 
-tf.get_logger().addFilter(_NoRetracingWarning())
+# The links take and return the phy backend's tensors (TF or torch): the few tensors built here
+# are made by these, chosen once with the backend.
+if phy.BACKEND == "sionna-tf":
+    import tensorflow as tf
+
+    tf.get_logger().addFilter(_NoRetracingWarning())
+
+    def _per_row(t, rows):
+        return tf.reshape(t, [rows, -1])
+
+    def _take_rows(t, rows):
+        return tf.gather(t, rows)
+
+    _tensor = tf.constant
+else:
+    def _per_row(t, rows):
+        return t.reshape(rows, -1)
+
+    def _take_rows(t, rows):
+        return t[rows]
+
+    _tensor = torch.as_tensor
 
 MAX_INFO_BITS = 3824  # per codeword (module docstring)
 MIN_INFO_BITS = 12    # Sionna's LDPC5GEncoder minimum
@@ -246,7 +266,7 @@ class SeparationBaseline:
                 batch = max(1, min(self.mc_images, _MC_CODED_BITS // (split.codewords * split.n)))
 
                 def rows(batch_size, snr):  # one "block" = one image: all its codewords
-                    return tuple(tf.reshape(t, [batch_size, -1]) for t in link(batch_size, snr))
+                    return tuple(_per_row(t, batch_size) for t in link(batch_size, snr))
 
                 self._runners[(split, channel)] = phy.MonteCarloRunner(
                     rows, batch, target_block_errors=10, max_trials=math.ceil(self.mc_images / batch),
@@ -398,10 +418,11 @@ class SeparationBaseline:
     def _capacity_bits(self, n_img: int, snr_db: float, channel: str, h_freq=None) -> list[int]:
         """floor(sum_j log2(1 + |h_j|^2 SNR)) per image, h drawn by the channel model (OFDM: the
         true H on the image's k REs of the channel ``h_freq``)."""
+        zeros = _tensor(np.zeros((n_img, self.k), np.complex64))
         if phy.is_ofdm(channel):
-            h = phy.make_channel(channel).transmit(tf.zeros([n_img, self.k], tf.complex64), snr_db, h_freq)["h_data"]
+            h = phy.make_channel(channel).transmit(zeros, snr_db, h_freq)["h_data"]
         else:
-            _, h = phy.make_channel(channel)(tf.zeros([n_img, self.k], tf.complex64), snr_db)
+            _, h = phy.make_channel(channel)(zeros, snr_db)
         gain = np.broadcast_to(np.abs(h.numpy()) ** 2, (n_img, self.k))
         bits = np.log2(1.0 + gain * 10.0 ** (snr_db / 10.0)).sum(axis=1)
         return [int(math.floor(b)) for b in bits]
@@ -420,13 +441,13 @@ class SeparationBaseline:
                 bits[row, :len(payload_bits)] = payload_bits
                 info[i]["symbols_used"] = split.symbols
             sent = bits.reshape(len(ids), split.codewords, split.k_info)
-            snr = tf.fill([len(ids)], tf.constant(snr_db, tf.float32))
+            snr = _tensor(np.full(len(ids), snr_db, np.float32))
             if h_freq is None:
-                _, bits_hat = link(len(ids), snr, bits=tf.constant(sent))
+                _, bits_hat = link(len(ids), snr, bits=_tensor(sent))
             else:  # these images' slots of the batch's channel draw
                 slots = link._channel.slots(self.k)
                 rows = [i * slots + s for i in ids for s in range(slots)]
-                _, bits_hat = link(len(ids), snr, bits=tf.constant(sent), h_freq=tf.gather(h_freq, rows))
+                _, bits_hat = link(len(ids), snr, bits=_tensor(sent), h_freq=_take_rows(h_freq, rows))
             bits_hat = bits_hat.numpy().reshape(len(ids), -1)
             for row, i in enumerate(ids):
                 if np.array_equal(bits_hat[row], bits[row]):

@@ -4,9 +4,8 @@ both torch). Selected by ``SINGLINK_PHY=sionna-torch`` (:mod:`singlink.phy.backe
 .venv-sionna2 (``tools/bootstrap --sionna2``).
 
 Here: power normalisation, the flat channels (awgn, rayleigh-block, rayleigh-fast), the OFDM
-channels (ofdm-..., :mod:`.ofdm`), equalisation, the LDPC + QAM DigitalLink, MonteCarloRunner and
-capacity. On the sionna-tf backend only: the TF bridge's names and OFDMDigitalLink (the separation
-baselines' digital chain over OFDM).
+channels (ofdm-..., :mod:`.ofdm`), equalisation, the LDPC + QAM DigitalLink (over OFDM:
+OFDMDigitalLink), MonteCarloRunner and capacity. On the sionna-tf backend only: the TF bridge's names.
 """
 from ..capacity import awgn_capacity, rayleigh_outage_probability
 from ..digital_config import MODULATIONS, DigitalLinkConfig, bits_per_symbol, ebno_db_to_snr_db
@@ -17,7 +16,7 @@ from .channel import (AWGNChannel, CHANNELS, RayleighBlockFadingChannel, Rayleig
                       equalize, is_ofdm, make_channel, snr_db_to_noise_var)
 from .digital import DigitalLink
 from .montecarlo import ErrorRateEstimate, MonteCarloRunner, clopper_pearson, count_errors
-from .ofdm import OFDMLinkChannel
+from .ofdm import OFDMDigitalLink, OFDMLinkChannel
 
 
 def as_torch(fn):
@@ -46,6 +45,6 @@ __all__ = [
     "RayleighBlockFadingChannel", "RayleighFastFadingChannel", "equalize", "is_ofdm", "make_channel",
     "snr_db_to_noise_var", "MODULATIONS", "DigitalLink", "DigitalLinkConfig", "bits_per_symbol",
     "ebno_db_to_snr_db", "ErrorRateEstimate", "MonteCarloRunner", "clopper_pearson", "count_errors",
-    "normalize_power", "num_channel_symbols", "OFDMLinkChannel", "OFDMSpec", "effective_snr_db", "is_ofdm",
+    "normalize_power", "num_channel_symbols", "OFDMDigitalLink", "OFDMLinkChannel", "OFDMSpec", "effective_snr_db", "is_ofdm",
     "jscc_input", "parse_spec",
 ]

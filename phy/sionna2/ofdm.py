@@ -7,8 +7,8 @@ channel models) and the receiver. Same blocks, from Sionna 2: ResourceGrid + Res
 ZF MIMO equaliser.
 
 Input ``z`` (N, k) complex torch rows and ``snr_db`` (scalar or (N,)); output ``(y, no_eff)``, the
-equalised symbols and their effective noise variance, both (N, k). The OFDM digital link of the
-separation baselines is on sionna-tf only.
+equalised symbols and their effective noise variance, both (N, k). :class:`OFDMDigitalLink` is the
+separation baselines' coded QAM over the same channel.
 
 Sionna 2's TDL/CDL follow TR 38.901 release 19.2 (its ``spec_version`` default); compare fading
 statistics, not draws, across backends.
@@ -26,8 +26,9 @@ from sionna.phy.mimo import StreamManagement, lmmse_equalizer, zf_equalizer
 from sionna.phy.ofdm import (LSChannelEstimator, OFDMEqualizer, RemoveNulledSubcarriers, ResourceGrid,
                              ResourceGridMapper)
 
-from ..ofdm_spec import OFDMSpec, parse_spec
+from ..ofdm_spec import OFDMSpec, is_ofdm, parse_spec
 from .channel import _check_rows, _row_noise_var
+from .digital import DigitalLink
 
 
 class UnitChannelModel(ChannelModel):
@@ -172,3 +173,34 @@ class OFDMLinkChannel(Block):
 def make_ofdm_channel(spec, power: float = 1.0, *, precision=None, device=None, **kwargs) -> OFDMLinkChannel:
     """:class:`OFDMLinkChannel` from its spec string (what :func:`singlink.phy.make_channel` calls)."""
     return OFDMLinkChannel(spec, power, precision=precision, device=device, **kwargs)
+
+
+class OFDMDigitalLink(DigitalLink):
+    r""":class:`~singlink.phy.DigitalLink` over an OFDM channel (:class:`singlink.phy.ofdm.OFDMDigitalLink`
+    on torch): the coded QAM symbols of a row, padded to ``channel_uses`` (the row's budget k) with
+    unit-power symbols dropped at the receiver, go through the same grid, channel draw, estimator and
+    equaliser as DeepJSCC's symbols, and are demapped with the per-RE effective noise variance.
+
+    Input: ``(batch_size, snr_db, bits=None, h_freq=None)``; output ``(bits, bits_hat)``.
+    """
+
+    def __init__(self, config, num_blocks: int = 1, channel_uses: int | None = None, *, precision=None,
+                 device=None, **kwargs):
+        if not is_ofdm(config.channel):
+            raise ValueError(f"OFDMDigitalLink needs an ofdm-... channel, got {config.channel!r}; use DigitalLink")
+        super().__init__(config, num_blocks, precision=precision, device=device, **kwargs)
+        used = super().channel_uses
+        self.budget = used if channel_uses is None else int(channel_uses)
+        if self.budget < used:
+            raise ValueError(f"the codewords need {used} symbols per row, more than channel_uses={channel_uses}")
+        self._channel.slots(self.budget)  # k too large for the grid: one clear line now
+
+    def call(self, batch_size, snr_db, bits=None, h_freq=None):
+        bits, x = self._modulate(batch_size, bits)               # (B, blocks, n/bps)
+        shape = x.shape
+        rows = x.reshape(shape[0], -1)
+        used = rows.shape[1]
+        if self.budget > used:
+            rows = torch.cat([rows, torch.ones(shape[0], self.budget - used, dtype=rows.dtype, device=rows.device)], 1)
+        y, no_eff = self._channel(rows, snr_db, h_freq)
+        return bits, self._detect(y[:, :used].reshape(shape), no_eff[:, :used].reshape(shape))

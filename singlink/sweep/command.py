@@ -207,19 +207,6 @@ def sweep_identity(cfg: SweepConfig) -> dict:
             "phy": {"backend": phy.BACKEND, "sionna": phy.SIONNA_VERSION}}
 
 
-def _check_backend(cfg: SweepConfig) -> None:
-    """Refuse, before any work, what the sionna-torch phy backend does not have yet: the separation
-    baselines (their digital chain runs on sionna-tf)."""
-    from .. import phy
-
-    if phy.BACKEND == "sionna-tf":
-        return
-    missing = [m for m in cfg.methods if m in BASELINE_METHODS]
-    if missing:
-        raise UsageError(f"{', '.join(missing)} run on the sionna-tf phy backend only so far, and this sweep runs on "
-                         f"{phy.BACKEND}: leave them out of the grid, or run it with --phy sionna-tf in .venv")
-
-
 def _mean_image(store, cfg: SweepConfig):
     """The baselines' failure image: the mean of the first ``mean_images`` training images,
     computed once per store and kept in it (so resumed and Ray runs use the very same array)."""
@@ -458,7 +445,6 @@ def run(args):
     if not args.new_run:
         store.check_settings(cfg.settings)  # the cheap part first
     _check_data(cfg)
-    _check_backend(cfg)
     sing = sing_settings(cfg)
     for rho in cfg.rho:  # say which checkpoints the grid uses: they are picked by data set, size, k and family
         for family in cfg.families:
