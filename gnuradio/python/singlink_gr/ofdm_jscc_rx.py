@@ -190,7 +190,8 @@ class preamble_timing(gr.sync_block):
     (normalised, the two parts added non-coherently so a carrier offset does not matter) reaches
     ``min_metric`` inside the search window (a maximum on its edge lies outside it: the trigger is
     dropped, a better placed one follows) and ``holdoff`` samples have gone by since the last one
-    passed; a trigger within ``holdoff`` of one not yet sent replaces it when it correlates better.
+    passed; a trigger up to ``LOOKAHEAD`` - 144 samples after one passed replaces it when it
+    correlates better.
     The frequency is held from each passed trigger to the next.
 
     Why: at 0 dB per subcarrier ``ofdm_sync_sc_cfb``'s metric peaks at (snr / (1 + snr))^2 = 0.25, so
@@ -215,6 +216,10 @@ class preamble_timing(gr.sync_block):
         # (measured: 48 with a 32-sample prefix, the middle of the prefix's plateau)
         self.offset = cp + n // 4
         self.holdoff, self.min_metric = int(holdoff), float(min_metric)
+        # a trigger is refined once the samples up to s - offset + SEARCH + span are in, in the same
+        # work call as, or before, the one that sends a trigger passed at t <= s - that + LOOKAHEAD:
+        # replacing only those keeps the outcome independent of how the scheduler cuts the stream
+        self._replace_within = self.LOOKAHEAD - (self._span - self.offset + self.SEARCH)
         lead = self.offset + self.SEARCH
         self._buf = np.zeros(lead, np.complex64)   # silence before the stream: a frame may start at 0
         self._base = -lead
@@ -259,7 +264,7 @@ class preamble_timing(gr.sync_block):
             if last is None or t >= last[0] + self.holdoff:
                 self._emit.append([t + self.LOOKAHEAD, f])
                 self._last = [t, metric, self._emit[-1]]
-            elif metric > last[1] and last[2] is not None:
+            elif metric > last[1] and last[2] is not None and s <= last[0] + self._replace_within:
                 last[2][0], last[2][1] = t + self.LOOKAHEAD, f     # not sent yet: the better one instead
                 last[0], last[1] = t, metric
         self._pending = waiting
