@@ -275,6 +275,35 @@ def test_deepjscc_trained_on_tf_scores_the_same_on_torch():
             assert diff < np.hypot(tf_cell["psnr_ci95"], cell["psnr_ci95"]), (tf_cell, cell)
 
 
+def test_deepjscc_trained_on_torch_scores_the_same_on_tf(tmp_path):
+    """The other direction: ``singlink --phy sionna-torch train-jscc`` (a small codec, 150 steps
+    through Sionna 2's AWGN), scored over AWGN on 500 CIFAR-10 test images here and, by
+    tools/jscc_psnr_reference.py run in .venv, on sionna-tf: mean PSNR within 0.1 dB."""
+    from conftest import REPO, SHARED_DATA
+
+    tf_python = REPO / ".venv" / "bin" / "python"
+    if not (SHARED_DATA / "cifar10" / "test").is_dir() or not tf_python.exists():
+        pytest.skip("needs CIFAR-10 in ../shared/data and the sionna-tf venv .venv (tools/bootstrap)")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    out = subprocess.run([sys.executable, "-m", "singlink", "--phy", "sionna-torch", "train-jscc", "--rho", "1/48",
+                          "--steps", "150", "--batch", "32", "--channels", "16", "--val-every", "150",
+                          "--train-images", "2000", "--val-images", "64", "--warmup", "20", "--threads", "1",
+                          "--out", str(tmp_path / "run")], capture_output=True, text=True, timeout=900, env=env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["version"]["phy_backend"] == "sionna-torch"
+    codec = str(tmp_path / "run" / "model")
+    ref = _reference_tool("jscc_psnr_reference")
+    here = ref.run_cells(codec, [c for c in ref.CELLS if c[0] == "awgn"])
+    on_tf = subprocess.run([str(tf_python), str(REPO / "tools" / "jscc_psnr_reference.py"), "--codec", codec,
+                            "--awgn-only"], capture_output=True, text=True, timeout=900,
+                           env={**env, "SINGLINK_PHY": "sionna-tf"})
+    assert on_tf.returncode == 0, on_tf.stderr[-2000:]
+    stored = json.loads(on_tf.stdout)
+    assert stored["backend"] == "sionna-tf"
+    for tf_cell, cell in zip(stored["cells"], here, strict=True):
+        assert abs(cell["psnr_mean"] - tf_cell["psnr_mean"]) < 0.1, (tf_cell, cell)
+
+
 @pytest.mark.parametrize("channel", ["awgn", "rayleigh-block"])
 def test_deepjscc_trains_through_the_torch_channel(channel, jscc):
     """train-jscc's ChannelLink on this backend: Sionna 2's channel is a torch block (phy.as_torch
