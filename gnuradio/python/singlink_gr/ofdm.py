@@ -33,8 +33,8 @@ from soft values.
 
 What the receiver does beyond GNU Radio's blocks (:func:`common_phase`, :func:`data_aided_noise`):
 ``ofdm_sync_sc_cfb``'s fine frequency estimate leaves a residual offset (a phase drift over the
-frame), and the static
-equaliser divides by the preamble's estimate only. GNU Radio's ``ofdm_equalizer_simpledfe``
+frame), and the static equaliser divides by the preamble's estimate only. GNU Radio's
+``ofdm_equalizer_simpledfe``
 tracks it by decision feedback, which needs a constellation: DeepJSCC's symbols have none. So
 the phase is modelled as :math:`\omega n` over the frame's OFDM symbols n counted from sync word 2
 (whose phase the channel estimate holds, so n = 0 is the reference) and fitted (feed-forward,
