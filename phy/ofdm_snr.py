@@ -4,6 +4,7 @@ TensorFlow is touched only for a TensorFlow tensor, so both phy backends share t
 import math
 import sys
 
+
 def effective_snr_db(no_eff, power: float = 1.0):
     r"""One SNR per image from the per-RE effective noise (N, k):
     :math:`10\log_{10}\big(\frac1k\sum_j P/\mathrm{no}_{\mathrm{eff},j}\big)` (module docstring).
