@@ -102,7 +102,7 @@ def test_tune_sing_bad_input_writes_nothing(models, tmp_path, capsys):
 def test_sweep_takes_the_recorded_settings_per_rho(monkeypatch):
     from singlink.sweep import config as sweep_config
 
-    monkeypatch.setattr(sweep_config, "checkpoint_names", lambda cfg, rho: {"jscc": rho})
+    monkeypatch.setattr(sweep_config, "checkpoint_names", lambda cfg, rho, family="": {"jscc": rho})
     monkeypatch.setattr("singlink.jscc.model.recorded_sing",
                         lambda name: {"1/192": {"operator": "pool8", "steps": 25, "zeta": "paper"}, "1/48": {}}[name])
     cfg = sweep_config.SweepConfig(methods=("deepjscc", "sing-inn"), rho=("1/192", "1/48"))
