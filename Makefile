@@ -11,9 +11,12 @@ run:
 	@tools/bootstrap >/dev/null
 	$(VENV)/bin/singlink sweep
 
+# The whole suite: on the default sionna-tf backend in .venv, then the phy, sweep and receiver tests
+# on the sionna-torch backend in .venv-sionna2 (issue 31: CI runs both).
 test:
 	@tools/bootstrap >/dev/null
 	$(VENV)/bin/python -m pytest
+	@$(MAKE) --no-print-directory test-sionna2
 
 test-sionna2:
 	@tools/bootstrap --sionna2 >/dev/null
