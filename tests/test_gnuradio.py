@@ -6,25 +6,18 @@ import os
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-try:
-    import pmt
-    from gnuradio import blocks, gr
-except Exception as e:  # ImportError, or numpy-ABI errors from bindings built for numpy 1.x
-    pytest.skip(f"GNU Radio's Python bindings are not importable ({type(e).__name__}: {e}); install Debian's "
-                "gnuradio and use a venv made with --system-site-packages (tools/bootstrap does both)",
-                allow_module_level=True)
+from gnuradio_support import GR_BLOCKS, GR_PYTHON, REPO, require_gnuradio
 
-REPO = Path(__file__).resolve().parent.parent
-GR_PYTHON = REPO / "gnuradio" / "python"
-GR_BLOCKS = REPO / "gnuradio" / "grc"
+require_gnuradio()
+import pmt  # noqa: E402
+from gnuradio import blocks, gr  # noqa: E402
+
 EXAMPLE = REPO / "gnuradio" / "examples" / "jscc_sing_loopback.grc"
 CIFAR_TEST = REPO.parent / "shared" / "data" / "cifar10" / "test"
-sys.path.insert(0, str(GR_PYTHON))
 
 import torch  # noqa: E402
 

@@ -7,21 +7,13 @@ Skipped as a whole where GNU Radio's Python bindings cannot be imported."""
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-try:
-    from gnuradio import gr  # noqa: F401
-except Exception as e:  # ImportError, or numpy-ABI errors from bindings built for numpy 1.x
-    pytest.skip(f"GNU Radio's Python bindings are not importable ({type(e).__name__}: {e}); install Debian's "
-                "gnuradio and use a venv made with --system-site-packages (tools/bootstrap does both)",
-                allow_module_level=True)
+from gnuradio_support import GR_PYTHON, REPO, require_gnuradio
 
-REPO = Path(__file__).resolve().parent.parent
-GR_PYTHON = REPO / "gnuradio" / "python"
-sys.path.insert(0, str(GR_PYTHON))
+require_gnuradio()
 
 CKPT = "deepjscc-cifar10-rho1_6"   # k = 512: 11 OFDM symbols of 48 data carriers
 CIFAR_TEST = REPO.parent / "shared" / "data" / "cifar10" / "test"

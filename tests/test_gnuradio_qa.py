@@ -4,21 +4,13 @@ also runs alone: ``python gnuradio/python/singlink_gr/qa_burst.py``).
 
 Skipped as a whole where GNU Radio's Python bindings cannot be imported."""
 import importlib
-import sys
 import unittest
-from pathlib import Path
 
-import pytest
+from gnuradio_support import GR_PYTHON, require_gnuradio
 
-try:
-    from gnuradio import gr  # noqa: F401
-except Exception as e:  # ImportError, or numpy-ABI errors from bindings built for numpy 1.x
-    pytest.skip(f"GNU Radio's Python bindings are not importable ({type(e).__name__}: {e}); install Debian's "
-                "gnuradio and use a venv made with --system-site-packages (tools/bootstrap does both)",
-                allow_module_level=True)
+require_gnuradio()
 
-PACKAGE = Path(__file__).resolve().parent.parent / "gnuradio" / "python" / "singlink_gr"
-sys.path.insert(0, str(PACKAGE.parent))
+PACKAGE = GR_PYTHON / "singlink_gr"
 
 
 def qa_classes():

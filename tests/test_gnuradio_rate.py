@@ -9,22 +9,14 @@ per CPU second of the receiver's threads, not per wall-clock second, so that oth
 machine do not decide the test (the wall-clock rate is printed).
 
 Skipped as a whole where GNU Radio's Python bindings cannot be imported."""
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
-import pytest
 
-try:
-    from gnuradio import blocks, channels, filter, gr
-except Exception as e:  # ImportError, or numpy-ABI errors from bindings built for numpy 1.x
-    pytest.skip(f"GNU Radio's Python bindings are not importable ({type(e).__name__}: {e}); install Debian's "
-                "gnuradio and use a venv made with --system-site-packages (tools/bootstrap does both)",
-                allow_module_level=True)
+from gnuradio_support import REPO, require_gnuradio
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "gnuradio" / "python"))
+require_gnuradio()
+from gnuradio import blocks, channels, filter, gr  # noqa: E402
 
 import singlink_gr  # noqa: E402
 from singlink_gr import burst as B  # noqa: E402
