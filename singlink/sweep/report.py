@@ -221,7 +221,7 @@ def example_grid(examples: list[dict], originals: dict, cfg: SweepConfig, rho: s
     axes[0][0].imshow(strip([originals[i] for i in ids]))
     axes[0][0].set_ylabel("original", fontsize=8)
     for r, (method, family) in enumerate(methods, start=1):
-        axes[r][0].set_ylabel(label(method, family), fontsize=8)
+        axes[r][0].set_ylabel(label(method, family).replace(" [", "\n["), fontsize=8)  # two short lines
         for c, snr in enumerate(cfg.snr):
             got = cells.get((method, family, float(snr)), {})
             axes[r][c].imshow(strip([got.get(i, blank) for i in ids]))
