@@ -1,7 +1,9 @@
 """Over-the-air transmitter: images -> DeepJSCC -> bursts (preamble, header, pilots, payload) ->
 root-raised-cosine pulses.
 
-- :class:`burst_source`: :class:`jscc_tx` with each frame of k symbols wrapped into a burst of
+- :class:`header_source`: :class:`jscc_tx` whose frame per image is a coded header and the k symbols
+  (shared with the OFDM transmitter, :mod:`singlink_gr.ofdm_jscc_tx`);
+- :class:`burst_source`: :class:`header_source` with each frame of k symbols wrapped into a burst of
   :mod:`singlink_gr.burst` (symbol rate, one burst per image, guard zeros after it);
 - :class:`burst_tx`: hierarchical block ``burst_source -> filter.interp_fir_filter_ccf(sps, RRC)
   -> blocks.multiply_const_cc(amplitude)``, complex baseband at ``sps`` samples per symbol for
@@ -9,7 +11,6 @@ root-raised-cosine pulses.
 """
 from __future__ import annotations
 
-import numpy as np
 import pmt
 from gnuradio import blocks, filter, gr
 
@@ -25,7 +26,51 @@ def burst_config(sps=4, rolloff=0.35, rrc_span=11, header_sf=32, pilot_spacing=6
                        guard=int(guard), **rx)
 
 
-class burst_source(jscc_tx):
+class header_source(jscc_tx):
+    """:class:`jscc_tx` whose frame per image carries the image's k symbols behind the coded 72-bit
+    header of :class:`singlink_gr.burst.Header` (seq, image number, k, flags), tagged for
+    inspection (``packet_len``, ``image_id``, ``snr_db``, ``frame``, ``seq``; the receivers use none
+    of them) and ``eob`` on the last image. Subclasses say how a header and the k symbols make one
+    frame (:meth:`_frame_symbols`) and which config they take (``config_class``)."""
+
+    config_class = None
+
+    def __init__(self, checkpoint=DEFAULT_CHECKPOINT, snr_db=10.0, images="", repeat=1, max_images=0,
+                 batch_size=16, method_hint="deepjscc", config=None, length_tag_key="packet_len", device="cpu"):
+        super().__init__(checkpoint=checkpoint, snr_db=snr_db, images=images, repeat=repeat, max_images=max_images,
+                         batch_size=batch_size, length_tag_key=length_tag_key, device=device)
+        if method_hint not in METHOD_FLAGS:
+            raise ValueError(f"method_hint {method_hint!r}: choose one of {', '.join(METHOD_FLAGS)}")
+        self.config = config or self.config_class()
+        self.method_hint = method_hint
+        self._ids: dict = {}
+
+    def _frame_symbols(self, row, header):
+        """The frame's complex symbols for the image's k symbols ``row`` and its ``header``."""
+        raise NotImplementedError
+
+    def _image_number(self, image_id) -> int:
+        if image_id not in self._ids:
+            self._ids[image_id] = len(self._ids)
+        return self._ids[image_id] & 0xFFFF
+
+    def _push(self, images, ids, snrs, eob_last):
+        z = self.encoder.encode(images, snrs)
+        for i, (row, image_id, snr) in enumerate(zip(z, ids, snrs)):
+            last = eob_last and i == len(z) - 1
+            flags = METHOD_FLAGS[self.method_hint] | (FLAG_LAST if last else 0)
+            header = Header(seq=self._frame & 0xFFFF, image_id=self._image_number(image_id), k=self.k, flags=flags)
+            frame = self._frame_symbols(row, header)
+            tags = {self.length_tag_key: pmt.from_long(len(frame)), TAG_IMAGE_ID: pmt.intern(str(image_id)),
+                    TAG_SNR: pmt.from_double(float(snr)), TAG_FRAME: pmt.from_long(self._frame),
+                    "seq": pmt.from_long(header.seq)}
+            if last:
+                tags[TAG_EOB] = pmt.PMT_T
+            self._out.append((frame, tags))
+            self._frame += 1
+
+
+class burst_source(header_source):
     """DeepJSCC transmitter at symbol rate: one burst per image (see :mod:`singlink_gr.burst`).
 
     Takes images exactly as :class:`jscc_tx` (``images`` folder/files, or ``images_in`` PDUs).
@@ -38,17 +83,14 @@ class burst_source(jscc_tx):
     """
 
     _block_name = "singlink_burst_source"
+    config_class = BurstConfig
 
     def __init__(self, checkpoint=DEFAULT_CHECKPOINT, snr_db=10.0, images="", repeat=1, max_images=0,
                  batch_size=16, method_hint="deepjscc", config: BurstConfig | None = None,
                  length_tag_key="packet_len", device="cpu"):
         super().__init__(checkpoint=checkpoint, snr_db=snr_db, images=images, repeat=repeat, max_images=max_images,
-                         batch_size=batch_size, length_tag_key=length_tag_key, device=device)
-        if method_hint not in METHOD_FLAGS:
-            raise ValueError(f"method_hint {method_hint!r}: choose one of {', '.join(METHOD_FLAGS)}")
-        self.config = config or BurstConfig()
-        self.method_hint = method_hint
-        self._ids: dict = {}
+                         batch_size=batch_size, method_hint=method_hint, config=config,
+                         length_tag_key=length_tag_key, device=device)
         self._tail_left = self.TAIL
 
     TAIL = 1024   # symbols of silence after the last burst of a finite stream
@@ -64,25 +106,8 @@ class burst_source(jscc_tx):
             self._tail_left -= produced
         return produced
 
-    def _image_number(self, image_id) -> int:
-        if image_id not in self._ids:
-            self._ids[image_id] = len(self._ids)
-        return self._ids[image_id] & 0xFFFF
-
-    def _push(self, images, ids, snrs, eob_last):
-        z = self.encoder.encode(images, snrs)
-        for i, (row, image_id, snr) in enumerate(zip(z, ids, snrs)):
-            last = eob_last and i == len(z) - 1
-            flags = METHOD_FLAGS[self.method_hint] | (FLAG_LAST if last else 0)
-            header = Header(seq=self._frame & 0xFFFF, image_id=self._image_number(image_id), k=self.k, flags=flags)
-            burst = build_burst(row, header, self.config)
-            tags = {self.length_tag_key: pmt.from_long(len(burst)), TAG_IMAGE_ID: pmt.intern(str(image_id)),
-                    TAG_SNR: pmt.from_double(float(snr)), TAG_FRAME: pmt.from_long(self._frame),
-                    "seq": pmt.from_long(header.seq)}
-            if last:
-                tags[TAG_EOB] = pmt.PMT_T
-            self._out.append((burst, tags))
-            self._frame += 1
+    def _frame_symbols(self, row, header):
+        return build_burst(row, header, self.config)
 
 
 class burst_tx(gr.hier_block2):

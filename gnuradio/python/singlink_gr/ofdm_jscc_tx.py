@@ -1,6 +1,6 @@
 """OFDM transmitter: images -> DeepJSCC -> one OFDM frame per image through GNU Radio's OFDM blocks.
 
-- :class:`ofdm_jscc_source`: :class:`jscc_tx` whose frame per image is the coded header's data
+- :class:`ofdm_jscc_source`: :class:`singlink_gr.burst_tx.header_source` whose frame per image is the coded header's data
   symbols followed by the k DeepJSCC symbols (:mod:`singlink_gr.ofdm`), one tagged packet;
 - :class:`ofdm_mod`: hierarchical block wired as GNU Radio's ``digital.ofdm_tx`` after its
   modulators: ``digital.ofdm_carrier_allocator_cvc`` (pilots, sync words) ``->`` :class:`frame_gap`
@@ -14,14 +14,13 @@ import numpy as np
 import pmt
 from gnuradio import blocks, digital, fft, gr
 
-from .burst import FLAG_LAST, METHOD_FLAGS, Header
-from .common import DEFAULT_CHECKPOINT, TAG_EOB, TAG_FRAME, TAG_IMAGE_ID, TAG_SNR
+from .burst_tx import header_source
+from .common import DEFAULT_CHECKPOINT, TAG_EOB
 from .frame_block import frame_block
-from .jscc_tx import jscc_tx
 from .ofdm import OFDMConfig, header_symbols
 
 
-class ofdm_jscc_source(jscc_tx):
+class ofdm_jscc_source(header_source):
     """DeepJSCC transmitter emitting, per image, one packet of ``config.header_len`` header symbols
     (the coded 72-bit header: seq, image number, k, flags; see :mod:`singlink_gr.ofdm`) followed by
     the k DeepJSCC symbols, tagged ``packet_len`` (header_len + k) for GNU Radio's carrier
@@ -30,37 +29,17 @@ class ofdm_jscc_source(jscc_tx):
     carries ``eob`` (and the header's last flag)."""
 
     _block_name = "singlink_ofdm_jscc_source"
+    config_class = OFDMConfig
 
     def __init__(self, checkpoint=DEFAULT_CHECKPOINT, snr_db=10.0, images="", repeat=1, max_images=0,
                  batch_size=16, method_hint="deepjscc", config: OFDMConfig | None = None,
                  length_tag_key="packet_len", device="cpu"):
         super().__init__(checkpoint=checkpoint, snr_db=snr_db, images=images, repeat=repeat, max_images=max_images,
-                         batch_size=batch_size, length_tag_key=length_tag_key, device=device)
-        if method_hint not in METHOD_FLAGS:
-            raise ValueError(f"method_hint {method_hint!r}: choose one of {', '.join(METHOD_FLAGS)}")
-        self.config = config or OFDMConfig()
-        self.method_hint = method_hint
-        self._ids: dict = {}
+                         batch_size=batch_size, method_hint=method_hint, config=config,
+                         length_tag_key=length_tag_key, device=device)
 
-    def _image_number(self, image_id) -> int:
-        if image_id not in self._ids:
-            self._ids[image_id] = len(self._ids)
-        return self._ids[image_id] & 0xFFFF
-
-    def _push(self, images, ids, snrs, eob_last):
-        z = self.encoder.encode(images, snrs)
-        for i, (row, image_id, snr) in enumerate(zip(z, ids, snrs)):
-            last = eob_last and i == len(z) - 1
-            flags = METHOD_FLAGS[self.method_hint] | (FLAG_LAST if last else 0)
-            header = Header(seq=self._frame & 0xFFFF, image_id=self._image_number(image_id), k=self.k, flags=flags)
-            packet = np.concatenate([header_symbols(header, self.config), row]).astype(np.complex64)
-            tags = {self.length_tag_key: pmt.from_long(len(packet)), TAG_IMAGE_ID: pmt.intern(str(image_id)),
-                    TAG_SNR: pmt.from_double(float(snr)), TAG_FRAME: pmt.from_long(self._frame),
-                    "seq": pmt.from_long(header.seq)}
-            if last:
-                tags[TAG_EOB] = pmt.PMT_T
-            self._out.append((packet, tags))
-            self._frame += 1
+    def _frame_symbols(self, row, header):
+        return np.concatenate([header_symbols(header, self.config), row]).astype(np.complex64)
 
 
 class frame_gap(frame_block):
