@@ -5,9 +5,12 @@ estimator (``burst.py`` says why its loops do not serve), and the same algorithm
 array expressions costs about a hundred small array calls per burst, each a few microseconds of
 interpreter and allocation overhead: 1.5 ms per burst at -5 dB, more than twice the DeepJSCC
 decoder's time per image. These loops do the same arithmetic in one pass each (float64
-accumulation; complex64 in and out, as before). The coarse FFT and gr-fec's decoders stay with
-numpy and GNU Radio. ``cache=True`` keeps the machine code beside this file, so only the first process after
-a change compiles (a few seconds).
+accumulation; complex64 in and out, as before). The coarse FFT of :func:`detect` runs inside the
+kernel through rocket-fft (numpy.fft for numba, on pocketfft, the FFT numpy itself uses): a
+preamble check is then one compiled call, not five numpy calls each with its interpreter
+overhead, and every burst makes four or five of them at -5 dB (its candidate and the strongest
+tags inside it). gr-fec's decoders stay with GNU Radio. ``cache=True`` keeps the machine code
+beside this file, so only the first process after a change compiles (a few seconds).
 
 Every kernel takes plain arrays; symbol indices follow :class:`~singlink_gr.burst.Layout`.
 """
@@ -18,7 +21,7 @@ from numba import njit
 
 RESYNC = 32   # symbols between exact evaluations of a rotating phasor (its recursion drifts ~1e-16 per step)
 
-__all__ = ["preamble_search", "carrier_peak", "burst_symbols", "phase_track", "known_gain", "load"]
+__all__ = ["preamble_search", "carrier_peak", "detect", "burst_symbols", "phase_track", "known_gain", "load"]
 
 
 @njit(cache=True, inline="always")
@@ -120,6 +123,29 @@ def carrier_peak(coarse, zz, nfft):
     for n in range(len(zz)):
         acc += zz[n] * np.exp(-2j * np.pi * f * n)
     return f, acc.real * acc.real + acc.imag * acc.imag
+
+
+@njit(cache=True)
+def detect(x, guess, radius, pre, sps, segment, nfft_coarse, nfft, coarse_bound, threshold):
+    """A preamble near sample ``guess``: :func:`preamble_search`, then the ``nfft_coarse``-point
+    periodogram P of the de-modulated preamble; when even its bound ``coarse_bound`` max P stays
+    under ``threshold`` times the preamble's energy scale the candidate is refused there (see
+    :meth:`~singlink_gr.burst.Synchronizer.detect` for why that bound holds), otherwise
+    :func:`carrier_peak` gives the carrier offset and the coherent energy.
+    Returns (status, t0, metric, f): status 0 when the window leaves x, 1 refused by the coarse
+    bound (metric = max P / scale), 2 searched (metric = coherent energy / scale, f in cycles/symbol)."""
+    found, t0, zz, energy = preamble_search(x, guess, radius, pre, sps, segment)
+    if not found:
+        return 0, 0.0, 0.0, 0.0
+    scale = len(pre) * max(energy, 1e-30)
+    padded = np.zeros(nfft_coarse, np.complex128)
+    padded[:len(zz)] = zz
+    coarse = np.abs(np.fft.fft(padded))
+    peak = coarse.max() ** 2
+    if peak * coarse_bound < threshold * scale:
+        return 1, t0, peak / scale, 0.0
+    f, coh = carrier_peak(coarse, zz, nfft)
+    return 2, t0, coh / scale, f
 
 
 @njit(cache=True)
@@ -289,8 +315,7 @@ def load():
     x = np.zeros(64, np.complex64)
     pre = np.ones(15, np.complex64)
     preamble_search(x, 20, 2, pre, 2, 15)
-    zz = np.ones(15, np.complex64)
-    carrier_peak(np.abs(np.fft.fft(zz, 16)), zz, 64)
+    detect(x, 20, 2, pre, 2, 15, 16, 64, 1.5, 0.0)
     burst_symbols(x, 2.0, 2, 0, 8, 0.0)
     blocks = np.arange(16, 40, dtype=np.int64).reshape(3, 8)
     phase_track(x, 15, pre, blocks, np.ones((3, 8), np.complex64), 0.5, np.linspace(-1e-3, 1e-3, 5),

@@ -6,11 +6,12 @@
   ``snr_db`` = the estimate, ``image_id``, ``frame`` = the header's sequence number, ``eob`` on a
   last burst, ``cfo``), ready for :class:`jscc_rx`; statistics in :attr:`burst_sync.stats` and one
   message per burst on ``bursts``;
-- :class:`burst_rx`: hierarchical block ``filter.fir_filter_ccf(RRC)`` -> ``digital.corr_est_cc``
+- :class:`burst_rx`: hierarchical block ``filter.fft_filter_ccf(RRC)`` -> ``digital.corr_est_cc``
   -> ``burst_sync`` -> ``jscc_rx``, with ``images_out`` (and ``bursts``) message outputs.
 """
 from __future__ import annotations
 
+import bisect
 import collections
 import time
 
@@ -23,6 +24,10 @@ from .common import DEFAULT_CHECKPOINT, TAG_EOB, TAG_FRAME, TAG_IMAGE_ID, TAG_SN
 from .jscc_rx import jscc_rx
 
 STATS = ("candidates", "no_preamble", "header_crc", "wrong_k", "truncated", "errors", "bursts")
+
+
+def _offset(c):
+    return c[0]
 
 
 DETECT_CHUNK_BLOCKS = 4   # corr_est_cc FFT blocks per work call (see preamble_detector)
@@ -86,7 +91,7 @@ class burst_sync(gr.basic_block):
         self.results = []           # (absolute burst start, header, snr_db, cfo) of every emitted frame
         self._buf = np.zeros(0, np.complex64)
         self._base = 0              # absolute offset of _buf[0]
-        self._cands = []            # [absolute offset, corr value]
+        self._cands = []            # [absolute offset, corr value], sorted
         self._pending = {}          # anchor -> SyncResult with a decoded header, waiting for samples
         self._out = collections.deque()
         self._pos = 0
@@ -95,6 +100,15 @@ class burst_sync(gr.basic_block):
         self._keys = {key: pmt.intern(key) for key in (self.length_tag_key, TAG_SNR, TAG_IMAGE_ID, TAG_FRAME, "cfo",
                                                        "method_hint", TAG_EOB)}   # output tag keys, interned once
         self.message_port_register_out(self._port)
+        # per-burst constants (samples), and the C++ gateway's methods bound once: reaching them through
+        # gr.basic_block's __getattr__ costs an interpreter detour per call, several per burst
+        self._margin = self.sync.margin()
+        self._preamble_samples = self.sync.preamble_samples()
+        self._sizes = {}            # k -> (burst length, samples from guess - margin to its end)
+        gw = self.gateway
+        self._tags_in_window, self._add_item_tag = gw.get_tags_in_window, gw.add_item_tag
+        self._nitems_read, self._nitems_written, self._consume = gw.nitems_read, gw.nitems_written, gw.consume
+        self._subscribers = None    # whether anyone listens on "bursts", known once the flowgraph runs
 
     def forecast(self, noutput_items, ninputs):
         return [1] * ninputs
@@ -105,19 +119,21 @@ class burst_sync(gr.basic_block):
         inp = input_items[0]
         n = len(inp)
         if n:
-            start = self.nitems_read(0)
-            for t in self.get_tags_in_window(0, 0, n, self._corr_start):
-                self._cands.append([int(t.offset), float(pmt.to_double(t.value))])
+            start = self._nitems_read(0)
+            tags = self._tags_in_window(0, 0, n, self._corr_start)
+            if tags:
+                self._cands.extend([[t.offset, pmt.to_double(t.value)] for t in tags])
+                self._cands.sort()
             if start != self._base + len(self._buf):   # never happens with a plain stream
                 self._buf, self._base = np.zeros(0, np.complex64), start
-            self._buf = np.concatenate([self._buf, np.asarray(inp, np.complex64)])
+            self._buf = np.concatenate([self._buf, inp])
             while True:
                 try:
                     self._process()
                     break
                 except Exception as e:   # a bug must cost one burst, not the flowgraph
                     self._fail(e)
-            self.consume(0, n)
+            self._consume(0, n)
         produced = self._write(output_items[0])
         self.work_seconds += time.thread_time() - t0
         return produced
@@ -143,8 +159,9 @@ class burst_sync(gr.basic_block):
         while self._out and produced < len(out):
             sym, tags = self._out[0]
             if self._pos == 0:
+                at = self._nitems_written(0) + produced
                 for key, value in tags.items():
-                    self.add_item_tag(0, self.nitems_written(0) + produced, key, value)
+                    self._add_item_tag(0, at, key, value)
             take = min(len(sym) - self._pos, len(out) - produced)
             out[produced:produced + take] = sym[self._pos:self._pos + take]
             produced += take
@@ -169,120 +186,134 @@ class burst_sync(gr.basic_block):
         self._publish(info)
 
     def _window(self, a, nsamples):
-        lo = a - self.sync.margin() - self._base
-        return self._buf[max(lo, 0):lo + nsamples], self.sync.margin() + min(lo, 0)
+        lo = a - self._margin - self._base
+        return self._buf[max(lo, 0):lo + nsamples], self._margin + min(lo, 0)
+
+    def _size(self, k):
+        """(burst length, samples from guess - margin to the burst's end) for payload length k, in samples;
+        k None: (the length without payload, samples to the header's end)."""
+        if k not in self._sizes:
+            self._sizes[k] = (Layout.of(self.cfg, k or 0).length * self.cfg.sps, self.sync.samples_needed(k))
+        return self._sizes[k]
 
     def _process(self):
         end = self._base + len(self._buf)
-        while self._cands:
-            self._cands.sort()
-            c0 = self._cands[0][0]
-            group = [c for c in self._cands if c[0] <= c0 + 2 * self.cfg.sps]
-            a = max(group, key=lambda c: c[1])[0]
-            strength = max(c[1] for c in group)
+        cands = self._cands   # sorted by offset; a group is the tags within 2 symbols of the first
+        while cands:
+            group = bisect.bisect_right(cands, cands[0][0] + 2 * self.cfg.sps, key=_offset)
+            a, strength = cands[0]
+            for c in cands[1:group]:   # the strongest (the first of equals)
+                if c[1] > strength:
+                    a, strength = c
             step = self._known_k(a, group, strength, end) if self.k is not None else \
                 self._any_k(a, group, strength, end)
             if not step:
                 break
         # keep what a candidate still needs, or the last few samples a new tag could point back to
-        keep_from = min([c[0] for c in self._cands], default=end) - self.sync.margin() - 8
+        keep_from = (cands[0][0] if cands else end) - self._margin - 8
         if keep_from > self._base:
             self._buf = self._buf[keep_from - self._base:]
             self._base = keep_from
 
-    def _cut_by(self, a, burst_end, strength, end, metric=0.0):
-        """(samples needed, first valid preamble starting inside [a, burst_end) or None): another
-        preamble as strong as this one inside the burst means this burst was cut short. Valid means
-        a preamble metric of at least ``detect_metric`` and ``CUT_METRIC`` times the burst's own
-        ``metric``: a restart or a collision at a similar level has about the same metric
-        (~ snr / (1 + snr)), while the 255 data symbols under a tag reach ``detect_metric`` (0.08,
-        sized for -5 dB) by chance in about 1 of 10^4 checks (a chi-square over ~70,000 timing and
-        frequency cells); at 10 dB that had cut a burst every ~15 s of a 1 Msps stream."""
-        inner = [c for c in self._cands if a + 4 * self.cfg.sps < c[0] < burst_end and c[1] >= 0.25 * strength]
-        # only the 3 strongest are checked: a whole preamble correlates ~64 snr / (1 + snr) times above
-        # the random correlation of data symbols, so at low SNR, where corr_est_cc tags dozens of
-        # data peaks per burst, a real one is still among the strongest
-        inner = sorted(inner, key=lambda c: -c[1])[:3]
+    def _inner(self, a, burst_end, strength):
+        """(the candidates to check for a cut, samples needed to check them): the tags inside the
+        burst at least a quarter as strong as its own, the 3 strongest of them; a whole preamble
+        correlates ~64 snr / (1 + snr) times above the random correlation of data symbols, so at low
+        SNR, where corr_est_cc tags dozens of data peaks per burst, a real one is still among the
+        strongest."""
+        cands = self._cands
+        lo = bisect.bisect_right(cands, a + 4 * self.cfg.sps, key=_offset)
+        hi = bisect.bisect_left(cands, burst_end, key=_offset)
+        floor = 0.25 * strength
+        inner = sorted((c for c in cands[lo:hi] if c[1] >= floor), key=lambda c: -c[1])[:3]
         if not inner:
-            return 0, None
-        need = max(c[0] for c in inner) - self.sync.margin() + self.sync.preamble_samples()
-        if end < need:
-            return need, None
-        valid = []
-        for c in inner:
-            x, guess = self._window(c[0], self.sync.preamble_samples())
-            if self.sync.detect(x, guess, CUT_METRIC * metric).ok:
-                valid.append(c[0])
-        return need, min(valid, default=None)
+            return inner, 0
+        return inner, max(c[0] for c in inner) - self._margin + self._preamble_samples
+
+    def _cut(self, inner, metric):
+        """The first valid preamble among ``inner`` (None if none): another preamble as strong as this
+        one inside the burst means this burst was cut short. Valid means a preamble metric of at least
+        ``detect_metric`` and ``CUT_METRIC`` times the burst's own ``metric``: a restart or a collision
+        at a similar level has about the same metric (~ snr / (1 + snr)), while the 255 data symbols
+        under a tag reach ``detect_metric`` (0.08, sized for -5 dB) by chance in about 1 of 10^4 checks
+        (a chi-square over ~70,000 timing and frequency cells); at 10 dB that had cut a burst every
+        ~15 s of a 1 Msps stream."""
+        valid = [c[0] for c in inner if self.sync.detect(*self._window(c[0], self._preamble_samples),
+                                                         CUT_METRIC * metric).ok]
+        return min(valid, default=None)
+
+    def _drop_before(self, e):
+        """Forget the candidates before absolute offset e."""
+        del self._cands[:bisect.bisect_left(self._cands, e, key=_offset)]
 
     def _known_k(self, a, group, strength, end) -> bool:
         """The receiver's k is known: wait for a whole burst of that k, then detect, check for a cut,
-        and decode header and payload in one pass. False: wait for more samples."""
-        cfg, sps = self.cfg, self.cfg.sps
-        length = Layout.of(cfg, self.k).length * sps
+        and decode header and payload in one pass. False: wait for more samples. ``group``: how many
+        of the first candidates are this one's."""
+        length, needed = self._size(self.k)
         burst_end = a + length
-        need_cut, _ = self._cut_by(a, burst_end, strength, -1)
-        if end < max(a - self.sync.margin() + self.sync.samples_needed(self.k), need_cut):
+        inner, need_cut = self._inner(a, burst_end, strength)
+        if end < max(a - self._margin + needed, need_cut):
             return False
         self.stats["candidates"] += 1
-        x, guess = self._window(a, self.sync.samples_needed(self.k))
+        x, guess = self._window(a, needed)
         res = self.sync.detect(x, guess)
         if not res.ok:
-            self._drop(a, "no_preamble", f"preamble metric {res.metric:.3f} < {cfg.detect_metric}", res)
-            self._remove(lambda c: c in group)
+            self._drop(a, "no_preamble", f"preamble metric {res.metric:.3f} < {self.cfg.detect_metric}", res)
+            del self._cands[:group]
             return True
-        _, cut = self._cut_by(a, burst_end, strength, end, res.metric)
+        cut = self._cut(inner, res.metric)
         if cut is not None:
             self._drop(a, "truncated", f"a new preamble at item {cut}, {cut - a} of {length} samples in", res)
-            self._remove(lambda c, e=cut: c[0] < e)
+            self._drop_before(cut)
             return True
         res = self.sync.decode(x, res, self.k)
         if res.header is None:
             self._drop(a, "header_crc", "header CRC failed", res)
-            self._remove(lambda c: c in group)
+            del self._cands[:group]
         elif not res.ok:   # a valid header for another k: skip that burst
             k = res.header.k
             self._drop(a, "wrong_k", f"header says k = {k}, the decoder takes k = {self.k}", res)
-            self._remove(lambda c, e=a + Layout.of(cfg, k).length * sps: c[0] < e)
+            self._drop_before(a + self._size(k)[0])
         else:
             self._emit(a, res)
-            self._remove(lambda c, e=burst_end: c[0] < e)
+            self._drop_before(burst_end)
         return True
 
     def _any_k(self, a, group, strength, end) -> bool:
         """k = 0 (any): decode the header first, then wait for the burst length it announces."""
-        cfg, sps = self.cfg, self.cfg.sps
         res = self._pending.get(a)
         if res is None:
-            if end < a - self.sync.margin() + self.sync.samples_needed(None):
+            needed = self._size(None)[1]
+            if end < a - self._margin + needed:
                 return False
             self.stats["candidates"] += 1
-            x, guess = self._window(a, self.sync.samples_needed(None))
+            x, guess = self._window(a, needed)
             res = self.sync.detect(x, guess)
             if not res.ok:
-                self._drop(a, "no_preamble", f"preamble metric {res.metric:.3f} < {cfg.detect_metric}", res)
-                self._remove(lambda c: c in group)
+                self._drop(a, "no_preamble", f"preamble metric {res.metric:.3f} < {self.cfg.detect_metric}", res)
+                del self._cands[:group]
                 return True
             res = self.sync.header(x, res)
             if res.header is None:
                 self._drop(a, "header_crc", "header CRC failed", res)
-                self._remove(lambda c: c in group)
+                del self._cands[:group]
                 return True
             self._pending[a] = res
-        k = res.header.k
-        length = Layout.of(cfg, k).length * sps
+        length, needed = self._size(res.header.k)
         burst_end = a + length
-        need_cut, cut = self._cut_by(a, burst_end, strength, end, res.metric)
-        if end < max(a - self.sync.margin() + self.sync.samples_needed(k), need_cut):
+        inner, need_cut = self._inner(a, burst_end, strength)
+        if end < max(a - self._margin + needed, need_cut):
             return False
         self._pending.pop(a, None)
+        cut = self._cut(inner, res.metric)
         if cut is not None:
             self._drop(a, "truncated", f"a new preamble at item {cut}, {cut - a} of {length} samples in", res)
-            self._remove(lambda c, e=cut: c[0] < e)
+            self._drop_before(cut)
             return True
-        x, guess = self._window(a, self.sync.samples_needed(k))
+        x, guess = self._window(a, needed)
         self._emit(a, self.sync.finish(x, res))
-        self._remove(lambda c, e=burst_end: c[0] < e)
+        self._drop_before(burst_end)
         return True
 
     def _fail(self, error):
@@ -293,10 +324,7 @@ class burst_sync(gr.basic_block):
         c0 = self._cands[0][0]
         self._pending.pop(c0, None)
         self._drop(c0, "errors", f"{type(error).__name__}: {error}")
-        self._remove(lambda c: c[0] <= c0 + 2 * self.cfg.sps)
-
-    def _remove(self, pred):
-        self._cands = [c for c in self._cands if not pred(c)]
+        self._drop_before(c0 + 2 * self.cfg.sps + 1)
 
     def _emit(self, anchor, res):
         h = res.header
@@ -318,8 +346,11 @@ class burst_sync(gr.basic_block):
         self._publish(info)
 
     def _listened(self) -> bool:
-        # messages only when someone listens: building and posting one costs more than a burst's sync
-        return bool(pmt.length(self.message_subscribers(self._port)))
+        # messages only when someone listens: building and posting one costs more than a burst's sync;
+        # the subscribers are fixed before the flowgraph starts, so they are asked once
+        if self._subscribers is None:
+            self._subscribers = bool(pmt.length(self.message_subscribers(self._port)))
+        return self._subscribers
 
     def _publish(self, info):
         self.message_port_pub(self._port, to_pmt(info))
@@ -328,7 +359,8 @@ class burst_sync(gr.basic_block):
 class burst_rx(gr.hier_block2):
     """Complex baseband (``sps`` samples per symbol) -> restored images.
 
-    ``filter.fir_filter_ccf`` (the RRC matched filter, GNU Radio's firdes taps) ->
+    ``filter.fft_filter_ccf`` (the RRC matched filter, GNU Radio's firdes taps; for its 45 taps the
+    FFT filter does the work of ``fir_filter_ccf`` in a quarter of the time, equal to float rounding) ->
     ``digital.corr_est_cc`` (correlation with the first ``detect_len`` preamble chips, dynamic
     threshold ``detect_threshold``) -> :class:`burst_sync` -> :class:`jscc_rx` (``method``
     deepjscc / sing-zero / sing-inn, at the SNR estimated from the burst). ``eq_taps`` > 0 (odd)
@@ -353,7 +385,7 @@ class burst_rx(gr.hier_block2):
         self.rx = jscc_rx(method, checkpoint=checkpoint, prior=prior, steps=steps, zeta=zeta, inn=inn,
                           output_dir=output_dir, seed=seed, batch_size=batch_size, device=device)
         self.k = self.rx.k
-        self.matched = filter.fir_filter_ccf(1, rrc_taps(self.config).tolist())
+        self.matched = filter.fft_filter_ccf(1, rrc_taps(self.config).tolist(), 1)
         self.corr = preamble_detector(self.config, detect_threshold)
         self.sync = burst_sync(k=self.k, config=self.config)
         self.connect(self, self.matched, self.corr, self.sync, self.rx)
