@@ -47,7 +47,7 @@ def random_packets(n, k, config: OFDMConfig | None = None, seed=0, corrupt=()):
 
 
 def run_ofdm_chain(symbols, tags, k, config: OFDMConfig | None = None, snr_db=None, cfo=0.0, taps=(1.0,),
-                   seed=1, sync_threshold=0.2):
+                   seed=1, sync_threshold=0.1):
     """Packets -> :class:`~singlink_gr.ofdm_jscc_tx.ofdm_mod` -> ``channels.channel_model`` (noise for
     ``snr_db`` per subcarrier, ``cfo`` cycles/sample, ``taps`` scaled to unit energy, noise seed
     ``seed``) -> :class:`~singlink_gr.ofdm_jscc_rx.ofdm_demod` -> vector sink. Returns (demod block,
