@@ -57,7 +57,8 @@ import numpy as np
 from .burst import Header, PolarHeader, bits_to_header, header_to_bits
 
 __all__ = ["OFDMConfig", "ofdm_header", "header_symbols", "read_header", "common_phase",
-           "data_aided_noise", "TAG_CHAN_TAPS", "TAG_ESTIMATE", "TAG_CARR_OFFSET", "TAG_NOISE", "TAG_PHASE"]
+           "data_aided_noise", "TAG_CHAN_TAPS", "TAG_ESTIMATE", "TAG_CARR_OFFSET", "TAG_NOISE", "TAG_PHASE",
+           "TAG_SYNC1"]
 
 #: tags of GNU Radio's OFDM blocks (chanest, frame equaliser) and the ones the header reader adds
 TAG_CHAN_TAPS = "ofdm_sync_chan_taps"
@@ -65,6 +66,7 @@ TAG_CARR_OFFSET = "ofdm_sync_carr_offset"
 TAG_NOISE = "noise_eff"     # m: effective noise per carrier before equalisation (see the module docstring)
 TAG_PHASE = "phase_obs"     # the header's per-symbol phase observations (complex, one per OFDM symbol)
 TAG_ESTIMATE = "chan_est"   # the channel estimate again: ofdm_frame_equalizer_vcvc consumes TAG_CHAN_TAPS
+TAG_SYNC1 = "sync_word1"    # sync word 1 as received (FFT'd), for the header's channel estimate
 
 
 @lru_cache(maxsize=1)

@@ -26,8 +26,8 @@ from .burst import FLAG_LAST
 from .common import DEFAULT_CHECKPOINT, TAG_EOB, TAG_FRAME, TAG_IMAGE_ID, TAG_SNR, tags_in, to_pmt
 from .frame_block import frame_block
 from .jscc_rx import jscc_rx
-from .ofdm import (TAG_CARR_OFFSET, TAG_CHAN_TAPS, TAG_ESTIMATE, TAG_NOISE, TAG_PHASE, OFDMConfig, common_phase,
-                   data_aided_noise, read_header)
+from .ofdm import (TAG_CARR_OFFSET, TAG_CHAN_TAPS, TAG_ESTIMATE, TAG_NOISE, TAG_PHASE, TAG_SYNC1, OFDMConfig,
+                   common_phase, data_aided_noise, read_header)
 
 FRAME_LEN = "frame_len"    # GNU Radio's OFDM frame length tag (OFDM symbols)
 STATS = ("headers", "header_crc", "wrong_k", "frames")
@@ -44,6 +44,34 @@ def _pilot_obs(y, h, cfg: OFDMConfig, first: int):
     pilot in a spectral null would otherwise dominate the phase)."""
     c = cfg.index(cfg.pilot_carriers[0])
     return np.sum(np.conj(cfg.pilot_values(first, len(y))) * y[:, c] * np.abs(h[c]) ** 2, axis=1)
+
+
+class sync_word_tap(gr.sync_block):
+    """Header frames of FFT'd OFDM symbols (sync word 1, sync word 2, the header's symbols; from
+    ``header_payload_demux`` via ``fft.fft_vcc``) passed through unchanged, sync word 1 of each added
+    as the tag ``sync_word1`` (complex vector) on the frame's first header symbol, the item that
+    ``ofdm_chanest_vcvc`` gives out first and tags with its estimate.
+
+    Why: ``ofdm_chanest_vcvc`` estimates the channel from sync word 2 alone and consumes both sync
+    words; at 0 dB per subcarrier that estimate is as noisy as the symbols it equalises. Sync word 1
+    carries known values of power 2 on every second carrier: combined with sync word 2 (see
+    :class:`ofdm_header_reader`), those carriers' estimates are 4.8 dB better for the header."""
+
+    def __init__(self, config: OFDMConfig):
+        self.cfg = config
+        gr.sync_block.__init__(self, name="singlink_sync_word_tap", in_sig=[(np.complex64, config.fft_len)],
+                               out_sig=[(np.complex64, config.fft_len)])
+        self.frame = 2 + config.header_ofdm_symbols
+        self.set_output_multiple(self.frame)   # whole frames per call: item 0 of each is sync word 1
+        self._key = pmt.intern(TAG_SYNC1)
+
+    def work(self, input_items, output_items):
+        inp, out = input_items[0], output_items[0]
+        out[:] = inp
+        start = self.nitems_read(0)
+        for i in range(0, len(inp), self.frame):
+            self.add_item_tag(0, start + i + 2, self._key, pmt.init_c32vector(self.cfg.fft_len, inp[i].tolist()))
+        return len(inp)
 
 
 class ofdm_header_reader(gr.sync_block):
@@ -77,6 +105,8 @@ class ofdm_header_reader(gr.sync_block):
         self.message_port_register_out(self._port)
         self._data = self.cfg.index(self.cfg.occupied_carriers[0])
         self._pilots = self.cfg.index(self.cfg.pilot_carriers[0])
+        self._sync1 = self.cfg.sync_words[0]
+        self._sync_power = tuple(np.abs(w) ** 2 for w in self.cfg.sync_words)
         self._omegas = np.linspace(-OMEGA_MAX, OMEGA_MAX, int(round(2 * OMEGA_MAX / OMEGA_STEP)) + 1)
 
     def work(self, input_items, output_items):
@@ -100,11 +130,21 @@ class ofdm_header_reader(gr.sync_block):
         pilots = cfg.pilot_values(0, n_hdr)
         pilot_obs = _pilot_obs(y, h, cfg, 0)
         w = np.abs(h[d]) ** 2                                        # LLR weight |H_c|^2 / m
+        nd, used = len(d), np.concatenate([d, p])
+        sync1 = tags.get(TAG_SYNC1)
+        offset = tags.get(TAG_CARR_OFFSET)
+        if sync1 is not None:   # sync word 1's estimate, carrier offset removed as in chanest's taps
+            e1, e2 = self._sync_power
+            h1 = np.roll(np.asarray(sync1.value, np.complex64), -(int(offset.value) if offset else 0))[used]
+            h1 = h1 * np.conj(self._sync1[used]) / np.maximum(e1[used], 1e-12)
         likelihood = np.real(np.exp(-1j * np.outer(self._omegas, index)) @ pilot_obs)
         for rank, omega in enumerate(self._omegas[np.argsort(-likelihood, kind="stable")]):
-            y1 = y * np.exp(-1j * omega * index)[:, None]
-            m_pilots = max(data_aided_noise(y1[:, p], pilots, h[p][None]), 1e-6)
-            header, ok, x = read_header((y1[:, d] * w[None]).reshape(-1), m_pilots, rank < LIST_TRIES)
+            # both sync words' estimate (sync word 1 lies one OFDM symbol before the reference)
+            he = h[used] if sync1 is None else (e1[used] * h1 * np.exp(1j * omega) + e2[used] * h[used]) / (
+                e1[used] + e2[used])
+            y1 = y[:, used] * np.exp(-1j * omega * index)[:, None] * (h[used] / he)[None]
+            m_pilots = max(data_aided_noise(y1[:, nd:], pilots, he[None, nd:]), 1e-6)
+            header, ok, x = read_header((y1[:, :nd] * np.abs(he[:nd]) ** 2).reshape(-1), m_pilots, rank < LIST_TRIES)
             if ok:
                 break
         else:
@@ -127,7 +167,6 @@ class ofdm_header_reader(gr.sync_block):
             d_msg = pmt.dict_add(d_msg, pmt.intern(key), to_pmt(value))
         taps = pmt.init_c32vector(len(h), h.tolist())
         d_msg = pmt.dict_add(pmt.dict_add(d_msg, pmt.intern(TAG_CHAN_TAPS), taps), pmt.intern(TAG_ESTIMATE), taps)
-        offset = tags.get(TAG_CARR_OFFSET)
         d_msg = pmt.dict_add(d_msg, pmt.intern(TAG_CARR_OFFSET), pmt.from_long(int(offset.value) if offset else 0))
         d_msg = pmt.dict_add(d_msg, pmt.intern(TAG_PHASE), pmt.init_c32vector(n_hdr, obs.astype(np.complex64).tolist()))
         return d_msg
@@ -392,7 +431,8 @@ class ofdm_demod(gr.hier_block2):
         self.header_eq = digital.ofdm_frame_equalizer_vcvc(self._header_eq.base(), cp, FRAME_LEN, True,
                                                            cfg.header_ofdm_symbols)
         self.header_reader = ofdm_header_reader(k, cfg)
-        self.connect((self.demux, 0), self.header_fft, self.chanest, self.header_eq, self.header_reader)
+        self.sync_tap = sync_word_tap(cfg)
+        self.connect((self.demux, 0), self.header_fft, self.sync_tap, self.chanest, self.header_eq, self.header_reader)
         self.msg_connect(self.header_reader, "header_data", self.demux, "header_data")
         # payload
         self.payload_fft = fft.fft_vcc(n, True, (), True)
