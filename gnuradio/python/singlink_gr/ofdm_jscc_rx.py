@@ -295,7 +295,8 @@ class preamble_timing(gr.sync_block):
         self._emit = []      # (absolute output index, frequency)
         self._last = None    # the last trigger passed: [t, metric, index into _emit or None once sent]
         self._hold = 0.0
-        self.metrics = []
+        self.triggers = self.rejected = 0   # S&C triggers refined, and of those below min_metric or at the edge
+        self.last_frequency = None          # the frequency of the last trigger passed
 
     def refine(self, s):
         """(trigger, metric) for the S&C trigger at absolute index s."""
@@ -344,10 +345,11 @@ class preamble_timing(gr.sync_block):
                 waiting.append(s)
                 continue
             t, metric = self.refine(s)
-            self.metrics.append(metric)
+            self.triggers += 1
             if t is None or metric < self.min_metric:
+                self.rejected += 1
                 continue
-            f = self.frequency(t)
+            f = self.last_frequency = self.frequency(t)
             last = self._last
             if last is None or t >= last[0] + self.holdoff:
                 self._emit.append([t + self.LOOKAHEAD, f])

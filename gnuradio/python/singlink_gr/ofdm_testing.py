@@ -10,7 +10,7 @@ from .burst import FLAG_LAST, Header, header_to_bits
 from .ofdm import OFDMConfig, header_symbols, ofdm_header
 from .testing import make_tag, messages, pdu_image, run_flowgraph, sink_tags
 
-__all__ = ["random_packets", "run_ofdm_chain", "unit_taps", "over_gnuradio", "over_sionna"]
+__all__ = ["random_packets", "run_ofdm_chain", "frame_delivery", "unit_taps", "over_gnuradio", "over_sionna"]
 
 
 def unit_taps(taps) -> np.ndarray:
@@ -70,6 +70,19 @@ def run_ofdm_chain(symbols, tags, k, config: OFDMConfig | None = None, snr_db=No
     for off, _, length in sink_tags(sink, "packet_len"):
         frames.append((data[off:off + length], {t[1]: t[2] for t in all_tags if t[0] == off}))
     return demod, frames
+
+
+def frame_delivery(n, k, snr_db, taps, cfo, seed, config: OFDMConfig | None = None):
+    """``n`` frames of k random payload symbols (seed ``seed``) through :func:`run_ofdm_chain` (noise
+    seed ``seed`` + 1) -> counts: ``sent``, ``not_found`` (no header read for the frame), the
+    receiver's ``header_crc`` and ``wrong_k``, ``delivered`` (frames out, each seq once, in order:
+    ``in_order``)."""
+    sym, tags, _ = random_packets(n, k, config, seed=seed)
+    demod, frames = run_ofdm_chain(sym, tags, k, config, snr_db=snr_db, cfo=cfo, taps=taps, seed=seed + 1)
+    seqs = [int(t["frame"]) for _, t in frames]
+    stats = demod.stats
+    return {"sent": n, "not_found": n - stats["headers"], "header_crc": stats["header_crc"],
+            "wrong_k": stats["wrong_k"], "delivered": len(seqs), "in_order": seqs == sorted(set(seqs))}
 
 
 def over_gnuradio(files, jscc, snr_db, taps, cfo, seed):
