@@ -506,6 +506,15 @@ class Synchronizer:
         ok = status == 2 and metric >= threshold
         return SyncResult(ok, "" if ok else "no preamble", metric=metric, timing=t0, cfo=f / cfg.sps)
 
+    def first_preamble(self, x: np.ndarray, guesses, min_metric: float = 0.0) -> int | None:
+        """The smallest of ``guesses`` (samples into x, each with the samples :meth:`detect` needs
+        around it) at which :meth:`detect` with ``min_metric`` would pass, or None."""
+        cfg = self.cfg
+        first = K.first_preamble(np.asarray(x, np.complex64), np.asarray(guesses, np.int64), cfg.timing_search,
+                                 self.pre, cfg.sps, self.SEGMENT, self.nfft_coarse, self.nfft, self.coarse_bound,
+                                 max(cfg.detect_metric, float(min_metric)))
+        return None if first < 0 else int(first)
+
     def _symbols(self, x, res, n, first=0):
         """Burst symbols first..n-1 at the found timing: as sampled, and with the carrier offset removed."""
         if n <= first:

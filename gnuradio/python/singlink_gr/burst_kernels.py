@@ -21,19 +21,14 @@ from numba import njit
 
 RESYNC = 32   # symbols between exact evaluations of a rotating phasor (its recursion drifts ~1e-16 per step)
 
-__all__ = ["preamble_search", "carrier_peak", "detect", "burst_symbols", "phase_track", "known_gain", "load"]
+__all__ = ["preamble_search", "carrier_peak", "detect", "first_preamble", "burst_symbols", "phase_track", "known_gain", "load"]
 
 
 @njit(cache=True, inline="always")
-def _cubic_at(x, t):
-    """x at the fractional position t (cubic Lagrange through x[i-1..i+2], i = floor(t))."""
-    i = int(np.floor(t))
-    mu = t - i
-    c_m1 = -mu * (mu - 1.0) * (mu - 2.0) / 6.0
-    c_0 = (mu + 1.0) * (mu - 1.0) * (mu - 2.0) / 2.0
-    c_1 = -(mu + 1.0) * mu * (mu - 2.0) / 2.0
-    c_2 = (mu + 1.0) * mu * (mu - 1.0) / 6.0
-    return c_m1 * x[i - 1] + c_0 * x[i] + c_1 * x[i + 1] + c_2 * x[i + 2]
+def _cubic_weights(mu):
+    """Cubic Lagrange weights of x[i-1..i+2] for the position i + mu, 0 <= mu < 1."""
+    return (-mu * (mu - 1.0) * (mu - 2.0) / 6.0, (mu + 1.0) * (mu - 1.0) * (mu - 2.0) / 2.0,
+            -(mu + 1.0) * mu * (mu - 2.0) / 2.0, (mu + 1.0) * mu * (mu - 1.0) / 6.0)
 
 
 @njit(cache=True)
@@ -53,16 +48,18 @@ def preamble_search(x, guess, radius, pre, sps, segment):
     if hi < lo:
         return False, 0.0, zz, 0.0
     nseg = npre // segment
-    m = np.empty(hi - lo + 1)
-    for a in range(hi - lo + 1):
-        tau = lo + a
-        total = 0.0
-        for s in range(nseg):
-            acc = 0j
-            for q in range(s * segment, (s + 1) * segment):
-                acc += x[tau + sps * q] * np.conj(pre[q])
-            total += acc.real * acc.real + acc.imag * acc.imag
-        m[a] = total
+    ntau = hi - lo + 1
+    m = np.zeros(ntau)
+    acc = np.empty(ntau, np.complex128)
+    for s in range(nseg):   # all timings at once, chip by chip: the innermost loop runs over contiguous samples
+        acc[:] = 0
+        for q in range(s * segment, (s + 1) * segment):
+            c = np.conj(pre[q])
+            base = lo + sps * q
+            for a in range(ntau):
+                acc[a] += x[base + a] * c
+        for a in range(ntau):
+            m[a] += acc[a].real * acc[a].real + acc[a].imag * acc[a].imag
     j = int(np.argmax(m))
     frac = 0.0
     if 0 < j < len(m) - 1:
@@ -72,8 +69,11 @@ def preamble_search(x, guess, radius, pre, sps, segment):
             frac = min(max(0.5 * (a_ - c_) / den, -0.5), 0.5)
     t0 = float(lo + j) + frac
     energy = 0.0
+    i0 = int(np.floor(t0))
+    c_m1, c_0, c_1, c_2 = _cubic_weights(t0 - i0)   # chips a whole sps apart share the weights
     for n in range(npre):
-        y = _cubic_at(x, t0 + sps * n)
+        i = i0 + sps * n
+        y = c_m1 * x[i - 1] + c_0 * x[i] + c_1 * x[i + 1] + c_2 * x[i + 2]
         energy += y.real * y.real + y.imag * y.imag
         zz[n] = y * np.conj(pre[n])
     return True, t0, zz, energy
@@ -149,20 +149,37 @@ def detect(x, guess, radius, pre, sps, segment, nfft_coarse, nfft, coarse_bound,
 
 
 @njit(cache=True)
+def first_preamble(x, guesses, radius, pre, sps, segment, nfft_coarse, nfft, coarse_bound, threshold):
+    """The smallest of ``guesses`` (samples into x) at which :func:`detect` finds a preamble whose
+    metric reaches ``threshold``, or -1: the check of a burst for a new preamble inside it, one
+    compiled call for all its candidates."""
+    first = -1
+    for guess in guesses:
+        status, _, metric, _ = detect(x, guess, radius, pre, sps, segment, nfft_coarse, nfft, coarse_bound, threshold)
+        if status == 2 and metric >= threshold and (first < 0 or guess < first):
+            first = guess
+    return first
+
+
+@njit(cache=True)
 def burst_symbols(x, t0, sps, first, n, cfo_per_symbol):
     """Burst symbols first..n-1 of matched-filter output x at the timing t0 (cubic
     interpolation): as sampled, and de-rotated by the carrier offset (exp(-j 2 pi cfo m) at symbol
-    m). Returns (raw, derotated), complex64 (n - first,) each."""
+    m). Returns (raw, derotated), complex64 (n - first,) each. Symbols lie a whole ``sps`` samples
+    apart, so all share one set of interpolation weights."""
     raw = np.empty(n - first, np.complex64)
     rot = np.empty(n - first, np.complex64)
     w = -2.0 * np.pi * cfo_per_symbol
     step = np.exp(1j * w)
     p = 1.0 + 0j
+    i0 = int(np.floor(t0))
+    c_m1, c_0, c_1, c_2 = _cubic_weights(t0 - i0)
     for j in range(n - first):
         m = first + j
         if j % RESYNC == 0:   # the phasor recursion p *= step, restarted exactly now and then
             p = np.exp(1j * (w * m))
-        s = _cubic_at(x, t0 + sps * m)
+        i = i0 + sps * m
+        s = c_m1 * x[i - 1] + c_0 * x[i] + c_1 * x[i + 1] + c_2 * x[i + 2]
         raw[j] = s
         rot[j] = s * p
         p *= step
@@ -171,13 +188,21 @@ def burst_symbols(x, t0, sps, first, n, cfo_per_symbol):
 
 @njit(cache=True)
 def _grid_peak(d, tt, grid):
-    """The frequency on ``grid`` (cycles/symbol) where |sum_m d_m exp(-j 2 pi f t_m)| peaks (kept
-    off the grid's ends), refined by a parabola."""
+    """The frequency on the evenly spaced ``grid`` (cycles/symbol) where |sum_m d_m exp(-j 2 pi f t_m)|
+    peaks (kept off the grid's ends), refined by a parabola. Each term's phasor steps from one
+    grid frequency to the next by a constant factor (one exp per term, not one per term and
+    frequency: 41 + 21 frequencies by ~10 pilot blocks were most of a burst's phase tracking)."""
+    e = np.empty(len(d), np.complex128)
+    w = np.empty(len(d), np.complex128)
+    for m in range(len(d)):
+        e[m] = np.exp(-2j * np.pi * grid[0] * tt[m])
+        w[m] = np.exp(-2j * np.pi * (grid[1] - grid[0]) * tt[m])
     p = np.empty(len(grid))
     for g in range(len(grid)):
         acc = 0j
         for m in range(len(d)):
-            acc += d[m] * np.exp(-2j * np.pi * grid[g] * tt[m])
+            acc += d[m] * e[m]
+            e[m] *= w[m]
         p[g] = abs(acc)
     j = min(max(int(np.argmax(p)), 1), len(grid) - 2)
     a_, b_, c_ = p[j - 1], p[j], p[j + 1]
@@ -316,6 +341,7 @@ def load():
     pre = np.ones(15, np.complex64)
     preamble_search(x, 20, 2, pre, 2, 15)
     detect(x, 20, 2, pre, 2, 15, 16, 64, 1.5, 0.0)
+    first_preamble(x, np.array([20], np.int64), 2, pre, 2, 15, 16, 64, 1.5, 0.0)
     burst_symbols(x, 2.0, 2, 0, 8, 0.0)
     blocks = np.arange(16, 40, dtype=np.int64).reshape(3, 8)
     phase_track(x, 15, pre, blocks, np.ones((3, 8), np.complex64), 0.5, np.linspace(-1e-3, 1e-3, 5),

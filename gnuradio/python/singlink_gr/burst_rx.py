@@ -238,9 +238,10 @@ class burst_sync(gr.basic_block):
         under a tag reach ``detect_metric`` (0.08, sized for -5 dB) by chance in about 1 of 10^4 checks
         (a chi-square over ~70,000 timing and frequency cells); at 10 dB that had cut a burst every
         ~15 s of a 1 Msps stream."""
-        valid = [c[0] for c in inner if self.sync.detect(*self._window(c[0], self._preamble_samples),
-                                                         CUT_METRIC * metric).ok]
-        return min(valid, default=None)
+        if not inner:
+            return None
+        first = self.sync.first_preamble(self._buf, [c[0] - self._base for c in inner], CUT_METRIC * metric)
+        return None if first is None else first + self._base
 
     def _drop_before(self, e):
         """Forget the candidates before absolute offset e."""
