@@ -40,6 +40,14 @@ class Observation:
     def __len__(self):
         return self.x_jscc.shape[0]
 
+    def select(self, index: torch.Tensor) -> "Observation":
+        """The observation of the images ``index`` (a 1-D index tensor), every field cut alike."""
+        def cut(v):
+            return v[index] if torch.is_tensor(v) else v
+
+        return Observation(*(cut(getattr(self, f)) for f in ("x_jscc", "snr_db", "symbols", "h", "noise_var",
+                                                              "tx_snr_db")), codec=self.codec)
+
     def require_symbols(self, method: str) -> None:
         """One line when a method that models the channel is given decoded images only."""
         if self.symbols is None or self.noise_var is None or self.codec is None:

@@ -12,6 +12,8 @@ name without touching callers (``Receiver(..., method="my-method")``). Every met
 symbols, h and the noise variance through the codec's encoder.
 """
 
+import math
+
 import torch
 
 from ..errors import UsageError
@@ -198,6 +200,40 @@ class DPSMethod:
         return self.sampler(obs, seed=seed, progress=progress)
 
 
+def nearest_band(spans: list, snr_db: float) -> int:
+    """Index of the SNR span [lo, hi] (None: every SNR) nearest ``snr_db``: distance
+    max(lo - s, s - hi, 0); among equally near spans the narrowest, then the first."""
+    def key(i):
+        lo, hi = spans[i] or (-math.inf, math.inf)
+        return max(lo - snr_db, snr_db - hi, 0.0), hi - lo, i
+
+    return min(range(len(spans)), key=key)
+
+
+class SNRBands:
+    """One restoration per recorded SNR band (``singlink tune-sing --record-band``): each image is
+    restored by the method of the span nearest its SNR (:func:`nearest_band`). Noise is drawn per
+    image from its own seed (:func:`~.sing_zero.image_generators`), so an image's restoration does
+    not depend on which other images share its batch or band."""
+
+    def __init__(self, spans: list, methods: list):
+        self.spans, self.methods = list(spans), list(methods)
+
+    def __call__(self, obs, seed=0, progress=False):
+        from ..provenance import derive_seed
+
+        bands = [nearest_band(self.spans, float(s)) for s in obs.snr_db]
+        if len(set(bands)) == 1:
+            return self.methods[bands[0]](obs, seed=seed, progress=progress)
+        seeds = [derive_seed(seed, "image", i) for i in range(len(obs))] if isinstance(seed, int) else list(seed)
+        out = torch.empty_like(obs.x_jscc)
+        for band in sorted(set(bands)):
+            rows = [i for i, b in enumerate(bands) if b == band]
+            index = torch.tensor(rows, device=obs.x_jscc.device)
+            out[index] = self.methods[band](obs.select(index), seed=[seeds[i] for i in rows], progress=progress)
+        return out
+
+
 def _faded_snr(snr, h):
     """SNR + 10 log10(mean |h|^2) per image: the SNR of the MMSE-equalised symbols of a flat channel."""
     return snr + 10 * torch.log10((h.abs() ** 2).mean(dim=1).clamp_min(1e-12))
@@ -239,13 +275,27 @@ class Receiver:
         self.jscc = jscc if isinstance(jscc, DeepJSCC) else DeepJSCC.from_pretrained(jscc, device=device)
         self.method_name = method
         cls = _METHODS.get(method)
+        bands = [(None, options)]
         if getattr(cls, "needs_prior", False):
-            prior, options = self._defaults(method, prior, options)
-        #: the method's options as resolved (recorded beside results: which A, steps, zeta, INN)
-        self.options = {key: v if isinstance(v, (str, int, float, type(None))) else str(v) for key, v in options.items()}
-        if getattr(cls, "accepts_codec", False):
-            options["codec"] = self.jscc  # what the method models or checks its INN and sigma_y against
-        self.method = make_method(method, prior=prior, **options)
+            prior, bands = self._defaults(method, prior, options)
+
+        def plain(opts):
+            return {key: v if isinstance(v, (str, int, float, type(None))) else str(v) for key, v in opts.items()}
+
+        #: the method's options as resolved (recorded beside results: which A, steps, zeta, INN); with
+        #: SNR bands recorded for the DeepJSCC, those of the main choice and ``bands``, each band's
+        #: span and options as text
+        banded = any(opts != bands[0][1] for _, opts in bands)
+        self.options = plain(bands[0][1]) | ({"bands": "; ".join(
+            f"{lo:g}..{hi:g} dB: " + ", ".join(f"{key} {v}" for key, v in plain(opts).items() if key != "inn")
+            for (lo, hi), opts in bands[1:])} if banded else {})
+        methods = []
+        for i, (_, opts) in enumerate(bands):
+            same = next((methods[j] for j in range(i) if bands[j][1] == opts), None)  # one model per choice
+            if getattr(cls, "accepts_codec", False):
+                opts = opts | {"codec": self.jscc}  # what the method models or checks its INN and sigma_y against
+            methods.append(same or make_method(method, prior=prior, **opts))
+        self.method = SNRBands([span for span, _ in bands], methods) if banded else methods[0]
         if equalizer not in ("mmse", "zf"):
             raise UsageError(f"unknown equalizer {equalizer!r}; choose mmse or zf")
         self.equalizer = equalizer
@@ -254,7 +304,10 @@ class Receiver:
         """What a prior-based method is not given comes from the DeepJSCC: the prior shipped for its
         data set and size, the INN made for it (:func:`~.inn.find_inn`), and the settings chosen for
         it on validation images (:attr:`DeepJSCC.sing`, written by ``singlink tune-sing --record``:
-        its operator, steps and zeta serve sing-zero and sing-inn, its ``methods`` block any method)."""
+        its operator, steps and zeta serve sing-zero and sing-inn, its ``methods`` block any method).
+        Returns the prior and ``[(span, options)]``: the main choice, then one per SNR band the
+        DeepJSCC records (``tune-sing --record-band``; :attr:`DeepJSCC.sing_bands`); options the
+        caller gives hold in every band."""
         from .inn import find_inn
         from .prior import find_prior
 
@@ -263,17 +316,23 @@ class Receiver:
             prior = find_prior(cfg.dataset, cfg.image_size[-1])
         if method in ("sing-inn", "commin") and options.get("inn") is None:
             options["inn"] = find_inn(self.jscc)
-        recorded = dict(self.jscc.sing)
-        per_method = recorded.pop("methods", {})
-        chosen = recorded if method in ("sing-zero", "sing-inn") else {}
-        if method != "sing-inn":
-            chosen.pop("zeta", None)
-        chosen |= per_method.get(method, {})
-        for key, value in chosen.items():
-            options.setdefault(key, value)
-        if options.get("zeta") == "paper":  # recorded or given: the paper's SNR schedule
-            options["zeta"] = None
-        return prior, options
+        spans = list(self.jscc.sing_bands) or [(None, {})]
+        blocks = [(spans[0][0], self.jscc.sing)] + spans[1:]
+        out = []
+        for span, block in blocks:
+            recorded = dict(block)
+            per_method = recorded.pop("methods", {})
+            chosen = recorded if method in ("sing-zero", "sing-inn") else {}
+            if method != "sing-inn":
+                chosen.pop("zeta", None)
+            chosen |= per_method.get(method, {})
+            opts = dict(options)
+            for key, value in chosen.items():
+                opts.setdefault(key, value)
+            if opts.get("zeta") == "paper":  # recorded or given: the paper's SNR schedule
+                opts["zeta"] = None
+            out.append((span, opts))
+        return prior, out
 
     def decode(self, y, snr_db, h=None, no_eff=None):
         """Received symbols (N, k) -> DeepJSCC reconstruction x_JSCC (N, C, H, W) in [0, 1].

@@ -148,3 +148,69 @@ def test_tune_sing_scans_the_remedies_and_records_each_methods_choice(models, tm
                          (["--methods", "dps"], "--methods takes sing-zero")):
         assert main(["tune-sing", "--jscc", str(folder), "--out", str(tmp_path / "bad")] + flags) == 2
         assert not (tmp_path / "bad").exists()
+
+
+def test_nearest_band_is_the_nearest_span_then_the_narrowest():
+    from singlink.receiver.plugin import nearest_band
+
+    spans = [(-5.0, 1.0), (3.0, 5.0)]
+    assert [nearest_band(spans, s) for s in (-9, -1, 1.9, 2.0, 2.1, 4, 20)] == [0, 0, 0, 1, 1, 1, 1]
+    # an unbounded main choice serves every SNR no band holds
+    assert [nearest_band([None, (3.0, 5.0)], s) for s in (-5, 2.9, 3, 5, 5.1)] == [0, 0, 1, 1, 0]
+
+
+def test_record_band_adds_an_snr_band_and_the_receiver_restores_each_image_with_its_bands_choice(
+        models, tmp_path, one_thread):
+    """tune-sing --record-band keeps the main choice and adds the band its --snr spans (replacing
+    bands it overlaps); Receiver then restores each image with the choice nearest its SNR, with the
+    same noise as a receiver built with that choice alone."""
+    from singlink.cli import main
+
+    folder = _with_sing(models / "jscc", tmp_path / "jscc", {})
+    common = ["tune-sing", "--jscc", str(folder), "--prior", str(models / "prior"), "--images", "2", "--steps", "2",
+              "--zetas", ""]
+    assert main(common + ["--snr", "-5,-3", "--operators", "pool2", "--record", "--out", str(tmp_path / "a")]) == 0
+    assert main(common + ["--snr", "3,5", "--operators", "pool8", "--record-band", "--out", str(tmp_path / "b")]) == 0
+    sing = json.loads((folder / "config.json").read_text())["sing"]
+    assert sing["operator"] == "pool2" and [b["snr_db"] for b in sing["bands"]] == [[3.0, 5.0]]
+    assert sing["bands"][0]["operator"] == "pool8" and sing["bands"][0]["chosen_by"]["snr_db"] == [3.0, 5.0]
+    jscc = DeepJSCC.from_pretrained(folder)
+    assert [span for span, _ in jscc.sing_bands] == [(-5.0, -3.0), (3.0, 5.0)]
+    # a later band over the same SNRs replaces it; --record keeps the bands
+    assert main(common + ["--snr", "4", "--operators", "pool4", "--record-band", "--out", str(tmp_path / "c")]) == 0
+    assert main(common + ["--snr", "-5,-3", "--operators", "pool2", "--record", "--out", str(tmp_path / "d")]) == 0
+    sing = json.loads((folder / "config.json").read_text())["sing"]
+    assert [(b["snr_db"], b["operator"]) for b in sing["bands"]] == [([4.0, 4.0], "pool4")]
+
+    rx = Receiver(folder, "sing-zero", prior=models / "prior")
+    assert rx.options["operator"] == "pool2" and "4..4 dB: operator pool4" in rx.options["bands"]
+    x = torch.rand(3, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    snr = torch.tensor([-4.0, 5.0, 0.0])
+    out = rx.restore(x, snr, seed=7)
+    alone = {op: Receiver(folder, "sing-zero", prior=models / "prior", operator=op).restore(x, snr, seed=7)
+             for op in ("pool2", "pool4")}
+    for i, op in enumerate(("pool2", "pool4", "pool2")):  # same noise; the UNet's sums vary with batch size
+        torch.testing.assert_close(out[i], alone[op][i], atol=1e-4, rtol=0)
+    # options the caller gives hold in every band: no bands left to tell apart
+    assert "bands" not in Receiver(folder, "sing-zero", prior=models / "prior", operator="pool4").options
+    assert main(common + ["--snr", "4", "--record", "--record-band", "--out", str(tmp_path / "e")]) == 2
+
+
+def test_a_band_without_its_snrs_is_a_corrupt_checkpoint(models, tmp_path):
+    folder = _with_sing(models / "jscc", tmp_path / "jscc", {"bands": [{"operator": "pool2"}]})
+    with pytest.raises(UsageError, match=r"corrupt DeepJSCC checkpoint.*sing.bands\[0\] has no snr_db"):
+        DeepJSCC.from_pretrained(folder)
+
+
+def test_sweep_reports_the_recorded_snr_bands(monkeypatch):
+    from singlink.sweep import config as sweep_config
+
+    monkeypatch.setattr(sweep_config, "checkpoint_names", lambda cfg, rho, family="": {"jscc": rho})
+    monkeypatch.setattr("singlink.jscc.model.recorded_sing", lambda name: {"operator": "pool4", "steps": 50})
+    monkeypatch.setattr("singlink.jscc.model.recorded_sing_bands", lambda name: [
+        ((-5.0, 1.0), {"operator": "pool4", "steps": 50}), ((3.0, 5.0), {"operator": "pool2"})])
+    cfg = sweep_config.SweepConfig(methods=("sing-zero",), rho=("1/48",))
+    assert sweep_config.sing_settings(cfg)["1/48"]["bands"] == [
+        {"snr_db": [3.0, 5.0], "operator": "pool2", "steps": 50, "zeta": "paper"}]
+    cfg = sweep_config.SweepConfig(methods=("sing-zero",), rho=("1/48",), operator="pool8")
+    assert sweep_config.sing_settings(cfg)["1/48"]["bands"][0]["operator"] == "pool8"

@@ -142,6 +142,12 @@ class DeepJSCC(nn.Module):
     #: "paper" for the paper's SNR schedule), read from ``config.json``'s ``sing`` block, which
     #: ``singlink tune-sing --record`` writes; empty when none were chosen.
     sing: dict = {}
+    #: every recorded choice with the SNR range it was chosen at: ``[(span, block)]``, the ``sing``
+    #: block first (span (lo, hi) dB from its ``chosen_by.snr_db``, None when it records none), then
+    #: each of ``sing.bands`` (``singlink tune-sing --record-band``), in order of SNR. The receiver
+    #: restores an image with the block whose span is nearest the image's SNR
+    #: (:func:`singlink.receiver.plugin.nearest_band`).
+    sing_bands: list = []
     #: sigma_y of SING's observation A x_JSCC per operator and SNR (``singlink calibrate-sigma-y
     #: --record`` writes it into config.json; :mod:`singlink.receiver.noise` reads it)
     observation_noise: dict = {}
@@ -256,6 +262,7 @@ class DeepJSCC(nn.Module):
             model = cls(cfg)
             model.load_state_dict(load_file(str(folder / "model.safetensors"), device=str(device)))
             model.sing = _sing_block(raw.get("sing", {}))
+            model.sing_bands = _sing_bands(raw.get("sing", {}))
             model.observation_noise = raw.get("observation_noise", {})
             model.name = str(name_or_path)
         except (json.JSONDecodeError, KeyError, TypeError, ValueError, RuntimeError, SafetensorError, OSError) as e:
@@ -296,13 +303,46 @@ def _sing_block(block: dict, top: bool = True) -> dict:
     return out
 
 
+def _span(block: dict, where: str):
+    """(lo, hi) dB of the SNRs a choice was made at (its ``chosen_by.snr_db``, or a band's
+    ``snr_db``), None when the block records none."""
+    snrs = block.get("snr_db", dict(block.get("chosen_by") or {}).get("snr_db"))
+    if snrs is None:
+        return None
+    values = [float(v) for v in snrs]
+    if not values or not all(math.isfinite(v) for v in values):
+        raise ValueError(f"{where}.snr_db must be finite SNRs in dB, got {snrs!r}")
+    return (min(values), max(values))
+
+
+def _sing_bands(block: dict) -> list:
+    """``[(span, block)]`` of a ``sing`` block (see :attr:`DeepJSCC.sing_bands`): the block itself,
+    then each of its ``bands``, a block of its own with the SNRs ``snr_db`` [lo, hi] it was chosen at."""
+    bands = []
+    for i, band in enumerate(block.get("bands", [])):
+        span = _span(band, f"sing.bands[{i}]")
+        if span is None:
+            raise ValueError(f"sing.bands[{i}] has no snr_db: the SNR range it was chosen at")
+        bands.append((span, _sing_block(band)))
+    return [(_span(block, "sing.chosen_by"), _sing_block(block))] + sorted(bands, key=lambda b: b[0])
+
+
 def recorded_sing(name_or_path) -> dict:
     """The ``sing`` settings recorded in a DeepJSCC checkpoint's config.json (see :attr:`DeepJSCC.sing`)."""
+    return _read_sing(name_or_path, _sing_block)
+
+
+def recorded_sing_bands(name_or_path) -> list:
+    """The recorded choices with their SNR spans (see :attr:`DeepJSCC.sing_bands`)."""
+    return _read_sing(name_or_path, _sing_bands)
+
+
+def _read_sing(name_or_path, parse):
     folder = Path(name_or_path)
     if not folder.is_dir():
         folder = CHECKPOINTS / str(name_or_path)
     try:
-        return _sing_block(json.loads((folder / "config.json").read_text()).get("sing", {}))
+        return parse(json.loads((folder / "config.json").read_text()).get("sing", {}))
     except (OSError, json.JSONDecodeError, TypeError, ValueError) as e:
         raise UsageError(f"cannot read the DeepJSCC checkpoint {name_or_path!r}: {str(e).splitlines()[0][:200]}") from None
 

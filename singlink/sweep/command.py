@@ -453,7 +453,9 @@ def run(args):
                 s = sing.get(" ".join(filter(None, (rho, family))))
                 print(f"sweep: {cfg.spec.tag} rho {rho} (k = {cfg.k(rho)})" + (f", {family} codecs" if family else "")
                       + ": " + ", ".join(f"{kind} {name}" for kind, name in used.items())
-                      + (f"; SING {s['operator']}, {s['steps']} steps, zeta {s['zeta']}" if s else ""))
+                      + (f"; SING {s['operator']}, {s['steps']} steps, zeta {s['zeta']}" if s else "")
+                      + "".join(f"; at {b['snr_db'][0]:g}..{b['snr_db'][1]:g} dB {b['operator']}, {b['steps']} steps, "
+                                f"zeta {b['zeta']}" for b in (s or {}).get("bands", [])))
     identity = sweep_identity(cfg)
     store.check_settings(cfg.settings, identity, new_run=args.new_run)
     ray = connect_ray(args.ray, workers) if args.ray else None

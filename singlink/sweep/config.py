@@ -448,13 +448,24 @@ def sing_options(cfg: SweepConfig, rho: str, family: str = "") -> dict:
 def sing_settings(cfg: SweepConfig) -> dict:
     """{rho: operator, steps, zeta} that SING uses in this grid (:func:`sing_options` over the
     methods' defaults), for the sweep's report, keyed ``"rho family"`` when the grid names
-    families; empty when the grid runs no SING method."""
+    families, with ``bands`` [{snr_db, operator, steps, zeta}] where the codec records SNR bands;
+    empty when the grid runs no SING method."""
     from ..receiver.plugin import SING_DEFAULTS
+
+    from ..jscc.model import recorded_sing_bands
 
     if not any(m.startswith("sing") for m in cfg.methods):
         return {}
-    return {" ".join(filter(None, (rho, family))): SING_DEFAULTS | sing_options(cfg, rho, family)
-            for rho in cfg.rho for family in cfg.families}
+    out = {}
+    for rho in cfg.rho:
+        for family in cfg.families:
+            main = SING_DEFAULTS | sing_options(cfg, rho, family)
+            # SNR bands recorded for the codec (tune-sing --record-band), where the config sets nothing
+            bands = [{"snr_db": list(span)} | {key: getattr(cfg, key) if getattr(cfg, key) is not None
+                                               else block.get(key, main[key]) for key in ("operator", "steps", "zeta")}
+                     for span, block in recorded_sing_bands(checkpoint_names(cfg, rho, family)["jscc"])[1:]]
+            out[" ".join(filter(None, (rho, family)))] = main | ({"bands": bands} if bands else {})
+    return out
 
 
 def check_checkpoints(cfg: SweepConfig) -> None:
