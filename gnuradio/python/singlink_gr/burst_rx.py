@@ -14,6 +14,7 @@ from __future__ import annotations
 import bisect
 import collections
 import time
+from operator import itemgetter
 
 import numpy as np
 import pmt
@@ -24,10 +25,7 @@ from .common import DEFAULT_CHECKPOINT, TAG_EOB, TAG_FRAME, TAG_IMAGE_ID, TAG_SN
 from .jscc_rx import jscc_rx
 
 STATS = ("candidates", "no_preamble", "header_crc", "wrong_k", "truncated", "errors", "bursts")
-
-
-def _offset(c):
-    return c[0]
+_offset, _value = itemgetter(0), itemgetter(1)   # of a candidate [offset, value]
 
 
 DETECT_CHUNK_BLOCKS = 4   # corr_est_cc FFT blocks per work call (see preamble_detector)
@@ -225,7 +223,7 @@ class burst_sync(gr.basic_block):
         lo = bisect.bisect_right(cands, a + 4 * self.cfg.sps, key=_offset)
         hi = bisect.bisect_left(cands, burst_end, key=_offset)
         floor = 0.25 * strength
-        inner = sorted((c for c in cands[lo:hi] if c[1] >= floor), key=lambda c: -c[1])[:3]
+        inner = sorted([c for c in cands[lo:hi] if c[1] >= floor], key=_value, reverse=True)[:3]   # stable: ties by offset
         if not inner:
             return inner, 0
         return inner, max(c[0] for c in inner) - self._margin + self._preamble_samples
@@ -252,9 +250,11 @@ class burst_sync(gr.basic_block):
         and decode header and payload in one pass. False: wait for more samples. ``group``: how many
         of the first candidates are this one's."""
         length, needed = self._size(self.k)
+        if end < a - self._margin + needed:
+            return False
         burst_end = a + length
         inner, need_cut = self._inner(a, burst_end, strength)
-        if end < max(a - self._margin + needed, need_cut):
+        if end < need_cut:
             return False
         self.stats["candidates"] += 1
         x, guess = self._window(a, needed)
@@ -302,9 +302,11 @@ class burst_sync(gr.basic_block):
                 return True
             self._pending[a] = res
         length, needed = self._size(res.header.k)
+        if end < a - self._margin + needed:
+            return False
         burst_end = a + length
         inner, need_cut = self._inner(a, burst_end, strength)
-        if end < max(a - self._margin + needed, need_cut):
+        if end < need_cut:
             return False
         self._pending.pop(a, None)
         cut = self._cut(inner, res.metric)
