@@ -18,6 +18,8 @@ import tensorflow as tf
 from sionna.phy import Block
 from sionna.phy.channel import AWGN, GenerateFlatFadingChannel
 
+from .link_base import check_power
+
 
 def snr_db_to_noise_var(snr_db, power=1.0, dtype=tf.float32):
     r"""Noise power per complex symbol :math:`\sigma^2 = P / 10^{\mathrm{SNR}/10}`."""
@@ -58,9 +60,7 @@ class _FlatChannel(Block):
 
     def __init__(self, power: float = 1.0, *, precision=None, **kwargs):
         super().__init__(precision=precision, **kwargs)
-        if not power > 0:
-            raise ValueError(f"power must be > 0, got {power}")
-        self.power = float(power)
+        self.power = check_power(power)
         self._awgn = AWGN(precision=precision)
 
     def _gain(self, z):

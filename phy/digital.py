@@ -8,9 +8,10 @@ from sionna.phy.mapping import BinarySource, Demapper, Mapper
 from .channel import equalize, make_channel
 from .digital_config import (MODULATIONS, DigitalLinkConfig, bits_per_symbol, check_link,  # noqa: F401
                              ebno_db_to_snr_db)
+from .link_base import DigitalLinkSteps
 
 
-class DigitalLink(Block):
+class DigitalLink(DigitalLinkSteps, Block):
     r"""End-to-end digital link for ``num_blocks`` codewords per row.
 
     Input: ``batch_size`` (int) and ``snr_db`` (Es/N0 per channel use: scalar or (batch_size,)),
@@ -36,20 +37,6 @@ class DigitalLink(Block):
         self._mapper = Mapper(const_type, self.bps, precision=precision)
         self._demapper = Demapper("app", const_type, self.bps, precision=precision)
         self._channel = make_channel(c.channel, precision=precision)
-
-    @property
-    def channel_uses(self) -> int:
-        """Complex channel uses per row."""
-        return self.num_blocks * self.config.codeword_bits // self.bps
-
-    def _modulate(self, batch_size, bits):
-        """``(bits, x)``: the source bits (drawn when None), LDPC-encoded and mapped to symbols
-        x (B, blocks, n/bps)."""
-        c = self.config
-        if bits is None:
-            bits = self._source([batch_size, self.num_blocks, c.k])
-        cw = self._encoder(bits) if c.coded else bits
-        return bits, self._mapper(cw)
 
     def _detect(self, x_hat, no_eff):
         """Hard bit decisions from equalised symbols (B, blocks, n/bps) and their noise variance."""

@@ -80,6 +80,7 @@ from sionna.phy.ofdm import (LSChannelEstimator, OFDMEqualizer, RemoveNulledSubc
 
 from .channel import _check_rows, _row_noise_var
 from .digital import DigitalLink
+from .link_base import OFDMDigitalLinkSteps, OFDMSlots, check_power
 # spec parsing and the per-image SNR rules are framework-free, shared with the sionna-torch backend
 from .ofdm_snr import effective_snr_db, jscc_input  # noqa: F401
 from .ofdm_spec import OFDM_MODELS, OFDMSpec, is_ofdm, parse_spec  # noqa: F401
@@ -122,7 +123,7 @@ def _channel_model(spec: OFDMSpec, precision):
                precision=precision)
 
 
-class OFDMLinkChannel(Block):
+class OFDMLinkChannel(OFDMSlots, Block):
     r"""OFDM transmission of complex rows over a 3GPP channel, with channel estimation and equalisation.
 
     Parameters
@@ -150,15 +151,10 @@ class OFDMLinkChannel(Block):
     :meth:`transmit` returns every intermediate (grids, true and estimated channel) for inspection.
     """
 
-    #: The block returns (equalised symbols, no_eff), not (y, h): see the module docstring.
-    equalized = True
-
     def __init__(self, spec="ofdm-tdl-a", power: float = 1.0, *, precision=None, **kwargs):
         super().__init__(precision=precision, **kwargs)
         self.spec = parse_spec(spec)
-        if not power > 0:
-            raise ValueError(f"power must be > 0, got {power}")
-        self.power = float(power)
+        self.power = check_power(power)
         s = self.spec
         self.resource_grid = ResourceGrid(num_ofdm_symbols=s.symbols, fft_size=s.fft, subcarrier_spacing=s.scs,
                                           num_tx=1, num_streams_per_tx=1, cyclic_prefix_length=s.cp,
@@ -191,44 +187,13 @@ class OFDMLinkChannel(Block):
 
     # --- layout ------------------------------------------------------------------------------
 
-    def slots(self, k: int) -> int:
-        """Slots per image for k symbols (ValueError, one line, when it cannot carry them)."""
-        k, d = int(k), self.data_per_slot
-        if k < 1:
-            raise ValueError(f"an image needs k >= 1 channel symbols, got {k}")
-        if k > d and not self.spec.span:
-            raise ValueError(f"k = {k} symbols per image do not fit one slot of {self.spec.name} ({d} data resource "
-                             f"elements) and span=0 forbids spanning slots; lower k or drop span=0")
-        return -(-k // d)
-
     def layout(self, k: int):
         """``(slots, positions)``: the data REs (indices into the image's slots x D data REs) that carry
         its k symbols, spread evenly (module docstring)."""
         if k not in self._layouts:
-            s = self.slots(k)
-            pos = (np.arange(k, dtype=np.int64) * (s * self.data_per_slot)) // k
-            src = np.full(s * self.data_per_slot, k, np.int64)  # index k = the padding symbol
-            src[pos] = np.arange(k)
+            s, pos, src = self._layout_indices(k)
             self._layouts[k] = (s, pos.astype(np.int32), src.astype(np.int32))  # numpy: usable in any graph
         return self._layouts[k]
-
-    def overhead(self, k: int | None = None) -> dict:
-        """What one slot spends besides data, and (given k) what one image occupies."""
-        rg, s = self.resource_grid, self.spec
-        total = s.fft * s.symbols
-        pilots = int(rg.num_pilot_symbols)
-        out = {"spec": s.name, "fft_size": s.fft, "ofdm_symbols": s.symbols, "subcarrier_spacing_hz": s.scs,
-               "cyclic_prefix_samples": s.cp, "resource_elements_per_slot": total,
-               "data_re_per_slot": self.data_per_slot, "pilot_re_per_slot": pilots,
-               "nulled_re_per_slot": total - pilots - self.data_per_slot,
-               "cp_fraction": s.cp / (s.fft + s.cp), "slot_duration_s": s.symbols * (s.fft + s.cp) / (s.fft * s.scs),
-               "bandwidth_hz": s.fft * s.scs}
-        if k is not None:
-            n_slots = self.slots(k)
-            samples = n_slots * s.symbols * (s.fft + s.cp)
-            out |= {"k": int(k), "slots_per_image": n_slots, "padding_re": n_slots * self.data_per_slot - int(k),
-                    "samples_per_image": samples, "data_fraction": int(k) / samples}
-        return out
 
     # --- transmission ------------------------------------------------------------------------
 
@@ -298,7 +263,7 @@ def make_ofdm_channel(spec, power: float = 1.0, *, precision=None, **kwargs) -> 
     return OFDMLinkChannel(spec, power, precision=precision, **kwargs)
 
 
-class OFDMDigitalLink(DigitalLink):
+class OFDMDigitalLink(OFDMDigitalLinkSteps, DigitalLink):
     r""":class:`~singlink.phy.DigitalLink` over an OFDM channel: the coded QAM symbols of a row
     (all its codewords) go through the same grid, channel draw, estimator and equaliser as
     DeepJSCC's symbols, and are demapped with the per-RE effective noise variance.
@@ -312,14 +277,9 @@ class OFDMDigitalLink(DigitalLink):
     """
 
     def __init__(self, config, num_blocks: int = 1, channel_uses: int | None = None, *, precision=None, **kwargs):
-        if not is_ofdm(config.channel):
-            raise ValueError(f"OFDMDigitalLink needs an ofdm-... channel, got {config.channel!r}; use DigitalLink")
+        self._check_ofdm(config)
         super().__init__(config, num_blocks, precision=precision, **kwargs)
-        used = super().channel_uses
-        self.budget = used if channel_uses is None else int(channel_uses)
-        if self.budget < used:
-            raise ValueError(f"the codewords need {used} symbols per row, more than channel_uses={channel_uses}")
-        self._channel.slots(self.budget)  # k too large for the grid: one clear line now
+        self._set_budget(channel_uses)
 
     def call(self, batch_size, snr_db, bits=None, h_freq=None):
         bits, x = self._modulate(batch_size, bits)               # (B, blocks, n/bps)

@@ -18,6 +18,7 @@ import torch
 from sionna.phy import Block
 from sionna.phy.channel import AWGN, GenerateFlatFadingChannel
 
+from ..link_base import check_power
 from ..ofdm_spec import is_ofdm
 
 
@@ -62,9 +63,7 @@ class _FlatChannel(Block):
 
     def __init__(self, power: float = 1.0, *, precision=None, device=None, **kwargs):
         super().__init__(precision=precision, device=device, **kwargs)
-        if not power > 0:
-            raise ValueError(f"power must be > 0, got {power}")
-        self.power = float(power)
+        self.power = check_power(power)
         self._awgn = AWGN(precision=precision, device=device)
 
     def _gain(self, z):

@@ -26,8 +26,9 @@ from sionna.phy.mimo import StreamManagement, lmmse_equalizer, zf_equalizer
 from sionna.phy.ofdm import (LSChannelEstimator, OFDMEqualizer, RemoveNulledSubcarriers, ResourceGrid,
                              ResourceGridMapper)
 
-from ..ofdm_spec import OFDMSpec, is_ofdm, parse_spec
+from ..ofdm_spec import OFDMSpec, parse_spec
 from .channel import _check_rows, _row_noise_var
+from ..link_base import OFDMDigitalLinkSteps, OFDMSlots, check_power
 from .digital import DigitalLink
 
 
@@ -58,7 +59,7 @@ def _channel_model(spec: OFDMSpec, opts: dict):
     return CDL(letter.upper(), spec.delay_spread, spec.fc, omni(), omni(), "uplink", min_speed=spec.speed, **opts)
 
 
-class OFDMLinkChannel(Block):
+class OFDMLinkChannel(OFDMSlots, Block):
     r"""OFDM transmission of complex rows over a 3GPP channel, with channel estimation and equalisation
     (:class:`singlink.phy.ofdm.OFDMLinkChannel` on torch).
 
@@ -67,15 +68,10 @@ class OFDMLinkChannel(Block):
     :math:`e_j` as the receiver estimates it. :meth:`transmit` returns every intermediate.
     """
 
-    #: The block returns (equalised symbols, no_eff), not (y, h).
-    equalized = True
-
     def __init__(self, spec="ofdm-tdl-a", power: float = 1.0, *, precision=None, device=None, **kwargs):
         super().__init__(precision=precision, device=device, **kwargs)
         self.spec = parse_spec(spec)
-        if not power > 0:
-            raise ValueError(f"power must be > 0, got {power}")
-        self.power = float(power)
+        self.power = check_power(power)
         s, opts = self.spec, {"precision": precision, "device": device}
         self.resource_grid = ResourceGrid(num_ofdm_symbols=s.symbols, fft_size=s.fft, subcarrier_spacing=s.scs,
                                           num_tx=1, num_streams_per_tx=1, cyclic_prefix_length=s.cp,
@@ -100,25 +96,12 @@ class OFDMLinkChannel(Block):
         self._equalizer = OFDMEqualizer(equalizer, rg, sm, **opts)
         self._layouts = {}
 
-    def slots(self, k: int) -> int:
-        """Slots per image for k symbols (ValueError, one line, when it cannot carry them)."""
-        k, d = int(k), self.data_per_slot
-        if k < 1:
-            raise ValueError(f"an image needs k >= 1 channel symbols, got {k}")
-        if k > d and not self.spec.span:
-            raise ValueError(f"k = {k} symbols per image do not fit one slot of {self.spec.name} ({d} data resource "
-                             f"elements) and span=0 forbids spanning slots; lower k or drop span=0")
-        return -(-k // d)
-
     def layout(self, k: int):
         """``(slots, positions, source)``: the data REs that carry an image's k symbols, spread evenly,
         and for every data RE of its slots the symbol it sends (k: the padding symbol)."""
         if k not in self._layouts:
-            s = self.slots(k)
-            pos = (torch.arange(k) * (s * self.data_per_slot)) // k
-            src = torch.full((s * self.data_per_slot,), k, dtype=torch.int64)
-            src[pos] = torch.arange(k)
-            self._layouts[k] = (s, pos.to(self.device), src.to(self.device))
+            s, pos, src = self._layout_indices(k)
+            self._layouts[k] = (s, torch.as_tensor(pos, device=self.device), torch.as_tensor(src, device=self.device))
         return self._layouts[k]
 
     def generate(self, num_images: int, k: int):
@@ -175,7 +158,7 @@ def make_ofdm_channel(spec, power: float = 1.0, *, precision=None, device=None, 
     return OFDMLinkChannel(spec, power, precision=precision, device=device, **kwargs)
 
 
-class OFDMDigitalLink(DigitalLink):
+class OFDMDigitalLink(OFDMDigitalLinkSteps, DigitalLink):
     r""":class:`~singlink.phy.DigitalLink` over an OFDM channel (:class:`singlink.phy.ofdm.OFDMDigitalLink`
     on torch): the coded QAM symbols of a row, padded to ``channel_uses`` (the row's budget k) with
     unit-power symbols dropped at the receiver, go through the same grid, channel draw, estimator and
@@ -186,14 +169,9 @@ class OFDMDigitalLink(DigitalLink):
 
     def __init__(self, config, num_blocks: int = 1, channel_uses: int | None = None, *, precision=None,
                  device=None, **kwargs):
-        if not is_ofdm(config.channel):
-            raise ValueError(f"OFDMDigitalLink needs an ofdm-... channel, got {config.channel!r}; use DigitalLink")
+        self._check_ofdm(config)
         super().__init__(config, num_blocks, precision=precision, device=device, **kwargs)
-        used = super().channel_uses
-        self.budget = used if channel_uses is None else int(channel_uses)
-        if self.budget < used:
-            raise ValueError(f"the codewords need {used} symbols per row, more than channel_uses={channel_uses}")
-        self._channel.slots(self.budget)  # k too large for the grid: one clear line now
+        self._set_budget(channel_uses)
 
     def call(self, batch_size, snr_db, bits=None, h_freq=None):
         bits, x = self._modulate(batch_size, bits)               # (B, blocks, n/bps)
