@@ -252,7 +252,8 @@ class _FecCoder:
         new = ctypes.pythonapi.PyCapsule_New
         new.restype, new.argtypes = ctypes.py_object, [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_void_p]
         self._in, self._out = np.zeros(self.n_in, self.in_dtype), np.zeros(self.n_out, self.out_dtype)
-        self._in_capsule, self._out_capsule = new(self._in.ctypes.data, None, None), new(self._out.ctypes.data, None, None)
+        self._in_capsule = new(self._in.ctypes.data, None, None)
+        self._out_capsule = new(self._out.ctypes.data, None, None)
         self._lock = threading.Lock()
 
     def __call__(self, frames) -> np.ndarray:

@@ -21,7 +21,8 @@ from numba import njit
 
 RESYNC = 32   # symbols between exact evaluations of a rotating phasor (its recursion drifts ~1e-16 per step)
 
-__all__ = ["preamble_search", "carrier_peak", "detect", "first_preamble", "burst_symbols", "phase_track", "known_gain", "load"]
+__all__ = ["preamble_search", "carrier_peak", "detect", "first_preamble", "burst_symbols", "phase_track", "known_gain",
+           "load"]
 
 
 @njit(cache=True, inline="always")

@@ -223,7 +223,8 @@ class burst_sync(gr.basic_block):
         lo = bisect.bisect_right(cands, a + 4 * self.cfg.sps, key=_offset)
         hi = bisect.bisect_left(cands, burst_end, key=_offset)
         floor = 0.25 * strength
-        inner = sorted([c for c in cands[lo:hi] if c[1] >= floor], key=_value, reverse=True)[:3]   # stable: ties by offset
+        # strongest first; the sort is stable, so equal values keep their offsets' order
+        inner = sorted([c for c in cands[lo:hi] if c[1] >= floor], key=_value, reverse=True)[:3]
         if not inner:
             return inner, 0
         return inner, max(c[0] for c in inner) - self._margin + self._preamble_samples

@@ -1,0 +1,200 @@
+"""What ``burst_sync`` costs per burst, alone and by part, next to the DeepJSCC decoder per image.
+
+``benchmarks/flowgraph.py`` measures the radio blocks inside the whole over-the-air flowgraph,
+where they share the cores with the encoder, the channel model and the decoder; this script
+isolates the synchroniser:
+
+- **stream**: ``--n`` bursts of k random payload symbols (``testing.random_bursts``) through GNU
+  Radio's RRC interpolator, ``channels.channel_model`` (noise for ``--snr``, carrier offset
+  ``--cfo``, sample clock 1 + ``--sro``), ``burst_rx``'s matched filter and ``corr_est_cc``,
+  recorded with their ``corr_start`` tags;
+- **replay**: the recording through ``burst_sync`` alone (in work calls of at most 3,072
+  samples, as ``corr_est_cc`` hands them over), ``--reps`` times; its thread CPU time over its
+  whole ``general_work`` per burst (minimum and median over the runs);
+- **parts**: thread CPU time of each step on one received burst and one refused candidate,
+  each called ``--calls`` times (minimum of 3 passes): a refused preamble check, an accepted one,
+  a burst's cut check (3 windows), interpolation and phase track, LLRs, gr-fec's SC decoder, the
+  CRC, and gain and SNR (which re-encode the header: ``re_encoding`` is that part of it); with
+  the counts per burst the replay saw (refused checks per burst, two CRC checks), their sum is the
+  arithmetic per burst, and the replay's time minus it the Python around it;
+- **decoder**: ``Decoder.restore`` per image on ``--images`` CIFAR-10 faces' symbols in batches of
+  16 (thread CPU time, as ``flowgraph.py``'s ``decoder_seconds``).
+
+``sync_vs_decoder`` = replay time per burst / decoder time per image (both alone, same run).
+The table comes first; the last line of stdout is one JSON object.
+
+Run::
+
+    .venv/bin/python benchmarks/burst_sync.py              # 256 bursts at -5 dB, k = 16
+"""
+import argparse
+import json
+import os
+import statistics
+import sys
+import threading
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "gnuradio" / "python"))
+
+from singlink import phy  # noqa: E402,F401  (first: configures TensorFlow)
+
+import numpy as np  # noqa: E402
+import pmt  # noqa: E402
+from gnuradio import blocks, channels, filter, gr  # noqa: E402
+
+from singlink_gr import burst as B  # noqa: E402
+from singlink_gr.burst_rx import burst_sync, preamble_detector  # noqa: E402
+from singlink_gr.common import resolve_images  # noqa: E402
+from singlink_gr.link import Channel, Decoder, Encoder, load_jscc  # noqa: E402
+from singlink_gr.testing import random_bursts, run_flowgraph, tagged_source  # noqa: E402
+
+
+def record(args, cfg):
+    """(matched-filter samples, [(offset, "corr_start", value)]) of the stream."""
+    symbols, _, _ = random_bursts(args.n, args.k, cfg, seed=args.seed)
+    taps = B.rrc_taps(cfg).tolist()
+    src = blocks.vector_source_c(symbols.tolist(), False)
+    ch = channels.channel_model(10 ** (-args.snr / 20), args.cfo, 1.0 + args.sro, [1.0], float(args.seed + 1), True)
+    mf = filter.fft_filter_ccf(1, taps, 1)
+    sink = blocks.vector_sink_c()
+    tb = gr.top_block()
+    tb.connect(src, filter.interp_fir_filter_ccf(cfg.sps, taps), ch, mf, preamble_detector(cfg), sink)
+    run_flowgraph(tb, 600)
+    tags = [(int(t.offset), "corr_start", pmt.to_double(t.value)) for t in sink.tags()
+            if pmt.symbol_to_string(t.key) == "corr_start"]
+    return np.array(sink.data(), np.complex64), tags
+
+
+def replay(x, tags, args, cfg):
+    """burst_sync alone on the recording: (work seconds, stats, results)."""
+    src = tagged_source(x, tags)
+    chunks = blocks.copy(gr.sizeof_gr_complex)
+    chunks.set_max_noutput_items(3072)
+    sync = burst_sync(k=args.k, config=cfg)
+    tb = gr.top_block()
+    tb.connect(src, chunks, sync, blocks.null_sink(gr.sizeof_gr_complex))
+    run_flowgraph(tb, 600)
+    return sync.work_seconds, dict(sync.stats), list(sync.results)
+
+
+def thread_seconds(fn, calls):
+    """Thread CPU seconds of one call of fn: the minimum over 3 passes of ``calls`` calls."""
+    best = float("inf")
+    for _ in range(3):
+        t0 = time.thread_time()
+        for _ in range(calls):
+            fn()
+        best = min(best, (time.thread_time() - t0) / calls)
+    return best
+
+
+def parts(x, anchors, args, cfg):
+    """Thread seconds per call of each step of burst_sync's work, on the first received burst."""
+    sync = B.Synchronizer(cfg)
+    margin, needed = sync.margin(), sync.samples_needed(args.k)
+    a = anchors[0]
+    window = x[a - margin:a - margin + needed]
+    res = sync.detect(window, margin)
+    lay = B.Layout.of(cfg, args.k)
+    raw, y = sync._symbols(window, res, lay.length)
+    yt, fr = sync._phase_track(y, lay, len(lay.pilot_blocks), res.metric)
+    soft = sync.header_soft(yt, lay)
+    bits = sync.code.decode(soft[None])[0]
+    res = sync.decode(window, sync.detect(window, margin), args.k)
+    inner = np.array([margin + 64 * cfg.sps * j for j in (1, 2, 3)])   # three data windows inside the burst
+    noise = x[a + 300 * cfg.sps - margin:a + 300 * cfg.sps - margin + sync.preamble_samples()]
+    n = args.calls
+    return {
+        "refused_check": thread_seconds(lambda: sync.detect(noise, margin), n),
+        "accepted_check": thread_seconds(lambda: sync.detect(window, margin), n),
+        "cut_check_3": thread_seconds(lambda: sync.first_preamble(window, inner, 0.5 * res.metric), n),
+        "interpolation": thread_seconds(lambda: sync._symbols(window, res, lay.length), n),
+        "phase_track": thread_seconds(lambda: sync._phase_track(y, lay, len(lay.pilot_blocks), res.metric), n),
+        "llrs": thread_seconds(lambda: sync.header_soft(yt, lay), n),
+        "sc_decoder": thread_seconds(lambda: sync.code._sc(soft[None]), max(n // 4, 1)),   # gr-fec's, alone
+        "crc": thread_seconds(lambda: B.bits_to_header(bits), n),
+        "re_encoding": thread_seconds(lambda: sync.code.modulate(bits), n),
+        "gain_snr": thread_seconds(lambda: sync._equalise(res, lay, raw, yt, fr), n),
+    }
+
+
+def decoder_per_image(args):
+    """Decoder.restore's thread CPU seconds per image (batches of 16, worker thread, as flowgraph.py)."""
+    jscc = load_jscc(args.checkpoint)
+    paths = [p for p, _ in resolve_images("cifar10/test", args.images)]
+    enc, ch, dec = Encoder(jscc), Channel("awgn", seed=args.seed), Decoder(jscc, method="deepjscc")
+    z = np.concatenate([enc.encode([enc.load(p) for p in paths[s:s + 16]], args.snr) for s in range(0, len(paths), 16)])
+    y = np.stack([ch.apply(z[i], args.snr, i)[0] for i in range(len(z))])
+    result = {}
+
+    def body():
+        dec.restore(y[:16], [args.snr] * 16, [None] * 16, list(range(16)))   # first-call costs
+        t0 = time.thread_time()
+        for s in range(0, len(paths), 16):
+            idx = list(range(s, min(len(paths), s + 16)))
+            dec.restore(y[idx], [args.snr] * len(idx), [None] * len(idx), idx)
+        result["s"] = (time.thread_time() - t0) / len(paths)
+
+    worker = threading.Thread(target=body)
+    worker.start()
+    worker.join()
+    return result["s"]
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--n", type=int, default=256, help="bursts in the stream (default %(default)s)")
+    p.add_argument("--k", type=int, default=16, help="payload symbols per burst (default %(default)s)")
+    p.add_argument("--snr", type=float, default=-5.0, help="SNR in dB (default %(default)s)")
+    p.add_argument("--cfo", type=float, default=2e-4, help="carrier offset, cycles/sample (default %(default)s)")
+    p.add_argument("--sro", type=float, default=1e-6, help="sample clock offset (default %(default)s)")
+    p.add_argument("--reps", type=int, default=5, help="replays (default %(default)s)")
+    p.add_argument("--calls", type=int, default=400, help="calls per pass when timing a part (default %(default)s)")
+    p.add_argument("--checkpoint", default="deepjscc-cifar10-rho1_192", help="decoder (default %(default)s)")
+    p.add_argument("--images", type=int, default=256, help="images for the decoder's time (default %(default)s)")
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args(argv)
+    if args.n < 1 or args.reps < 1 or args.calls < 1 or args.images < 16:
+        raise SystemExit("--n, --reps and --calls must be >= 1 and --images >= 16")
+
+    cfg = B.BurstConfig()
+    x, tags = record(args, cfg)
+    runs = [replay(x, tags, args, cfg) for _ in range(args.reps)]
+    seconds = [r[0] for r in runs]
+    stats, results = runs[-1][1], runs[-1][2]
+    bursts = max(stats["bursts"], 1)
+    part_s = parts(x, [r[0] for r in results], args, cfg)
+    refused = stats["no_preamble"] / bursts   # checks per emitted burst of each kind
+    arithmetic = (part_s["accepted_check"] + refused * part_s["refused_check"] + part_s["cut_check_3"]
+                  + part_s["interpolation"] + part_s["phase_track"] + part_s["llrs"] + part_s["sc_decoder"]
+                  + 2 * part_s["crc"] + part_s["gain_snr"])
+    per_burst = min(seconds) / bursts
+    dec = decoder_per_image(args)
+
+    print(f"burst_sync alone: {args.n} bursts, k = {args.k}, {args.snr:g} dB, cfo {args.cfo:g}, sro {args.sro:g}; "
+          f"{len(tags)} corr_start tags; {stats}")
+    print(f"replay: {1e3 * per_burst:.3f} ms per burst (min of {args.reps}; median "
+          f"{1e3 * statistics.median(seconds) / bursts:.3f})")
+    print(f"{'part':>16s} {'ms per call':>12s}")
+    for key, value in part_s.items():
+        print(f"{key:>16s} {1e3 * value:12.4f}")
+    print(f"arithmetic per burst {1e3 * arithmetic:.3f} ms ({refused:.2f} refused checks per burst), the rest "
+          f"(Python, tags, buffering) {1e3 * (per_burst - arithmetic):.3f} ms; decoder {1e3 * dec:.3f} ms per image; "
+          f"sync_vs_decoder {per_burst / dec:.2f}")
+    print(json.dumps({
+        "benchmark": "burst_sync", "n": args.n, "k": args.k, "snr_db": args.snr, "cfo": args.cfo, "sro": args.sro,
+        "corr_start_tags": len(tags), "stats": stats, "replay_seconds": [round(s, 4) for s in seconds],
+        "sync_ms_per_burst": round(1e3 * per_burst, 4), "parts_ms": {k: round(1e3 * v, 4) for k, v in part_s.items()},
+        "refused_checks_per_burst": round(refused, 3), "arithmetic_ms_per_burst": round(1e3 * arithmetic, 4),
+        "python_ms_per_burst": round(1e3 * (per_burst - arithmetic), 4), "decoder_ms_per_image": round(1e3 * dec, 4),
+        "sync_vs_decoder": round(per_burst / dec, 3), "load_avg_1min": round(os.getloadavg()[0], 2),
+    }))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
