@@ -520,6 +520,28 @@ def test_burst_corrupted_headers_are_counted_and_dropped(code):
     assert sum(m["status"] == "header_crc" for m in msgs) == 2
 
 
+def test_burst_cut_check_in_one_call_agrees_with_detect():
+    """Synchronizer.first_preamble (a burst's check for a new preamble inside it, one compiled call)
+    gives the smallest guess at which detect() passes the same threshold: on two bursts at 0 dB,
+    their preamble starts, points inside them and noise, several thresholds."""
+    cfg = B.BurstConfig()
+    sym, _, _ = random_bursts(2, BURST_K, cfg, seed=13)
+    rng = np.random.default_rng(13)
+    tx = B.modulate(sym, cfg) * np.exp(2j * np.pi * 3e-4 * np.arange(len(sym) * cfg.sps + cfg.ntaps - 1))
+    noise = (rng.standard_normal(len(tx)) + 1j * rng.standard_normal(len(tx))) * np.sqrt(0.5)
+    x = B.matched_filter((tx + noise).astype(np.complex64), cfg)
+    sync = B.Synchronizer(cfg)
+    start = 32 * cfg.sps + cfg.ntaps - 1   # first chip's peak after both filters
+    length = (B.Layout.of(cfg, BURST_K).length + cfg.guard) * cfg.sps
+    guesses = [start + 1, start + length - 2, start + 400, start + length + 900] + \
+        [int(g) for g in rng.integers(start, start + 2 * length - sync.preamble_samples(), 12)]
+    for threshold in (0.0, 0.2, 0.45):
+        passing = [g for g in guesses if sync.detect(x, g, threshold).ok]
+        assert sync.first_preamble(x, guesses, threshold) == min(passing, default=None)
+    assert sync.first_preamble(x, [start + 1, start + length - 2], 0.2) == start + 1
+    assert sync.first_preamble(x, [start + 400, start + length - 2], 0.2) == start + length - 2
+
+
 def test_burst_truncated_wrong_k_and_garbage_are_dropped_and_the_flowgraph_goes_on(capfd):
     cfg = B.BurstConfig()
     lay = B.Layout.of(cfg, BURST_K)
