@@ -160,6 +160,7 @@ def read_header(y: np.ndarray, noise_var: float, list_decoding: bool = True):
     for s in range(0, len(soft), n):
         part = soft[s:s + n]
         folded[:len(part)] += part
+    # without list decoding: the successive-cancellation stage of PolarHeader.decode alone
     bits = code.decode(folded[None])[0] if list_decoding else code._sc(folded[None])[0]
     header, ok = bits_to_header(bits)
     if not ok:

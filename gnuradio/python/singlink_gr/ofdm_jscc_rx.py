@@ -7,10 +7,12 @@ no block for (timing at low SNR, decision-free phase tracking, the SNR for an an
 :mod:`singlink_gr.ofdm`):
 
 - :class:`preamble_timing`: Schmidl & Cox triggers moved to the known preamble's correlation peak,
-  false ones rejected, one frequency per frame;
-- :class:`ofdm_header_reader`: equalised header OFDM symbols -> pilot phase, polar decoding, CRC
-  -> ``header_data`` message for ``header_payload_demux`` (payload length, channel estimate,
-  noise per carrier measured on the re-modulated header, the header's phase observations);
+  false ones rejected, one frequency per frame from the preamble's periodic parts;
+- :class:`sync_word_tap`: sync word 1, which ``ofdm_chanest_vcvc`` consumes unused, handed on as a tag;
+- :class:`ofdm_header_reader`: equalised header OFDM symbols -> residual-frequency search, polar
+  decoding on both sync words' estimate, CRC -> ``header_data`` message for ``header_payload_demux``
+  (payload length, channel estimate, noise per carrier measured on the re-modulated header, the
+  header's phase observations);
 - :class:`ofdm_payload_phase`: equalised payload OFDM symbols -> the phase fitted to header and
   payload pilots removed, ``singlink.phy.ofdm.jscc_input``'s shrinkage and SNR, tags for jscc_rx;
 - :class:`ofdm_demod` (samples -> tagged frames of k symbols) and :class:`ofdm_jscc_rx` (that ->
@@ -78,18 +80,22 @@ class ofdm_header_reader(gr.sync_block):
     """Header OFDM symbols (after ``ofdm_chanest_vcvc`` and ``ofdm_frame_equalizer_vcvc``, which
     divided them by the preamble's estimate) -> one ``header_data`` message per header.
 
-    Per header (``config.header_ofdm_symbols`` vectors, the first tagged ``ofdm_sync_chan_taps``):
-    residual frequencies :math:`\omega` on a grid of ``OMEGA_STEP`` over +-``OMEGA_MAX`` rad per OFDM
-    symbol, tried in the order of the pilots' likelihood :math:`\mathrm{Re}\sum_n c_n e^{-j\omega n}`
-    (:func:`_pilot_obs`) until the CRC-16 passes: for each, LLRs weighted by |H_c|^2 over the noise
-    measured on the pilots and gr-fec's polar decoder: successive cancellation for every hypothesis
-    first, then the list decoder (ten times the cost) for every one, only when none has passed (of 8
-    headers lost in 2,000 at 0 dB with list decoding for the 8 likeliest only, 4 decoded by the list
-    decoder at a less likely true residual). A header that fails so costs 202 decodes (0.4-0.9 s
-    measured on the loaded 2-core machine); the pilots' order does not single out a few to list-decode
-    (the 4 had ranks 9, 75, 93 and 98 of 101). Why a search and not the pilots' best fit alone: at 0 dB per
-    subcarrier the 4 pilots of 11 symbols often put a noise peak highest (14 of 90 headers failed
-    so, measured), while the polar code with its CRC tells the right residual from a wrong one. When it
+    Per header (``config.header_ofdm_symbols`` vectors, the first tagged ``ofdm_sync_chan_taps`` and,
+    from :class:`sync_word_tap`, ``sync_word1``): residual frequencies :math:`\omega` on a grid of
+    ``OMEGA_STEP`` over +-``OMEGA_MAX`` rad per OFDM symbol, tried in the order of the pilots'
+    likelihood :math:`\mathrm{Re}\sum_n c_n e^{-j\omega n}` (:func:`_pilot_obs`) until the CRC-16
+    passes: for each, the symbols equalised by both sync words' least-squares estimates combined,
+    :math:`\hat H_c = (|s_{1,c}|^2 \hat H_{1,c} e^{j\omega} + |s_{2,c}|^2 \hat H_{2,c}) /
+    (|s_{1,c}|^2 + |s_{2,c}|^2)` (sync word 1 lies one OFDM symbol before the reference), LLRs
+    weighted by :math:`|\hat H_c|^2` over the noise measured on the pilots, and gr-fec's polar
+    decoder: successive cancellation for every hypothesis first, then the list decoder (ten times
+    the cost) for every one, only when none has passed (of 8 headers lost in 2,000 at 0 dB with list
+    decoding for the 8 likeliest only, 4 decoded by the list decoder at a less likely true
+    residual). A header that fails so costs 202 decodes (0.4-0.9 s measured on the loaded 2-core
+    machine); the pilots' order does not single out a few to list-decode (the 4 had ranks 9, 75, 93
+    and 98 of 101). Why a search and not the pilots' best fit alone: at 0 dB per subcarrier the 4
+    pilots of 11 symbols often put a noise peak highest (14 of 90 headers failed so, measured), while
+    the polar code with its CRC tells the right residual from a wrong one. When it
     passes (and the header's k is the receiver's, if given), the header is re-modulated: the phase
     is fitted again to all its symbols and the noise m measured on them
     (:func:`~singlink_gr.ofdm.data_aided_noise`). The message holds ``frame_len`` (payload OFDM
