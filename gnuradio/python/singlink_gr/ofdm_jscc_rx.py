@@ -91,7 +91,7 @@ class ofdm_header_reader(gr.sync_block):
     decoder: successive cancellation for every hypothesis first, then the list decoder (ten times
     the cost) for every one, only when none has passed (of 8 headers lost in 2,000 at 0 dB with list
     decoding for the 8 likeliest only, 4 decoded by the list decoder at a less likely true
-    residual). A header that fails so costs 202 decodes (0.4-0.9 s measured on the loaded 2-core
+    residual). A header that fails so costs 202 decodes (0.3-0.9 s measured on the loaded 2-core
     machine); the pilots' order does not single out a few to list-decode (the 4 had ranks 9, 75, 93
     and 98 of 101). Why a search and not the pilots' best fit alone: at 0 dB per subcarrier the 4
     pilots of 11 symbols often put a noise peak highest (14 of 90 headers failed so, measured), while
