@@ -44,7 +44,10 @@ def _row_noise_var(snr_db, z, power, rdtype):
         raise TypeError(f"snr_db must be real (a scalar or one value per row), got {snr_db.dtype}")
     if snr_db.dim() > 1:
         raise ValueError(f"snr_db must be a scalar or shape (N,), got shape {tuple(snr_db.shape)}")
-    if snr_db.is_floating_point():
+    # The value check reads the tensor on the host: under torch.compile it would break the graph
+    # in two (and sync) on every batch, so, like the TF backend's check in eager mode only, it is
+    # left to eager calls.
+    if snr_db.is_floating_point() and not torch.compiler.is_compiling():
         bad = torch.isnan(snr_db) | (snr_db == float("-inf"))
         if bool(bad.any()):
             raise ValueError(f"snr_db must be a number in dB or +inf (a noiseless channel), "

@@ -1,6 +1,7 @@
 """Monte Carlo error rates on the sionna-torch backend: :class:`singlink.phy.MonteCarloRunner`'s
 stopping rules and 95% intervals, with the per-batch error count done in torch."""
 import torch
+from sionna.phy import config
 
 from ..montecarlo import ErrorRateEstimate, MonteCarloRunner as _TFRunner, clopper_pearson  # noqa: F401
 
@@ -28,7 +29,18 @@ class MonteCarloRunner(_TFRunner):
             return torch.stack([per_block.sum(), (per_block ** 2).sum(), (per_block > 0).sum(),
                                 torch.tensor(per_block.numel()), torch.tensor(bits.shape[-1])])
 
-        return torch.compile(step) if jit_compile else step
+        if not jit_compile:
+            return step
+        # Sionna 2 blocks build on their first call, and one built inside the compiled step is
+        # traced twice (its ``built`` flag changes: sionna.phy.Block's notes), which on this LDPC
+        # link costs a second compilation of minutes. One eager call of a single row builds them
+        # first; Sionna's generator is put back so the runner's draws are those of a run without it.
+        rng = config.torch_rng()
+        state = rng.get_state()
+        with torch.no_grad():
+            link(1, torch.tensor(0.0))
+        rng.set_state(state)
+        return torch.compile(step)
 
     def _tally(self, snr_db: float) -> list[int]:
         return self._step(torch.tensor(snr_db, dtype=torch.float32)).tolist()
