@@ -21,11 +21,19 @@ isolates the synchroniser:
   16 (thread CPU time, as ``flowgraph.py``'s ``decoder_seconds``).
 
 ``sync_vs_decoder`` = replay time per burst / decoder time per image (both alone, same run).
+
+``--save`` / ``--compare``: whether a change to ``burst_sync`` kept its decisions. ``--save`` writes
+the recording and the replay's stats and output (payload samples and tags) to an .npz; a later
+run with ``--compare`` replays that recording (a new one would differ in the last bits: GNU
+Radio's FFT filters measure their FFTW plans per process) and checks equal stats, bit-identical
+payloads and equal tags (numbers within 1e-9), exiting with 1 otherwise; e.g. ``--save`` from a checkout of the old
+commit (``git worktree add``), ``--compare`` from the new one, at ``--snr -5`` and ``--snr 10``.
 The table comes first; the last line of stdout is one JSON object.
 
 Run::
 
     .venv/bin/python benchmarks/burst_sync.py              # 256 bursts at -5 dB, k = 16
+    .venv/bin/python benchmarks/burst_sync.py --snr 10 --reps 1 --images 16 --compare old-10db.npz
 """
 import argparse
 import json
@@ -50,7 +58,7 @@ from singlink_gr import burst as B  # noqa: E402
 from singlink_gr.burst_rx import burst_sync, preamble_detector  # noqa: E402
 from singlink_gr.common import resolve_images  # noqa: E402
 from singlink_gr.link import Channel, Decoder, Encoder, load_jscc  # noqa: E402
-from singlink_gr.testing import random_bursts, run_flowgraph, tagged_source  # noqa: E402
+from singlink_gr.testing import random_bursts, run_flowgraph, sink_tags, tagged_source  # noqa: E402
 
 
 def record(args, cfg):
@@ -70,15 +78,45 @@ def record(args, cfg):
 
 
 def replay(x, tags, args, cfg):
-    """burst_sync alone on the recording: (work seconds, stats, results)."""
+    """burst_sync alone on the recording: (work seconds, stats, results, (output samples, output tags))."""
     src = tagged_source(x, tags)
     chunks = blocks.copy(gr.sizeof_gr_complex)
     chunks.set_max_noutput_items(3072)
     sync = burst_sync(k=args.k, config=cfg)
+    sink = blocks.vector_sink_c()
     tb = gr.top_block()
-    tb.connect(src, chunks, sync, blocks.null_sink(gr.sizeof_gr_complex))
+    tb.connect(src, chunks, sync, sink)
     run_flowgraph(tb, 600)
-    return sync.work_seconds, dict(sync.stats), list(sync.results)
+    return sync.work_seconds, dict(sync.stats), list(sync.results), (np.array(sink.data(), np.complex64),
+                                                                     sink_tags(sink))
+
+
+def save_output(path, x, tags, stats, output):
+    """The recording and the replay's decisions (stats, output samples and tags) for a later ``--compare``."""
+    samples, out_tags = output
+    np.savez(path, x=x, x_tags=json.dumps(tags), samples=samples, stats=json.dumps(stats), tags=json.dumps(out_tags))
+
+
+def compare_output(path, stats, output):
+    """Differences between this replay's decisions and a ``--save``d one (empty: the same): equal
+    stats, bit-identical output samples (payloads), the same output tags, numbers within 1e-9."""
+    ref = np.load(path)
+    samples, tags = output
+    diffs = []
+    if json.loads(str(ref["stats"])) != stats:
+        diffs.append(f"stats {stats} != {json.loads(str(ref['stats']))}")
+    if not np.array_equal(ref["samples"].view(np.uint64), samples.view(np.uint64)):
+        diffs.append("output samples differ")
+    ref_tags = [tuple(t) for t in json.loads(str(ref["tags"]))]
+    now = [tuple(t) for t in json.loads(json.dumps(tags))]
+    if [t[:2] for t in ref_tags] != [t[:2] for t in now]:
+        diffs.append("output tag offsets or keys differ")
+    else:
+        for (offset, key, a), (_, _, b) in zip(ref_tags, now):
+            same = abs(a - b) <= 1e-9 if isinstance(a, float) else a == b
+            if not same:
+                diffs.append(f"tag {key} at {offset}: {a} != {b}")
+    return diffs
 
 
 def thread_seconds(fn, calls):
@@ -157,15 +195,27 @@ def main(argv=None):
     p.add_argument("--checkpoint", default="deepjscc-cifar10-rho1_192", help="decoder (default %(default)s)")
     p.add_argument("--images", type=int, default=256, help="images for the decoder's time (default %(default)s)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--save", metavar="NPZ", help="write the replay's decisions (stats, output samples and tags) here")
+    p.add_argument("--compare", metavar="NPZ", help="replay the recording of a --save of another version of "
+                   "burst_sync and check the decisions against it: exit status 1 when they differ")
     args = p.parse_args(argv)
+    if args.compare and not Path(args.compare).is_file():
+        raise SystemExit(f"--compare {args.compare}: no such file (write it with --save)")
     if args.n < 1 or args.reps < 1 or args.calls < 1 or args.images < 16:
         raise SystemExit("--n, --reps and --calls must be >= 1 and --images >= 16")
 
     cfg = B.BurstConfig()
-    x, tags = record(args, cfg)
+    if args.compare:   # the recording itself: GNU Radio's FFTs (FFTW plans measured per process) round differently per run
+        ref = np.load(args.compare)
+        x, tags = ref["x"], [tuple(t) for t in json.loads(str(ref["x_tags"]))]
+    else:
+        x, tags = record(args, cfg)
     runs = [replay(x, tags, args, cfg) for _ in range(args.reps)]
     seconds = [r[0] for r in runs]
-    stats, results = runs[-1][1], runs[-1][2]
+    stats, results, output = runs[-1][1], runs[-1][2], runs[-1][3]
+    if args.save:
+        save_output(args.save, x, tags, stats, output)
+    diffs = compare_output(args.compare, stats, output) if args.compare else []
     bursts = max(stats["bursts"], 1)
     part_s = parts(x, [r[0] for r in results], args, cfg)
     refused = stats["no_preamble"] / bursts   # checks per emitted burst of each kind
@@ -185,6 +235,8 @@ def main(argv=None):
     print(f"arithmetic per burst {1e3 * arithmetic:.3f} ms ({refused:.2f} refused checks per burst), the rest "
           f"(Python, tags, buffering) {1e3 * (per_burst - arithmetic):.3f} ms; decoder {1e3 * dec:.3f} ms per image; "
           f"sync_vs_decoder {per_burst / dec:.2f}")
+    if args.compare:
+        print(f"against {args.compare}: " + ("the same decisions" if not diffs else "; ".join(diffs[:5])))
     print(json.dumps({
         "benchmark": "burst_sync", "n": args.n, "k": args.k, "snr_db": args.snr, "cfo": args.cfo, "sro": args.sro,
         "corr_start_tags": len(tags), "stats": stats, "replay_seconds": [round(s, 4) for s in seconds],
@@ -192,8 +244,9 @@ def main(argv=None):
         "refused_checks_per_burst": round(refused, 3), "arithmetic_ms_per_burst": round(1e3 * arithmetic, 4),
         "python_ms_per_burst": round(1e3 * (per_burst - arithmetic), 4), "decoder_ms_per_image": round(1e3 * dec, 4),
         "sync_vs_decoder": round(per_burst / dec, 3), "load_avg_1min": round(os.getloadavg()[0], 2),
+        **({"same_decisions": not diffs} if args.compare else {}),
     }))
-    return 0
+    return 1 if diffs else 0
 
 
 if __name__ == "__main__":
