@@ -270,8 +270,8 @@ class _FecCoder:
 class PolarHeader(HeaderCode):
     """The header as a polar code from gr-fec: N = 1024, K = HEADER_BITS = 72 (the header's own
     CRC-16 is among the 72 bits), QPSK (Gray), 512 symbols; decoded from LLRs by gr-fec's
-    successive-cancellation decoder (``polar_decoder_sc``, 0.14 ms; here compiled, the same decisions in
-    0.04 ms: :func:`~singlink_gr.burst_kernels.polar_sc`) and, for the headers whose
+    successive-cancellation decoder (``polar_decoder_sc``, 0.13 ms; compiled here, the same decisions:
+    :func:`~singlink_gr.burst_kernels.polar_sc`) and, for the headers whose
     CRC-16 then fails, by its list decoder (``polar_decoder_sc_list``, list 16, 1.4 ms): the
     list decoder's error rate at the SC decoder's cost (at -5 dB SC fails 4 headers in 10,000).
 
@@ -318,9 +318,12 @@ class PolarHeader(HeaderCode):
         # gr-fec's SC decoder, compiled (burst_kernels.polar_sc says why): bit-reversal order, frozen mask, info bits
         depth = self.N.bit_length() - 1
         self._reverse = np.array([int(format(i, f"0{depth}b")[::-1], 2) for i in range(self.N)], np.int64)
-        self._frozen_mask = np.zeros(self.N, bool)
-        self._frozen_mask[self.frozen] = True
-        self._info = np.flatnonzero(~self._frozen_mask).astype(np.int64)
+        frozen_mask = np.zeros(self.N, bool)
+        frozen_mask[self.frozen] = True
+        self._info = np.flatnonzero(~frozen_mask).astype(np.int64)
+        self._rate0 = np.zeros((depth + 1, self.N), bool)   # [h, q]: bits q 2^h .. (q + 1) 2^h - 1 all frozen
+        for h in range(depth + 1):
+            self._rate0[h, :self.N >> h] = frozen_mask.reshape(-1, 1 << h).all(axis=1)
         self._list = _FecCoder(fec.polar_decoder_sc_list.make(int(list_size), self.N, HEADER_BITS, frozen, zeros),
                                np.float32, self.N, np.uint8, HEADER_BITS)
 
@@ -339,7 +342,10 @@ class PolarHeader(HeaderCode):
     def _sc(self, soft) -> np.ndarray:
         """gr-fec's successive-cancellation decisions: LLR frames (B, N) -> bits (B, HEADER_BITS)."""
         soft = np.asarray(soft, np.float32).reshape(-1, self.N)
-        return np.stack([K.polar_sc(s, self._reverse, self._frozen_mask, self._info) for s in soft])
+        bits = np.empty((len(soft), HEADER_BITS), np.uint8)
+        for i in range(len(soft)):
+            bits[i] = K.polar_sc(soft[i], self._reverse, self._rate0, self._info)
+        return bits
 
     def decode(self, soft):
         """SC first; list decoding only where the CRC-16 rejects the SC decision (a CRC-passing

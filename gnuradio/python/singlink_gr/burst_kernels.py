@@ -99,7 +99,7 @@ def carrier_peak(coarse, zz, nfft):
     ML estimate), f in cycles per symbol in [-1/2, 1/2); coh = |sum_n zz_n exp(-j 2 pi f n)|^2.
     Returns (f, coh).
 
-    The fine periodogram is evaluated only around the peak of ``coarse`` (|Z| on an nfft / U-point
+    The fine periodogram is evaluated only around the peak of ``coarse`` (|Z|^2 on an nfft / U-point
     grid, U = nfft / len(coarse)): +-2U fine bins, moved until its maximum is inside. That is the
     nfft-point FFT's peak whenever the coarse peak lies in the same lobe, i.e. unless another peak
     comes within the coarse grid's scalloping loss (< 1 dB at 4x zero padding) of the highest, which
@@ -141,11 +141,14 @@ def detect(x, guess, radius, pre, sps, segment, nfft_coarse, nfft, coarse_bound,
     scale = len(pre) * max(energy, 1e-30)
     padded = np.zeros(nfft_coarse, np.complex128)
     padded[:len(zz)] = zz
-    coarse = np.abs(np.fft.fft(padded))
-    peak = coarse.max() ** 2
+    spectrum = np.fft.fft(padded)
+    power = np.empty(nfft_coarse)   # |.|^2 by hand: numba's np.abs of complex (hypot) cost as much as the FFT
+    for i in range(nfft_coarse):
+        power[i] = spectrum[i].real * spectrum[i].real + spectrum[i].imag * spectrum[i].imag
+    peak = power.max()
     if peak * coarse_bound < threshold * scale:
         return 1, t0, peak / scale, 0.0
-    f, coh = carrier_peak(coarse, zz, nfft)
+    f, coh = carrier_peak(power, zz, nfft)
     return 2, t0, coh / scale, f
 
 
@@ -333,64 +336,100 @@ POLAR_LLR_FACTOR = np.float32(-2.19722458)   # gr-fec's polar_decoder_common::D_
 
 
 @njit(cache=True)
-def polar_sc(soft, reverse, frozen, info):
+def _polar_skip(beta, u, i, height):
+    """A rate-0 node (only frozen bits, all 0) at ``height`` starting at bit i: its bits and partial
+    sums are 0 whatever its LLRs; then its partial sums up the tree (:func:`_polar_up`)."""
+    size = 1 << height
+    for j in range(size):
+        u[i + j] = 0
+        beta[size + j] = 0
+    _polar_up(beta, i, height)
+    return i + size
+
+
+@njit(cache=True)
+def _polar_up(beta, i, height):
+    """Partial sums up from the completed node at ``height`` holding bit i: a right child completes
+    its parent ([left ^ right, right]), a left child fills its parent's first half and stops."""
+    depth = 0
+    while (2 << depth) < len(beta):
+        depth += 1
+    h = height
+    while h < depth:
+        size = 1 << h
+        if not (i >> h) & 1:
+            for j in range(size):
+                beta[2 * size + j] = beta[size + j]
+            return
+        for j in range(size):
+            beta[3 * size + j] = beta[size + j]
+            beta[2 * size + j] ^= beta[size + j]
+        h += 1
+
+
+@njit(cache=True)
+def polar_sc(soft, reverse, rate0, info):
     """Successive-cancellation decoding of gr-fec's polar code, bit for bit gr-fec's ``polar_decoder_sc``.
 
     Why by hand: gr-fec's SC decoder makes one VOLK call (``volk_32f_8u_polarbutterfly_32f``) per
-    code bit, 1,024 calls for a 72-bit header, 0.14 ms, as much as the rest of a burst's
-    arithmetic; the same tree walked once in one compiled loop costs a tenth of that. Same
-    decoder: gr-fec scales the input by D_LLR_FACTOR (< 0) and, stage by stage, combines code bit
-    pairs (2i, 2i + 1) with the min-sum f(a, b) = sign(a) sign(b) min(|a|, |b|) and
-    g(a, b, s) = b + (1 - 2 s) a (s the partial sum of the bits decided before), deciding
-    u_i = 1 where the LLR < 0, frozen bits their value (0). Pairing (2i, 2i + 1) at every stage is
-    pairing (i, i + M/2) on the bit-reversed input, which this walks depth first, each f and g
-    computed once from the same float32 operands (min and sign are exact, g one rounding), so the
-    decisions equal gr-fec's (``tests/test_gnuradio.py`` checks that on random LLRs).
+    code bit, 1,024 calls for a 72-bit header, 0.13 ms, as much as the rest of a burst's
+    arithmetic; the same tree walked once in one compiled loop, skipping the subtrees that hold
+    only frozen bits, costs a tenth of that. Same decoder: gr-fec scales the input by
+    D_LLR_FACTOR (< 0) and, stage by stage, combines code bit pairs (2i, 2i + 1) with the min-sum
+    f(a, b) = sign(a) sign(b) min(|a|, |b|) and g(a, b, s) = b + (1 - 2 s) a (s the partial sum
+    of the bits decided before), deciding u_i = 1 where the LLR < 0, frozen bits their value (0).
+    Pairing (2i, 2i + 1) at every stage is pairing (i, i + M/2) on the bit-reversed input, which
+    this walks depth first, each f and g computed once from the same float32 operands (min and
+    sign are exact, g one rounding); a subtree of frozen bits decides 0s whatever its LLRs, so
+    its LLRs are not computed. The decisions equal gr-fec's (``tests/test_gnuradio.py`` checks
+    that on random LLRs).
 
     soft: (N,) float32 LLRs log p(1)/p(0) as gr-fec's decoder takes them; reverse: (N,) the
-    bit-reversal permutation of 0..N-1; frozen: (N,) bool per bit index u_i; info: the unfrozen
-    indices, ascending. Returns the info bits (uint8, len(info))."""
+    bit-reversal permutation of 0..N-1; rate0: (log2 N + 1, N) bool, rate0[h, q] whether the
+    node of height h holding bits q 2^h .. (q + 1) 2^h - 1 has only frozen bits; info: the
+    unfrozen bit indices, ascending. Returns the info bits (uint8, len(info))."""
     n_bits = len(soft)
-    depth = 0
-    while (1 << depth) < n_bits:
-        depth += 1
+    depth = len(rate0) - 1
     llr = np.empty(2 * n_bits, np.float32)   # the node at height h: llr[2^h : 2^(h+1)] (h = depth: the channel)
     beta = np.empty(2 * n_bits, np.uint8)    # its partial sums (the left child's in its first half while in progress)
     u = np.empty(n_bits, np.uint8)
     for j in range(n_bits):
         llr[n_bits + j] = soft[reverse[j]] * POLAR_LLR_FACTOR
-    for i in range(n_bits):
+    i = 0
+    while i < n_bits:
         h = depth
+        if i == 0 and rate0[depth, 0]:
+            i = _polar_skip(beta, u, 0, depth)
+            continue
         if i:   # from the lowest common ancestor with bit i - 1: its right child, by g
             h = 1
             while not (i >> (h - 1)) & 1:
                 h += 1
             half = 1 << (h - 1)
+            if rate0[h - 1, i >> (h - 1)]:
+                i = _polar_skip(beta, u, i, h - 1)
+                continue
             for j in range(half):
                 a, b = llr[2 * half + j], llr[3 * half + j]
                 llr[half + j] = b - a if beta[2 * half + j] else b + a
             h -= 1
+        skipped = False
         while h:   # then left children down to the leaf, by f
             half = 1 << (h - 1)
+            if rate0[h - 1, i >> (h - 1)]:
+                i = _polar_skip(beta, u, i, h - 1)
+                skipped = True
+                break
             for j in range(half):
                 a, b = llr[2 * half + j], llr[3 * half + j]
                 m = min(abs(a), abs(b))
                 llr[half + j] = m if (a < 0) == (b < 0) else -m
             h -= 1
-        bit = np.uint8(0) if frozen[i] else np.uint8(llr[1] < 0)
-        u[i] = bit
-        beta[1] = bit
-        h = 0   # partial sums up: a right child completes its parent, a left child fills the parent's first half
-        while h < depth:
-            size = 1 << h
-            if not (i >> h) & 1:
-                for j in range(size):
-                    beta[2 * size + j] = beta[size + j]
-                break
-            for j in range(size):
-                beta[3 * size + j] = beta[size + j]
-                beta[2 * size + j] ^= beta[size + j]
-            h += 1
+        if skipped:
+            continue
+        u[i] = beta[1] = np.uint8(llr[1] < 0)   # an information bit (a frozen leaf is a rate-0 node)
+        _polar_up(beta, i, 0)
+        i += 1
     out = np.empty(len(info), np.uint8)
     for j in range(len(info)):
         out[j] = u[info[j]]
@@ -416,6 +455,7 @@ def load():
     phase_track(x, 15, pre, blocks, np.ones((3, 8), np.complex64), 0.5, np.linspace(-1e-3, 1e-3, 5),
                 np.linspace(-1e-4, 1e-4, 5))
     known_gain(x, np.arange(4), np.ones(4, np.complex64))
-    polar_sc(np.zeros(8, np.float32), np.array([0, 4, 2, 6, 1, 5, 3, 7]),
-             np.array([True, True, True, False, True, False, False, False]), np.array([3, 5, 6, 7]))
+    rate0 = np.zeros((4, 8), np.bool_)
+    rate0[0, :3] = rate0[1, 0] = True
+    polar_sc(np.zeros(8, np.float32), np.array([0, 4, 2, 6, 1, 5, 3, 7]), rate0, np.array([3, 4, 5, 6, 7]))
     _READY.append(True)
