@@ -19,6 +19,13 @@ iterations, AWGN at Eb/N0 = 2 dB, batch 1000, two ways, over the same number of 
   process. It answers "run N batches" over a pipe and times them itself; ``--torch-batches`` per
   round (fewer than ``--batches``: it is far slower on CPU); ``--no-torch`` leaves it out.
 
+``--stages`` times, instead, where a batch's time goes on each backend: the link's stages one by
+one (source + encoder + mapper, channel + equalisation, demapper, BP decoder), each compiled alone
+(XLA / ``torch.compile``), as process CPU seconds per batch (the minimum over ``--rounds`` calls:
+CPU time counts only this process's work, so other load on a shared machine inflates it far less
+than wall time), and one BP iteration as the difference between decoders run for 2 and 6
+iterations. ``--threads N`` gives both sides N threads (TF intra/inter-op, ``torch.set_num_threads``).
+
 All are compiled (warmed up with one batch) before timing. Then ``--rounds`` rounds alternate
 the paths (the order rotates from round to round) so that load from other processes on a shared
 machine hits them alike; each reported rate is the median over rounds, ``ratio`` = runner_mbps /
@@ -29,6 +36,7 @@ Run::
 
     .venv/bin/python benchmarks/ldpc_link.py                  # 6 batches x 5 rounds per TF path, ~5 min on 2 cores
     .venv/bin/python benchmarks/ldpc_link.py --batches 20 --rounds 5 --no-torch
+    .venv/bin/python benchmarks/ldpc_link.py --stages --threads 1          # ~4 min on 2 cores
 
 The last line of stdout is one JSON object.
 """
@@ -111,6 +119,8 @@ class TorchBackendRunner:
     def __init__(self, python, args):
         cmd = [str(python), __file__, "--worker", "--batch-size", str(args.batch_size),
                "--ebno-db", str(args.ebno_db), "--seed", str(args.seed)]
+        if args.threads is not None:
+            cmd += ["--threads", str(args.threads)]
         env = {**os.environ, "SINGLINK_PHY": "sionna-torch"}
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
         self.seconds = None
@@ -131,12 +141,102 @@ class TorchBackendRunner:
         self.proc.wait(timeout=60)
 
 
+def set_threads(n):
+    """``n`` threads for this process's framework (None: leave its default)."""
+    if n is None:
+        return
+    if phy.BACKEND == "sionna-torch":
+        import torch
+
+        torch.set_num_threads(n)
+    else:
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(n)
+        tf.config.threading.set_inter_op_parallelism_threads(n)
+
+
+#: BP iterations of the two decoders whose difference is one iteration's cost (``--stages``).
+STAGE_ITERS = (2, 6)
+
+
+def stage_seconds(batch_size, ebno_db, reps):
+    """``--stages`` on this process's backend: CPU seconds per batch of each link stage, each
+    compiled alone (XLA or torch.compile, shapes fixed), the minimum over ``reps`` calls after a
+    warm-up call. Stages: ``modulate`` (source, LDPC encoder, mapper), ``channel`` (AWGN and
+    equalisation), ``demap``, ``decode_2`` and ``decode_6`` (the BP decoder run for 2 and 6
+    iterations on the same LLRs); ``bp_iteration`` = (decode_6 - decode_2) / 4."""
+    link = phy.DigitalLink(phy.DigitalLinkConfig(k=K, n=N, modulation="qpsk", num_iter=NUM_ITER))
+    snr_db = float(phy.ebno_db_to_snr_db(ebno_db, "qpsk", K / N))
+    if phy.BACKEND == "sionna-torch":
+        import torch
+
+        # The worker only times: no gradients anywhere (a torch.no_grad wrapper per stage would give
+        # all stages one code object, and so one torch.compile cache that overflows).
+        torch.set_grad_enabled(False)
+
+        def compiled(fn):
+            return torch.compile(fn, dynamic=False)
+
+        def reshape(t, shape):
+            return t.reshape(shape)
+
+        def done(out):  # CPU ops have finished when they return
+            return out
+        broadcast, snr = torch.broadcast_to, torch.tensor(snr_db)
+    else:
+        import tensorflow as tf
+
+        def compiled(fn):
+            return tf.function(fn, jit_compile=True)
+
+        reshape, broadcast = tf.reshape, tf.broadcast_to
+
+        def done(out):  # TF runs ops asynchronously: wait for the values
+            return [t.numpy() for t in tf.nest.flatten(out)]
+        snr = tf.constant(snr_db, tf.float32)
+
+    def channel(x):  # what DigitalLink.call does between _modulate and _detect
+        shape = list(x.shape)
+        y, h = link._channel(reshape(x, [shape[0], -1]), snr)
+        x_hat, no_eff = phy.equalize(y, h, snr, "zf", link._channel.power)
+        return reshape(x_hat, shape), reshape(broadcast(no_eff, y.shape), shape)
+
+    stages = {"modulate": compiled(lambda: link._modulate(batch_size, None)), "channel": compiled(channel),
+              "demap": compiled(link._demapper)}
+    for it in STAGE_ITERS:
+        stages[f"decode_{it}"] = compiled(lambda llr, it=it: link._decoder(llr, num_iter=it))
+    inputs = {"channel": (stages["modulate"]()[1],)}
+    inputs["demap"] = stages["channel"](*inputs["channel"])
+    llr = stages["demap"](*inputs["demap"])
+    for it in STAGE_ITERS:
+        inputs[f"decode_{it}"] = (llr,)
+    seconds = {}
+    for name, fn in stages.items():
+        args = inputs.get(name, ())
+        done(fn(*args))
+        best = float("inf")
+        for _ in range(reps):
+            t0 = time.process_time()
+            done(fn(*args))
+            best = min(best, time.process_time() - t0)
+        seconds[name] = best
+    a, b = STAGE_ITERS
+    seconds["bp_iteration"] = (seconds[f"decode_{b}"] - seconds[f"decode_{a}"]) / (b - a)
+    return seconds
+
+
 def serve(args):
     """``--worker``: build the runner path on this process's backend, then answer each line
-    "N" on stdin with one JSON line {counts, seconds, versions} for N batches."""
+    "N" on stdin with one JSON line {counts, seconds, versions} for N batches (or, with
+    ``--stages``, print :func:`stage_seconds` as one JSON line and stop)."""
     import torch
 
+    set_threads(args.threads)
     phy.set_seed(args.seed)
+    if args.stages:
+        print(json.dumps(stage_seconds(args.batch_size, args.ebno_db, args.rounds)), flush=True)
+        return
     runner = Runner(args.batch_size, args.ebno_db)
     versions = {"backend": phy.BACKEND, "sionna": phy.SIONNA_VERSION, "torch": torch.__version__}
     for line in sys.stdin:
@@ -158,10 +258,14 @@ def main(argv=None):
     p.add_argument("--torch-batches", type=int, default=1,
                    help="batches per timed run of the sionna-torch path (default 1)")
     p.add_argument("--no-torch", action="store_true", help="leave out the sionna-torch path")
+    p.add_argument("--threads", type=int, default=None,
+                   help="threads on both sides (TF intra/inter-op, torch.set_num_threads); default: each library's own")
+    p.add_argument("--stages", action="store_true",
+                   help="time the link's stages and one BP iteration on each backend instead (CPU seconds per batch)")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
-    if min(args.batches, args.rounds, args.batch_size, args.torch_batches) < 1:
-        p.error("--batches, --rounds, --batch-size and --torch-batches must be >= 1")
+    if min(args.batches, args.rounds, args.batch_size, args.torch_batches, args.threads or 1) < 1:
+        p.error("--batches, --rounds, --batch-size, --torch-batches and --threads must be >= 1")
     if args.worker:
         return serve(args)
     if phy.BACKEND != "sionna-tf":
@@ -170,7 +274,10 @@ def main(argv=None):
         p.error(f"{TORCH_PYTHON} is missing: make it with tools/bootstrap --sionna2, or pass --no-torch")
     import tensorflow as tf
 
+    set_threads(args.threads)
     phy.set_seed(args.seed)
+    if args.stages:
+        return stages_report(args)
     paths = {"runner": Runner(args.batch_size, args.ebno_db), "bare": Bare(args.batch_size, args.ebno_db)}
     if not args.no_torch:
         paths["torch_runner"] = TorchBackendRunner(TORCH_PYTHON, args)
@@ -245,6 +352,38 @@ def main(argv=None):
     if "torch_runner" in paths:
         print(f"  torch_backend_vs_tf = torch_runner/runner = {res['torch_backend_vs_tf']:.3f} (goal >= 0.9); "
               f"median of per-round ratios {res['torch_backend_vs_tf_paired_median']:.3f}")
+    sys.stdout.flush()
+    print(json.dumps(res))
+
+
+def stages_report(args):
+    """``--stages``: :func:`stage_seconds` here (sionna-tf) and in the sionna-torch worker, side by
+    side, as ms per batch and the torch / TF ratio of each."""
+    tf_s = stage_seconds(args.batch_size, args.ebno_db, args.rounds)
+    torch_s = None
+    if not args.no_torch:
+        cmd = [str(TORCH_PYTHON), __file__, "--worker", "--stages", "--batch-size", str(args.batch_size),
+               "--ebno-db", str(args.ebno_db), "--rounds", str(args.rounds), "--seed", str(args.seed)]
+        if args.threads is not None:
+            cmd += ["--threads", str(args.threads)]
+        env = {**os.environ, "SINGLINK_PHY": "sionna-torch"}
+        out = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, env=env)
+        if out.returncode:
+            raise SystemExit(f"the sionna-torch worker stopped (exit status {out.returncode}); see its stderr above")
+        torch_s = json.loads(out.stdout.strip().splitlines()[-1])
+    print(f"LDPC5G(k={K}, n={N}), QPSK, batch {args.batch_size}, threads {args.threads or 'default'}: "
+          f"CPU ms per batch, minimum of {args.rounds} calls")
+    print(f"  {'stage':<14}{'sionna-tf':>11}{'sionna-torch':>14}{'torch/tf':>10}")
+    for name, v in tf_s.items():
+        t = torch_s[name] if torch_s else float("nan")
+        print(f"  {name:<14}{v * 1e3:>11.1f}{t * 1e3:>14.1f}{t / v:>10.2f}")
+    res = {"benchmark": "ldpc_link_stages", "code": f"LDPC5G(k={K}, n={N})", "modulation": "qpsk",
+           "batch_size": args.batch_size, "threads": args.threads, "rounds": args.rounds,
+           "stage_iters": list(STAGE_ITERS), "tf_cpu_s": tf_s, "torch_cpu_s": torch_s,
+           # one BP iteration of one codeword, in microseconds of CPU time, on each backend
+           "bp_iteration_us_per_codeword": {name: v and v["bp_iteration"] / args.batch_size * 1e6
+                                            for name, v in (("sionna-tf", tf_s), ("sionna-torch", torch_s))},
+           "sionna": phy.SIONNA_VERSION, "cpu_count": os.cpu_count()}
     sys.stdout.flush()
     print(json.dumps(res))
 
