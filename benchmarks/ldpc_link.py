@@ -24,7 +24,8 @@ one (source + encoder + mapper, channel + equalisation, demapper, BP decoder), e
 (XLA / ``torch.compile``), as process CPU seconds per batch (the minimum over ``--rounds`` calls:
 CPU time counts only this process's work, so other load on a shared machine inflates it far less
 than wall time), and one BP iteration as the difference between decoders run for 2 and 6
-iterations. ``--threads N`` gives both sides N threads (TF intra/inter-op, ``torch.set_num_threads``).
+iterations. ``--threads N`` gives both sides N threads (TF intra/inter-op, ``torch.set_num_threads``);
+``--inductor JSON`` passes options to torch.compile's inductor on the sionna-torch side.
 
 All are compiled (warmed up with one batch) before timing. Then ``--rounds`` rounds alternate
 the paths (the order rotates from round to round) so that load from other processes on a shared
@@ -37,6 +38,7 @@ Run::
     .venv/bin/python benchmarks/ldpc_link.py                  # 6 batches x 5 rounds per TF path, ~5 min on 2 cores
     .venv/bin/python benchmarks/ldpc_link.py --batches 20 --rounds 5 --no-torch
     .venv/bin/python benchmarks/ldpc_link.py --stages --threads 1          # ~4 min on 2 cores
+    .venv/bin/python benchmarks/ldpc_link.py --stages --threads 1 --inductor '{"freezing": true}'
 
 The last line of stdout is one JSON object.
 """
@@ -160,12 +162,13 @@ def set_threads(n):
 STAGE_ITERS = (2, 6)
 
 
-def stage_seconds(batch_size, ebno_db, reps):
+def stage_seconds(batch_size, ebno_db, reps, inductor=None):
     """``--stages`` on this process's backend: CPU seconds per batch of each link stage, each
     compiled alone (XLA or torch.compile, shapes fixed), the minimum over ``reps`` calls after a
     warm-up call. Stages: ``modulate`` (source, LDPC encoder, mapper), ``channel`` (AWGN and
     equalisation), ``demap``, ``decode_2`` and ``decode_6`` (the BP decoder run for 2 and 6
-    iterations on the same LLRs); ``bp_iteration`` = (decode_6 - decode_2) / 4."""
+    iterations on the same LLRs); ``bp_iteration`` = (decode_6 - decode_2) / 4. ``inductor``: options
+    for torch.compile's inductor (``torch.compile(options=...)``) on the sionna-torch backend."""
     link = phy.DigitalLink(phy.DigitalLinkConfig(k=K, n=N, modulation="qpsk", num_iter=NUM_ITER))
     snr_db = float(phy.ebno_db_to_snr_db(ebno_db, "qpsk", K / N))
     if phy.BACKEND == "sionna-torch":
@@ -176,7 +179,7 @@ def stage_seconds(batch_size, ebno_db, reps):
         torch.set_grad_enabled(False)
 
         def compiled(fn):
-            return torch.compile(fn, dynamic=False)
+            return torch.compile(fn, dynamic=False, options=inductor or None)
 
         def reshape(t, shape):
             return t.reshape(shape)
@@ -235,7 +238,7 @@ def serve(args):
     set_threads(args.threads)
     phy.set_seed(args.seed)
     if args.stages:
-        print(json.dumps(stage_seconds(args.batch_size, args.ebno_db, args.rounds)), flush=True)
+        print(json.dumps(stage_seconds(args.batch_size, args.ebno_db, args.rounds, args.inductor)), flush=True)
         return
     runner = Runner(args.batch_size, args.ebno_db)
     versions = {"backend": phy.BACKEND, "sionna": phy.SIONNA_VERSION, "torch": torch.__version__}
@@ -262,10 +265,15 @@ def main(argv=None):
                    help="threads on both sides (TF intra/inter-op, torch.set_num_threads); default: each library's own")
     p.add_argument("--stages", action="store_true",
                    help="time the link's stages and one BP iteration on each backend instead (CPU seconds per batch)")
+    p.add_argument("--inductor", type=json.loads, default={}, metavar="JSON",
+                   help='with --stages: torch.compile inductor options for the sionna-torch side, e.g. '
+                        '\'{"freezing": true}\' (default: none)')
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if min(args.batches, args.rounds, args.batch_size, args.torch_batches, args.threads or 1) < 1:
         p.error("--batches, --rounds, --batch-size, --torch-batches and --threads must be >= 1")
+    if not isinstance(args.inductor, dict):
+        p.error(f"--inductor takes a JSON object of inductor options, e.g. '{{\"freezing\": true}}'; got {args.inductor!r}")
     if args.worker:
         return serve(args)
     if phy.BACKEND != "sionna-tf":
@@ -363,7 +371,8 @@ def stages_report(args):
     torch_s = None
     if not args.no_torch:
         cmd = [str(TORCH_PYTHON), __file__, "--worker", "--stages", "--batch-size", str(args.batch_size),
-               "--ebno-db", str(args.ebno_db), "--rounds", str(args.rounds), "--seed", str(args.seed)]
+               "--ebno-db", str(args.ebno_db), "--rounds", str(args.rounds), "--seed", str(args.seed),
+               "--inductor", json.dumps(args.inductor)]
         if args.threads is not None:
             cmd += ["--threads", str(args.threads)]
         env = {**os.environ, "SINGLINK_PHY": "sionna-torch"}
@@ -379,7 +388,7 @@ def stages_report(args):
         print(f"  {name:<14}{v * 1e3:>11.1f}{t * 1e3:>14.1f}{t / v:>10.2f}")
     res = {"benchmark": "ldpc_link_stages", "code": f"LDPC5G(k={K}, n={N})", "modulation": "qpsk",
            "batch_size": args.batch_size, "threads": args.threads, "rounds": args.rounds,
-           "stage_iters": list(STAGE_ITERS), "tf_cpu_s": tf_s, "torch_cpu_s": torch_s,
+           "inductor": args.inductor, "stage_iters": list(STAGE_ITERS), "tf_cpu_s": tf_s, "torch_cpu_s": torch_s,
            # one BP iteration of one codeword, in microseconds of CPU time, on each backend
            "bp_iteration_us_per_codeword": {name: v and v["bp_iteration"] / args.batch_size * 1e6
                                             for name, v in (("sionna-tf", tf_s), ("sionna-torch", torch_s))},
