@@ -142,6 +142,15 @@ def test_outage_against_fading_draws():
     np.testing.assert_allclose(phy.awgn_capacity([0.0, 10 * np.log10(3)]), [1, 2])
 
 
+def test_ofdm_overhead_is_the_tf_backends():
+    """OFDMLinkChannel.overhead (shared with sionna-tf, phy/link_base.py) on Sionna 2's resource grid:
+    the counts test_phy_ofdm asserts on the TF backend."""
+    o = phy.make_channel("ofdm-tdl-a:guard=4+3:dc=1").overhead(100)
+    assert o["resource_elements_per_slot"] == o["data_re_per_slot"] + o["pilot_re_per_slot"] + o["nulled_re_per_slot"]
+    assert (o["nulled_re_per_slot"], o["pilot_re_per_slot"]) == (8 * 14, 2 * 64)
+    assert o["slots_per_image"] == 1 and o["padding_re"] == o["data_re_per_slot"] - 100
+
+
 def test_ofdm_awgn_with_perfect_csi_is_the_awgn_channel():
     """ofdm-awgn (one unit tap) with perfect CSI: y = z + n on every RE, no_eff = sigma^2 exactly,
     for k filling its slots or not (padding, spread layout) and for P != 1."""
