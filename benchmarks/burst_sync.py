@@ -13,10 +13,11 @@ isolates the synchroniser:
   whole ``general_work`` per burst (minimum and median over the runs);
 - **parts**: thread CPU time of each step on one received burst and one refused candidate,
   each called ``--calls`` times (minimum of 3 passes): a refused preamble check, an accepted one,
-  a burst's cut check (3 windows), interpolation and phase track, LLRs, gr-fec's SC decoder, the
-  CRC, and gain and SNR (which re-encode the header: ``re_encoding`` is that part of it); with
-  the counts per burst the replay saw (refused checks per burst, two CRC checks), their sum is the
-  arithmetic per burst, and the replay's time minus it the Python around it;
+  a burst's cut check (3 windows), interpolation and phase track, LLRs, the header decoder (the
+  compiled SC decoder, its CRC check and the header's symbols from its codeword), the header's
+  fields and CRC, and gain and SNR; with the counts per burst the replay saw (refused checks per
+  burst), their sum is the arithmetic per burst, and the replay's time minus it the Python
+  around it;
 - **decoder**: ``Decoder.restore`` per image on ``--images`` CIFAR-10 faces' symbols in batches of
   16 (thread CPU time, as ``flowgraph.py``'s ``decoder_seconds``).
 
@@ -153,9 +154,8 @@ def parts(x, anchors, args, cfg):
         "interpolation": thread_seconds(lambda: sync._symbols(window, res, lay.length), n),
         "phase_track": thread_seconds(lambda: sync._phase_track(y, lay, len(lay.pilot_blocks), res.metric), n),
         "llrs": thread_seconds(lambda: sync.header_soft(yt, lay), n),
-        "sc_decoder": thread_seconds(lambda: sync.code._sc(soft[None]), max(n // 4, 1)),   # gr-fec's, alone
+        "header_decoder": thread_seconds(lambda: sync.code.decode_one(soft), n),   # SC, CRC, known symbols
         "crc": thread_seconds(lambda: B.bits_to_header(bits), n),
-        "re_encoding": thread_seconds(lambda: sync.code.modulate(bits), n),
         "gain_snr": thread_seconds(lambda: sync._equalise(res, lay, raw, yt, fr), n),
     }
 
@@ -220,8 +220,8 @@ def main(argv=None):
     part_s = parts(x, [r[0] for r in results], args, cfg)
     refused = stats["no_preamble"] / bursts   # checks per emitted burst of each kind
     arithmetic = (part_s["accepted_check"] + refused * part_s["refused_check"] + part_s["cut_check_3"]
-                  + part_s["interpolation"] + part_s["phase_track"] + part_s["llrs"] + part_s["sc_decoder"]
-                  + 2 * part_s["crc"] + part_s["gain_snr"])
+                  + part_s["interpolation"] + part_s["phase_track"] + part_s["llrs"] + part_s["header_decoder"]
+                  + part_s["crc"] + part_s["gain_snr"])
     per_burst = min(seconds) / bursts
     dec = decoder_per_image(args)
 

@@ -435,7 +435,8 @@ def test_burst_compiled_polar_sc_decides_as_gr_fec_polar_decoder_sc():
     """The header's compiled SC decoder (burst_kernels.polar_sc) against gr-fec's own
     ``polar_decoder_sc`` for the same code (N, K, frozen set): identical bits for 3,000 random
     headers through AWGN at -5 to 5 dB (LLRs as the receiver makes them), 300 at -9 dB, where SC
-    decodes many wrongly (so wrong decisions are compared too), and 200 frames of noise LLRs."""
+    decodes many wrongly (so wrong decisions are compared too), and 200 frames of noise LLRs; and
+    the codeword it re-encodes equals gr-fec's ``polar_encoder`` on its decisions."""
     from gnuradio import fec
 
     code = B.header_code(B.BurstConfig())
@@ -453,6 +454,12 @@ def test_burst_compiled_polar_sc_decides_as_gr_fec_polar_decoder_sc():
     ours = code._sc(soft)
     np.testing.assert_array_equal(ours, gr_sc(soft))
     assert np.sum(np.any(ours[3000:3300] != bits[3000:], axis=1)) >= 30   # wrong decisions among those compared
+    # the codeword SC re-encodes on the way (the receiver's known header symbols) is gr-fec's encoder's
+    from singlink_gr import burst_kernels
+
+    for i in range(0, len(soft), 10):
+        _, codeword = burst_kernels.polar_sc(soft[i], code._reverse, code._rate0, code._info)
+        np.testing.assert_array_equal(codeword, code._enc(ours[i])[0])
 
 
 def test_burst_polar_header_is_the_default_and_fits_600_symbols():

@@ -195,7 +195,9 @@ class HeaderCode:
     decoder's soft values; :meth:`decode` turns soft values (B, n) into bits (B, HEADER_BITS),
     batched so that a Monte Carlo decodes many headers in one call. Whether a header is right is
     decided by its CRC-16 (:func:`bits_to_header`) after decoding; a code may also use the CRC to
-    choose between decoders (:class:`PolarHeader` does)."""
+    choose between decoders (:class:`PolarHeader` does). :meth:`decode_one` is the receiver's
+    call: one header's bits and the symbols they modulate to (known symbols for the gain and SNR
+    estimate once the CRC passes)."""
 
     symbols: int
 
@@ -207,6 +209,10 @@ class HeaderCode:
 
     def decode(self, soft: np.ndarray) -> np.ndarray:
         raise NotImplementedError
+
+    def decode_one(self, soft: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        bits = self.decode(soft[None])[0]
+        return bits, self.modulate(bits)
 
 
 class SpreadHeader(HeaderCode):
@@ -344,8 +350,18 @@ class PolarHeader(HeaderCode):
         soft = np.asarray(soft, np.float32).reshape(-1, self.N)
         bits = np.empty((len(soft), HEADER_BITS), np.uint8)
         for i in range(len(soft)):
-            bits[i] = K.polar_sc(soft[i], self._reverse, self._rate0, self._info)
+            bits[i] = K.polar_sc(soft[i], self._reverse, self._rate0, self._info)[0]
         return bits
+
+    def decode_one(self, soft):
+        """One header as :meth:`decode` decides it, and its symbols: SC's own re-encoded codeword
+        (the partial sums at the root of its tree, what gr-fec's encoder gives for those bits,
+        without a second pass) unless list decoding took over."""
+        bits, code = K.polar_sc(np.ascontiguousarray(soft, np.float32), self._reverse, self._rate0, self._info)
+        if not crc_ok(bits):
+            bits = self._list(soft[None])[0]
+            return bits, self.modulate(bits)
+        return bits, self.QPSK[2 * code[0::2] + code[1::2]]
 
     def decode(self, soft):
         """SC first; list decoding only where the CRC-16 rejects the SC decision (a CRC-passing
@@ -604,10 +620,11 @@ class Synchronizer:
     def _read_header(self, y, lay, res) -> bool:
         """Decode the header from phase-corrected symbols y; False when the CRC fails."""
         soft = self.header_soft(y, lay)
-        bits = self.code.decode(soft[None])[0]
+        bits, symbols = self.code.decode_one(soft)
         h, ok = bits_to_header(bits)
         res.extra["header_soft"] = soft
         res.extra["header_bits"] = bits
+        res.extra["header_known"] = symbols
         res.header = h if ok else None
         if not ok:
             res.ok, res.reason = False, "header crc"
@@ -663,7 +680,7 @@ class Synchronizer:
         res.cfo = res.cfo + fr / cfg.sps      # + the residual the pilots saw
         # with the equaliser on, preamble and pilots trained it (their residual is optimistic): the
         # header symbols alone (512 by default) then give gain and SNR
-        header = self.code.modulate(res.extra["header_bits"])   # the header's symbols, known once its CRC passed
+        header = res.extra["header_known"]   # the header's symbols, known once its CRC passed
         if cfg.eq_taps:
             known_idx, xk = lay.header, header
         else:

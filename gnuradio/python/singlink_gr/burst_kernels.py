@@ -387,7 +387,8 @@ def polar_sc(soft, reverse, rate0, info):
     soft: (N,) float32 LLRs log p(1)/p(0) as gr-fec's decoder takes them; reverse: (N,) the
     bit-reversal permutation of 0..N-1; rate0: (log2 N + 1, N) bool, rate0[h, q] whether the
     node of height h holding bits q 2^h .. (q + 1) 2^h - 1 has only frozen bits; info: the
-    unfrozen bit indices, ascending. Returns the info bits (uint8, len(info))."""
+    unfrozen bit indices, ascending. Returns the info bits (uint8, len(info)) and the codeword
+    they encode to (uint8, N: the root's partial sums, in the input's bit order)."""
     n_bits = len(soft)
     depth = len(rate0) - 1
     llr = np.empty(2 * n_bits, np.float32)   # the node at height h: llr[2^h : 2^(h+1)] (h = depth: the channel)
@@ -433,7 +434,10 @@ def polar_sc(soft, reverse, rate0, info):
     out = np.empty(len(info), np.uint8)
     for j in range(len(info)):
         out[j] = u[info[j]]
-    return out
+    code = np.empty(n_bits, np.uint8)
+    for j in range(n_bits):
+        code[reverse[j]] = beta[n_bits + j]
+    return out, code
 
 
 _READY = []
