@@ -494,6 +494,7 @@ class Synchronizer:
         # 1.44 for Np = 255; the 1.01 covers rounding in the FFTs
         self.coarse_bound = 1.01 / (1 - ((cfg.preamble_len - 1) * np.pi / self.nfft_coarse) ** 2 / 2)
         self._known_cache = {}   # (k, symbols) -> preamble and pilot indices and values
+        self._gain_idx = {}      # k -> indices of the preamble, pilots and header (gain and SNR)
         self._pilot_cache = {}   # (k, pilot blocks) -> their indices and values
         K.load()
 
@@ -685,7 +686,10 @@ class Synchronizer:
             known_idx, xk = lay.header, header
         else:
             idx, ref = self._known(lay, lay.length)
-            known_idx, xk = np.concatenate([idx, lay.header]), np.concatenate([ref, header])
+            key = len(lay.payload)
+            if key not in self._gain_idx:
+                self._gain_idx[key] = np.concatenate([idx, lay.header])
+            known_idx, xk = self._gain_idx[key], np.concatenate([ref, header])
         n = len(known_idx)
         g, residual = K.known_gain(y, known_idx, xk)
         noise = residual / (n - 1)

@@ -121,8 +121,13 @@ def carrier_peak(coarse, zz, nfft):
     kf = (centre - half + j) + (0.5 * (a_ - c_) / den if den < 0 else 0.0)
     f = ((kf + nfft / 2) % nfft - nfft / 2) / nfft
     acc = 0j
+    step = np.exp(-2j * np.pi * f)
+    p = 1.0 + 0j
     for n in range(len(zz)):
-        acc += zz[n] * np.exp(-2j * np.pi * f * n)
+        if n % RESYNC == 0:   # the phasor recursion, restarted exactly now and then (an exp per chip cost 5 us)
+            p = np.exp(-2j * np.pi * f * n)
+        acc += zz[n] * p
+        p *= step
     return f, acc.real * acc.real + acc.imag * acc.imag
 
 
