@@ -23,6 +23,11 @@ isolates the synchroniser:
 
 ``sync_vs_decoder`` = replay time per burst / decoder time per image (both alone, same run).
 
+``--beside-decoder``: the replay again, ``--reps`` times, while the same decoder decodes without
+pause in another thread, as in the over-the-air flowgraph; ``beside_decoder_vs_alone`` (medians)
+is how much of ``burst_sync``'s larger work time inside ``benchmarks/flowgraph.py`` comes from
+sharing the two cores and their caches with the decoder rather than from its own work.
+
 ``--save`` / ``--compare``: whether a change to ``burst_sync`` kept its decisions. ``--save`` writes
 the recording and the replay's stats and output (payload samples and tags) to an .npz; a later
 run with ``--compare`` replays that recording (a new one would differ in the last bits: GNU
@@ -35,6 +40,7 @@ Run::
 
     .venv/bin/python benchmarks/burst_sync.py              # 256 bursts at -5 dB, k = 16
     .venv/bin/python benchmarks/burst_sync.py --snr 10 --reps 1 --images 16 --compare old-10db.npz
+    .venv/bin/python benchmarks/burst_sync.py --reps 3 --beside-decoder
 """
 import argparse
 import json
@@ -160,27 +166,55 @@ def parts(x, anchors, args, cfg):
     }
 
 
-def decoder_per_image(args):
-    """Decoder.restore's thread CPU seconds per image (batches of 16, worker thread, as flowgraph.py)."""
+def decoder_inputs(args):
+    """(Decoder, received symbols of ``--images`` CIFAR-10 faces at ``--snr``): what the decoder's timings decode."""
     jscc = load_jscc(args.checkpoint)
     paths = [p for p, _ in resolve_images("cifar10/test", args.images)]
     enc, ch, dec = Encoder(jscc), Channel("awgn", seed=args.seed), Decoder(jscc, method="deepjscc")
     z = np.concatenate([enc.encode([enc.load(p) for p in paths[s:s + 16]], args.snr) for s in range(0, len(paths), 16)])
-    y = np.stack([ch.apply(z[i], args.snr, i)[0] for i in range(len(z))])
+    return dec, np.stack([ch.apply(z[i], args.snr, i)[0] for i in range(len(z))])
+
+
+def decode_all(dec, y, snr):
+    """Decoder.restore on every image of y, in batches of 16."""
+    for s in range(0, len(y), 16):
+        idx = list(range(s, min(len(y), s + 16)))
+        dec.restore(y[idx], [snr] * len(idx), [None] * len(idx), idx)
+
+
+def decoder_per_image(args, dec, y):
+    """Decoder.restore's thread CPU seconds per image (batches of 16, worker thread, as flowgraph.py)."""
     result = {}
 
     def body():
         dec.restore(y[:16], [args.snr] * 16, [None] * 16, list(range(16)))   # first-call costs
         t0 = time.thread_time()
-        for s in range(0, len(paths), 16):
-            idx = list(range(s, min(len(paths), s + 16)))
-            dec.restore(y[idx], [args.snr] * len(idx), [None] * len(idx), idx)
-        result["s"] = (time.thread_time() - t0) / len(paths)
+        decode_all(dec, y, args.snr)
+        result["s"] = (time.thread_time() - t0) / len(y)
 
     worker = threading.Thread(target=body)
     worker.start()
     worker.join()
     return result["s"]
+
+
+def replay_beside_decoder(x, tags, args, cfg, dec, y):
+    """Work seconds of ``--reps`` replays while the DeepJSCC decoder decodes in another thread
+    without pause, as it does in the over-the-air flowgraph: the share of burst_sync's cost there
+    that comes from sharing the cores and caches with the decoder, not from its own work."""
+    done = threading.Event()
+
+    def decode():
+        while not done.is_set():
+            decode_all(dec, y, args.snr)
+
+    worker = threading.Thread(target=decode)
+    worker.start()
+    try:
+        return [replay(x, tags, args, cfg)[0] for _ in range(args.reps)]
+    finally:
+        done.set()
+        worker.join()
 
 
 def main(argv=None):
@@ -198,6 +232,8 @@ def main(argv=None):
     p.add_argument("--save", metavar="NPZ", help="write the replay's decisions (stats, output samples and tags) here")
     p.add_argument("--compare", metavar="NPZ", help="replay the recording of a --save of another version of "
                    "burst_sync and check the decisions against it: exit status 1 when they differ")
+    p.add_argument("--beside-decoder", action="store_true",
+                   help="also replay --reps times while the DeepJSCC decoder runs in another thread")
     args = p.parse_args(argv)
     if args.compare and not Path(args.compare).is_file():
         raise SystemExit(f"--compare {args.compare}: no such file (write it with --save)")
@@ -223,7 +259,9 @@ def main(argv=None):
                   + part_s["interpolation"] + part_s["phase_track"] + part_s["llrs"] + part_s["header_decoder"]
                   + part_s["crc"] + part_s["gain_snr"])
     per_burst = min(seconds) / bursts
-    dec = decoder_per_image(args)
+    decoder, y = decoder_inputs(args)
+    dec = decoder_per_image(args, decoder, y)
+    beside = replay_beside_decoder(x, tags, args, cfg, decoder, y) if args.beside_decoder else []
 
     print(f"burst_sync alone: {args.n} bursts, k = {args.k}, {args.snr:g} dB, cfo {args.cfo:g}, sro {args.sro:g}; "
           f"{len(tags)} corr_start tags; {stats}")
@@ -235,6 +273,10 @@ def main(argv=None):
     print(f"arithmetic per burst {1e3 * arithmetic:.3f} ms ({refused:.2f} refused checks per burst), the rest "
           f"(Python, tags, buffering) {1e3 * (per_burst - arithmetic):.3f} ms; decoder {1e3 * dec:.3f} ms per image; "
           f"sync_vs_decoder {per_burst / dec:.2f}")
+    if beside:
+        print(f"replay beside the decoder: {1e3 * min(beside) / bursts:.3f} ms per burst (min of {args.reps}; median "
+              f"{1e3 * statistics.median(beside) / bursts:.3f}), {statistics.median(beside) / statistics.median(seconds):.2f}"
+              f" x alone (medians)")
     if args.compare:
         print(f"against {args.compare}: " + ("the same decisions" if not diffs else "; ".join(diffs[:5])))
     print(json.dumps({
@@ -244,6 +286,8 @@ def main(argv=None):
         "refused_checks_per_burst": round(refused, 3), "arithmetic_ms_per_burst": round(1e3 * arithmetic, 4),
         "python_ms_per_burst": round(1e3 * (per_burst - arithmetic), 4), "decoder_ms_per_image": round(1e3 * dec, 4),
         "sync_vs_decoder": round(per_burst / dec, 3), "load_avg_1min": round(os.getloadavg()[0], 2),
+        **({"replay_beside_decoder_seconds": [round(s, 4) for s in beside],
+            "beside_decoder_vs_alone": round(statistics.median(beside) / statistics.median(seconds), 3)} if beside else {}),
         **({"same_decisions": not diffs} if args.compare else {}),
     }))
     return 1 if diffs else 0

@@ -40,6 +40,7 @@ Both sides send the same ``--n`` images (the first of ``--images``) with the sam
   ``header_error_rate`` (bursts whose header failed its CRC over the bursts sent, all timed runs
   pooled; a few hundred bursts cannot resolve the ~2e-4 expected at -5 dB:
   ``benchmarks/header_code.py`` measures it over 20,000 headers) stand beside ``k``.
+  ``burst_sync_work_calls``: how many ``general_work`` calls with input ``burst_sync`` had per run.
   ``--no-ota`` skips this part.
 
 Channel symbols per second = n * k / seconds. The runs alternate (direct, flowgraph, direct, ...)
@@ -162,7 +163,7 @@ def run_ota_once(paths, args, jscc):
     block_s = {"rrc_interp_fir": tx.shaper.pc_work_time_total() / tps,
                "matched_filter": rx.matched.pc_work_time_total() / tps,
                "corr_est_cc": rx.corr.pc_work_time_total() / tps, "burst_sync": rx.sync.work_seconds}
-    return seconds, cpu, images, samples, rx.stats, block_s, sum(decoder_s)
+    return seconds, cpu, images, samples, rx.stats, block_s, sum(decoder_s), rx.sync.work_calls
 
 
 RX_BLOCKS = ("matched_filter", "corr_est_cc", "burst_sync")   # the receive chain up to the decoder
@@ -230,7 +231,7 @@ def main(argv=None):
     run_flowgraph_once(warm, args, jscc)
     if not args.no_ota:
         run_ota_once(warm, args, jscc)
-    ota_s, ota_cpu, ota_sync, ota_psnr, dec_s, dec_in_s, header_errors = [], [], [], [], [], [], []
+    ota_s, ota_cpu, ota_sync, ota_psnr, dec_s, dec_in_s, header_errors, sync_calls = [], [], [], [], [], [], [], []
     sent = np.stack([Encoder(jscc).load(p) for p in paths])
 
     direct_s, flow_s, direct_cpu, flow_cpu, equal = [], [], [], [], True
@@ -250,8 +251,9 @@ def main(argv=None):
         print(f"{rep:3d} {sd:9.3f} {sf:12.3f} {args.n * k / sd:13.0f} {args.n * k / sf:16.0f} {cd:13.3f} {cf:16.3f}",
               flush=True)
         if not args.no_ota:
-            so, co, out_o, samples, stats, block_s, dec_in = run_ota_once(paths, args, jscc)
+            so, co, out_o, samples, stats, block_s, dec_in, calls = run_ota_once(paths, args, jscc)
             dec_in_s.append(dec_in)
+            sync_calls.append(calls)
             sync_s = sum(block_s.values())
             dec_s.append(run_decoder_only(paths, args, jscc))
             ota_s.append(so)
@@ -312,6 +314,7 @@ def main(argv=None):
             # the same ratio against the decoder's time inside the over-the-air run (same contention)
             "radio_vs_decoder_in_flowgraph": round(blocks_med / statistics.median(dec_in_s), 3),
             "burst_sync_vs_decoder": round(statistics.median(b["burst_sync"] for b in ota_sync) / dec_med, 3),
+            "burst_sync_work_calls": sync_calls,   # general_work calls with input, per run
             # wall clock: the over-the-air chain against the direct link (negative: faster)
             "ota_overhead_seconds": round(ota_med - direct_med, 4),
             "ota_psnr_db": round(float(np.nanmean([p[0] for p in ota_psnr])), 3),

@@ -85,6 +85,7 @@ class burst_sync(gr.basic_block):
         self.stats = {key: 0 for key in STATS}
         self.work_seconds = 0.0     # CPU time of general_work (tags, buffer, synchronising, output): the
         #                             block's work time, which benchmarks/flowgraph.py reports
+        self.work_calls = 0         # general_work calls with input (benchmarks/flowgraph.py reports them per burst)
         self.last = None            # the last SyncResult that produced a frame (raw and synced symbols)
         self.results = []           # (absolute burst start, header, snr_db, cfo) of every emitted frame
         self._buf = np.zeros(0, np.complex64)
@@ -117,6 +118,7 @@ class burst_sync(gr.basic_block):
         inp = input_items[0]
         n = len(inp)
         if n:
+            self.work_calls += 1
             start = self._nitems_read(0)
             tags = self._tags_in_window(0, 0, n, self._corr_start)
             if tags:
