@@ -182,11 +182,14 @@ def run(args):
     from .sweep.command import _check_out
 
     _check_out(out)
+    from .provenance import code_version
+
+    version = code_version()  # of the code that runs the scan: the tree may change during a long one
     from . import phy
     from .data import load_batch
     from .evaluation import run_cell, summarize, to_csv
     from .jscc.model import CHECKPOINTS
-    from .provenance import code_version, write_atomic
+    from .provenance import write_atomic
     from .receiver import Receiver
     from .receiver.operators import check_operators
     from .receiver.inn import find_inn
@@ -290,7 +293,7 @@ def run(args):
               "methods": per_method,
               "chosen_by": {"command": command, "rule": f"lowest mean LPIPS with PSNR within {args.max_psnr_loss:g} dB "
                             "of DeepJSCC at every SNR", "rule_met": met, "split": "val", "images": n, "snr_db": snrs,
-                            "channel": args.channel, "seed": seed, "version": code_version()}}
+                            "channel": args.channel, "seed": seed, "version": version}}
     lines = ["# singlink tune-sing", "",
              f"DeepJSCC `{args.jscc}` (k = {k}, rho = {rho}), {n} {spec.tag} **validation** images, channel "
              f"{args.channel}, SNR {', '.join(f'{s:g}' for s in snrs)} dB, seed {seed}; prior "
